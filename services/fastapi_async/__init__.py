@@ -1,0 +1,1 @@
+"""FastAPI + async SQLAlchemy (asyncpg), served by uvicorn."""

@@ -1,0 +1,42 @@
+"""The async engine (made in the lifespan) and the per-request session dependency."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from uuid import uuid4
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from services.common import sqlcount
+from services.common.settings import ServiceSettings
+
+
+def make_engine(settings: ServiceSettings) -> AsyncEngine:
+    """The asyncpg engine with the same pool settings as the sync service."""
+    connect_args: dict[str, Any] = {}
+    if settings.pgbouncer_safe:
+        # PgBouncer 1.18 in transaction mode hands each transaction to any server
+        # connection: no statement cache, and unique names for the statements asyncpg
+        # still prepares (SQLAlchemy's documented recipe for asyncpg behind PgBouncer).
+        connect_args = {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+        }
+    engine = create_async_engine(
+        settings.url_for("asyncpg"), connect_args=connect_args, **settings.engine_kwargs()
+    )
+    sqlcount.install(engine.sync_engine)
+    return engine
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, closed when the request ends."""
+    make_session: async_sessionmaker[AsyncSession] = request.app.state.make_session
+    async with make_session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -1,0 +1,102 @@
+"""The endpoints of the contract, as async handlers on the event loop."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from services.common import queries
+from services.common.errors import ApiError
+from services.common.schemas import (
+    HealthOut,
+    OrderOut,
+    OrderPageOut,
+    OrderSummaryOut,
+    UserOut,
+    to_json,
+)
+from services.common.validation import (
+    MAX_BODY_BYTES,
+    parse_id,
+    parse_order_create,
+    parse_order_page,
+)
+from services.fastapi_async.db import SessionDep
+
+router = APIRouter()
+
+
+def _json(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it passes the limit (never buffered whole)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.get("/healthz")
+async def healthz(session: SessionDep) -> Response:
+    await session.execute(queries.PING)
+    return _json(to_json(HealthOut(status="ok")))
+
+
+@router.get("/users/{user_id}")
+async def get_user(user_id: str, session: SessionDep) -> Response:
+    uid = parse_id(user_id, "user id")
+    user = (await session.scalars(queries.user_by_id(uid))).one_or_none()
+    if user is None:
+        raise queries.missing_user(uid)
+    return _json(to_json(UserOut.model_validate(user)))
+
+
+@router.post("/users/{user_id}/visit")
+async def visit_user(user_id: str, session: SessionDep) -> Response:
+    uid = parse_id(user_id, "user id")
+    async with session.begin():
+        user = (await session.scalars(queries.user_for_visit(uid))).one_or_none()
+        if user is None:
+            raise queries.missing_user(uid)
+        queries.visit(user)
+    return _json(to_json(UserOut.model_validate(user)))
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: str, session: SessionDep) -> Response:
+    oid = parse_id(order_id, "order id")
+    order = (await session.scalars(queries.order_with_relations(oid))).unique().one_or_none()
+    if order is None:
+        raise queries.missing_order(oid)
+    return _json(to_json(OrderOut.model_validate(order)))
+
+
+@router.get("/orders")
+async def list_orders(request: Request, session: SessionDep) -> Response:
+    page = parse_order_page(request.query_params.multi_items())
+    orders = (await session.scalars(queries.order_page(page))).all()
+    body = OrderPageOut(
+        orders=[OrderSummaryOut.model_validate(o) for o in orders],
+        next_after_id=queries.next_after_id(orders, page.limit),
+    )
+    return _json(to_json(body))
+
+
+@router.post("/orders")
+async def create_order(request: Request, session: SessionDep) -> Response:
+    data = parse_order_create(await _read_body(request))
+    async with session.begin():
+        customer = (await session.scalars(queries.customer_by_id(data.customer_id))).one_or_none()
+        products = (
+            await session.scalars(queries.products_by_ids([i.product_id for i in data.items]))
+        ).all()
+        order = queries.build_order(data, customer, products)
+        session.add(order)
+    return _json(to_json(OrderOut.model_validate(order)), 201)

@@ -1,0 +1,1 @@
+"""Flask + sync SQLAlchemy (psycopg2), served by gunicorn."""

@@ -1,0 +1,16 @@
+"""gunicorn settings from the shared environment names (WEB_WORKERS, WEB_THREADS)."""
+
+import os
+
+# gthread: each worker process serves WEB_THREADS requests at once, each thread holding at
+# most one pooled connection, the classic sync deployment the article measures.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_WORKERS", "2"))
+threads = int(os.environ.get("WEB_THREADS", "15"))
+bind = os.environ.get("BIND", "127.0.0.1:8001")
+# Room for the 200-user burst to queue in the kernel instead of being refused.
+backlog = 2048
+keepalive = 5
+timeout = 60
+graceful_timeout = 10
+accesslog = None

@@ -1,0 +1,158 @@
+"""`up`, `down` and `status`: the stack as one unit, recorded in the state folder."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from typing import Any
+
+import psycopg2
+from sqlalchemy.engine import make_url
+
+from loadlab.errors import UsageError
+from loadlab.settings import StackSettings
+from loadlab.stack import pgbouncer, postgres, procs, seed, services
+from loadlab.stack.procs import Component, State
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, safe to print and to store."""
+    return make_url(url).set(password=None).render_as_string(hide_password=False)
+
+
+def _check_port_free(port: int, flag: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise UsageError(
+                f"port {port} on 127.0.0.1 is already in use: stop what holds it or pass {flag}"
+            ) from None
+
+
+def _existing(settings: StackSettings) -> State | None:
+    state = procs.load_state(settings.state_dir)
+    if state is None:
+        return None
+    started = [c for c in state.components if c.pid is not None]
+    dead = [c.name for c in started if not c.alive()]
+    if started and not dead:
+        return state
+    raise UsageError(
+        f"stale state in {settings.state_dir} ({', '.join(dead) or 'nothing'} no longer "
+        "running): run `python -m loadlab down` to clear it, then `up` again"
+    )
+
+
+def up(settings: StackSettings) -> tuple[State, bool]:
+    """Start PostgreSQL (unless an existing one is given), the seed, PgBouncer if asked, and
+    both services; wait until each is healthy. Returns the state and whether anything started.
+    On any failure or interrupt, everything started so far is stopped again."""
+    if (running := _existing(settings)) is not None:
+        return running, False
+    ports = [(settings.flask_port, "--flask-port"), (settings.fastapi_port, "--fastapi-port")]
+    if settings.database_url is None:
+        ports.append((settings.pg_port, "--pg-port"))
+    if settings.pgbouncer:
+        ports.append((settings.pgbouncer_port, "--pgbouncer-port"))
+    for port, flag in ports:
+        _check_port_free(port, flag)
+    pg_bin = postgres.find_bin(settings.pg_bin) if settings.database_url is None else None
+    if settings.pgbouncer:
+        pgbouncer.find_binary()
+
+    state = State(pgbouncer=settings.pgbouncer)
+    try:
+        _start_all(settings, state, pg_bin)
+    except BaseException:
+        _stop_all(settings, state)
+        raise
+    return state, True
+
+
+def _record(settings: StackSettings, state: State, component: Component) -> Component:
+    state.components.append(component)
+    procs.save_state(settings.state_dir, state)
+    return component
+
+
+def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
+    user = procs.unprivileged_user()
+    logs = settings.state_dir / "logs"
+    if settings.database_url is not None:
+        direct = settings.database_url
+        _record(settings, state, Component(name="postgres", url=redact(direct)))
+        postgres.wait_ready(direct, settings.ready_timeout)
+    else:
+        pgdata = postgres.data_dir(settings.state_dir, user)
+        postgres.init_cluster(pg_bin, pgdata, user)
+        component = _record(settings, state, postgres.start(
+            pg_bin, pgdata, settings.pg_port, logs / "postgres.log", user))
+        direct = postgres.url(settings.pg_port)
+        postgres.wait_ready(postgres.url(settings.pg_port, "postgres"), settings.ready_timeout,
+                            component)
+        postgres.create_database(settings.pg_port)
+    state.direct_database_url = state.database_url = direct
+    postgres.apply_schema(direct)
+    seed.reset(direct, seed.Scale.of(settings.scale))
+
+    if settings.pgbouncer:
+        component, state.database_url = pgbouncer.start(
+            direct, settings.pgbouncer_port, settings.state_dir / "pgbouncer", user)
+        _record(settings, state, component)
+        postgres.wait_ready(state.database_url, settings.ready_timeout, component)
+
+    started = [
+        _record(settings, state, services.start(variant, settings, state.database_url))
+        for variant in services.VARIANTS.values()
+    ]
+    for component in started:
+        services.wait_healthy(component, settings.ready_timeout)
+
+
+def _stop_all(settings: StackSettings, state: State) -> None:
+    for component in reversed(state.components):
+        procs.stop(component)
+    (settings.state_dir / procs.STATE_FILE).unlink(missing_ok=True)
+
+
+def down(settings: StackSettings, purge: bool = False) -> list[str]:
+    """Stop exactly what `up` recorded; with purge, delete the cluster and logs too.
+    Returns the names of what was stopped."""
+    state = procs.load_state(settings.state_dir)
+    stopped = []
+    if state is not None:
+        stopped = [c.name for c in state.components if c.alive()]
+        _stop_all(settings, state)
+    if purge:
+        pgdata = postgres.data_dir(settings.state_dir, procs.unprivileged_user())
+        shutil.rmtree(pgdata, ignore_errors=True)
+        shutil.rmtree(settings.state_dir, ignore_errors=True)
+    return stopped
+
+
+def _db_healthy(url: str) -> bool:
+    try:
+        conn = psycopg2.connect(url, connect_timeout=2)
+        conn.close()
+        return True
+    except psycopg2.Error:
+        return False
+
+
+def status(settings: StackSettings) -> list[dict[str, Any]]:
+    """Every recorded component: name, PID, whether it is healthy, URL (no password)."""
+    state = procs.load_state(settings.state_dir)
+    if state is None:
+        return []
+    rows = []
+    for c in state.components:
+        if c.name in services.VARIANTS:
+            ok = c.alive() and services.healthy(c.url)
+        elif c.name == "postgres":
+            ok = (c.pid is None or c.alive()) and _db_healthy(state.direct_database_url)
+        else:
+            ok = c.alive() and _db_healthy(state.database_url)
+        rows.append({"name": c.name, "pid": c.pid, "running": c.pid is None or c.alive(),
+                     "healthy": ok, "url": c.url})
+    return rows

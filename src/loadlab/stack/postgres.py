@@ -1,0 +1,145 @@
+"""A throwaway PostgreSQL cluster of loadlab's own: initdb in the state folder, loopback only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg2
+
+from loadlab import ROOT
+from loadlab.errors import UsageError
+from loadlab.stack import procs
+from loadlab.stack.procs import Component
+
+DB_NAME = "loadlab"
+DB_USER = "loadlab"
+CONF = ROOT / "infra" / "postgres" / "postgresql.conf"
+SCHEMA = ROOT / "infra" / "postgres" / "schema.sql"
+
+
+def find_bin(configured: Path | None) -> Path:
+    """The folder holding initdb and postgres."""
+    candidates = [configured] if configured else []
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_major, reverse=True)
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(on_path).parent)
+    for folder in candidates:
+        if (folder / "initdb").exists() and (folder / "postgres").exists():
+            return folder
+    raise UsageError(
+        "PostgreSQL server binaries (initdb, postgres) not found: "
+        "apt-get install postgresql, or set LOADLAB_PG_BIN to their folder"
+    )
+
+
+def _major(path: Path) -> int:
+    name = path.parent.name
+    return int(name) if name.isdigit() else 0
+
+
+def data_dir(state_dir: Path, user: str | None) -> Path:
+    """Where the cluster lives. Run as another user, every parent folder must let that user
+    through; if one does not (say the clone is under /root), use a folder under /tmp."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    folders = [state_dir.resolve(), *state_dir.resolve().parents]
+    if user is None or all(os.stat(folder).st_mode & 0o001 for folder in folders):
+        return state_dir / "pgdata"
+    digest = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"loadlab-pgdata-{digest}"
+
+
+def url(port: int, dbname: str = DB_NAME) -> str:
+    return f"postgresql://{DB_USER}@127.0.0.1:{port}/{dbname}"
+
+
+def init_cluster(pg_bin: Path, pgdata: Path, user: str | None) -> None:
+    """initdb once; the cluster is kept between `up`s until `down --purge`."""
+    if (pgdata / "PG_VERSION").exists():
+        return
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if user:
+        shutil.chown(pgdata, user, user)
+    pgdata.chmod(0o700)
+    result = subprocess.run(
+        [str(pg_bin / "initdb"), "-D", str(pgdata), "-U", DB_USER, "--auth=trust",
+         "--encoding=UTF8", "--locale=C"],
+        capture_output=True, text=True, user=user, cwd="/",
+    )
+    if result.returncode != 0:
+        raise UsageError(f"initdb failed in {pgdata}: {result.stderr.strip().splitlines()[-1:]}")
+    with (pgdata / "postgresql.conf").open("a") as conf:
+        conf.write(f"\n# loadlab: infra/postgres/postgresql.conf\ninclude '{CONF}'\n")
+
+
+def start(pg_bin: Path, pgdata: Path, port: int, log: Path, user: str | None) -> Component:
+    """Start the server on 127.0.0.1:port, no Unix socket."""
+    if user:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.touch()
+        shutil.chown(log, user, user)
+    return procs.start(
+        "postgres",
+        [str(pg_bin / "postgres"), "-D", str(pgdata), "-p", str(port),
+         "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+        url=url(port), log=log, user=user, cwd=Path("/"),
+        stop_signal=signal.SIGINT,  # "fast" shutdown: roll back sessions, exit cleanly
+        signal_group=False,
+    )
+
+
+def wait_ready(database_url: str, timeout: float, component: Component | None = None) -> None:
+    """Until a connection and `SELECT 1` succeed."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if component is not None and (tail := procs.exited_early(component)):
+            raise UsageError(f"PostgreSQL exited while starting: {tail}")
+        try:
+            with psycopg2.connect(database_url, connect_timeout=2) as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            conn.close()
+            return
+        except psycopg2.OperationalError as exc:
+            last = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+            time.sleep(0.2)
+    raise UsageError(f"PostgreSQL did not answer within {timeout:.0f}s ({last})")
+
+
+def create_database(port: int) -> None:
+    """The `loadlab` database in our own cluster, with pg_stat_statements."""
+    conn = psycopg2.connect(url(port, "postgres"))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,))
+        if cur.fetchone() is None:
+            cur.execute(f"CREATE DATABASE {DB_NAME}")
+    conn.close()
+    conn = psycopg2.connect(url(port))
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    conn.close()
+
+
+def apply_schema(database_url: str) -> None:
+    """infra/postgres/schema.sql (idempotent: CREATE ... IF NOT EXISTS)."""
+    conn = psycopg2.connect(database_url)
+    with conn, conn.cursor() as cur:
+        cur.execute(SCHEMA.read_text())
+    conn.close()
+
+
+def server_version(database_url: str) -> str:
+    conn = psycopg2.connect(database_url, connect_timeout=3)
+    with conn.cursor() as cur:
+        cur.execute("SHOW server_version")
+        row = cur.fetchone()
+    conn.close()
+    return str(row[0]) if row else "unknown"

@@ -1,0 +1,73 @@
+"""The two services under test: how each is started, and the wait until it is healthy."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from loadlab import ROOT
+from loadlab.errors import UsageError
+from loadlab.settings import StackSettings
+from loadlab.stack import procs
+from loadlab.stack.procs import Component
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One service: its name in reports, its server, its port setting."""
+
+    name: str
+    label: str
+    port_setting: str
+
+    def argv(self, port: int, workers: int) -> list[str]:
+        bind = f"127.0.0.1:{port}"
+        if self.name == "flask_sync":
+            return [sys.executable, "-m", "gunicorn", "-c",
+                    str(ROOT / "services" / "flask_sync" / "gunicorn_conf.py"),
+                    "--bind", bind, "services.flask_sync.app:create_app()"]
+        return [sys.executable, "-m", "uvicorn", "--factory",
+                "services.fastapi_async.app:create_app", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", str(workers),
+                "--no-access-log", "--log-level", "warning"]
+
+
+VARIANTS = {
+    "flask_sync": Variant("flask_sync", "Flask + sync SQLAlchemy (psycopg2, gunicorn)", "flask_port"),
+    "fastapi_async": Variant(
+        "fastapi_async", "FastAPI + async SQLAlchemy (asyncpg, uvicorn)", "fastapi_port"
+    ),
+}
+
+
+def start(variant: Variant, settings: StackSettings, database_url: str) -> Component:
+    port = getattr(settings, variant.port_setting)
+    env = {**settings.service_env(), "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    return procs.start(
+        variant.name, variant.argv(port, settings.web_workers), url=f"http://127.0.0.1:{port}",
+        log=settings.state_dir / "logs" / f"{variant.name}.log", env=env, cwd=ROOT,
+    )
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_healthy(component: Component, timeout: float) -> None:
+    """Until GET /healthz answers 200, or the process dies, or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if tail := procs.exited_early(component):
+            raise UsageError(f"{component.name} exited while starting: {tail}")
+        if healthy(component.url, timeout=1.0):
+            return
+        time.sleep(0.2)
+    raise UsageError(
+        f"{component.name} did not answer /healthz within {timeout:.0f}s: see {component.log}"
+    )
