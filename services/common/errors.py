@@ -22,8 +22,11 @@ class ApiError(Exception):
         return to_json(ErrorOut(error=self.code, detail=self.detail))
 
 
-# Status codes the web frameworks raise themselves (unknown route, wrong method, ...).
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+MAX_BODY_BYTES = 64 * 1024
+
+
+def body_too_large() -> ApiError:
+    return ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
 
 
 def http_error(status: int, method: str, path: str) -> ApiError:
@@ -32,8 +35,10 @@ def http_error(status: int, method: str, path: str) -> ApiError:
         return ApiError(404, "not_found", f"no route for {method} {path}")
     if status == 405:
         return ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}")
-    code = _HTTP_CODES.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_"))
-    return ApiError(status, code, HTTPStatus(status).description or HTTPStatus(status).phrase)
+    if status == 413:
+        return body_too_large()
+    phrase = HTTPStatus(status).phrase
+    return ApiError(status, phrase.lower().replace(" ", "_"), phrase)
 
 
 def database_error(exc: BaseException) -> ApiError | None:

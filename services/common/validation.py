@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from services.common.errors import ApiError
+from services.common.errors import MAX_BODY_BYTES, ApiError, body_too_large
 from services.common.schemas import MAX_ID, OrderCreateIn
 
-MAX_BODY_BYTES = 64 * 1024
 PAGE_LIMIT_DEFAULT = 20
 PAGE_LIMIT_MAX = 100
 ORDER_STATUSES = ("pending", "paid", "shipped", "cancelled")
@@ -37,7 +36,9 @@ class OrderPageQuery:
 def _int_param(name: str, raw: str, low: int, high: int) -> int:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not low <= int(raw) <= high:
         raise ApiError(
-            422, "invalid_query", f"{name} must be an integer from {low} to {high}, got {raw[:40]!r}"
+            422,
+            "invalid_query",
+            f"{name} must be an integer from {low} to {high}, got {raw[:40]!r}",
         )
     return int(raw)
 
@@ -53,7 +54,9 @@ def parse_order_page(params: Iterable[tuple[str, str]]) -> OrderPageQuery:
     status = seen.get("status")
     if status is not None and status not in ORDER_STATUSES:
         raise ApiError(
-            422, "invalid_query", f"status must be one of {', '.join(ORDER_STATUSES)}, got {status[:40]!r}"
+            422,
+            "invalid_query",
+            f"status must be one of {', '.join(ORDER_STATUSES)}, got {status[:40]!r}",
         )
     limit = _int_param("limit", seen.get("limit", str(PAGE_LIMIT_DEFAULT)), 1, PAGE_LIMIT_MAX)
     after_id = _int_param("after_id", seen.get("after_id", "0"), 0, MAX_ID)
@@ -63,7 +66,7 @@ def parse_order_page(params: Iterable[tuple[str, str]]) -> OrderPageQuery:
 def parse_order_create(body: bytes) -> OrderCreateIn:
     """The JSON body of POST /orders, strictly typed (no "5" for 5, no true for 1)."""
     if len(body) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        raise body_too_large()
     if not body.strip():
         raise ApiError(422, "invalid_body", "the body is empty; expected a JSON object")
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from services.common import queries
-from services.common.errors import ApiError
+from services.common.errors import MAX_BODY_BYTES, body_too_large
 from services.common.schemas import (
     HealthOut,
     OrderOut,
@@ -15,7 +15,6 @@ from services.common.schemas import (
     to_json,
 )
 from services.common.validation import (
-    MAX_BODY_BYTES,
     parse_id,
     parse_order_create,
     parse_order_page,
@@ -33,12 +32,12 @@ async def _read_body(request: Request) -> bytes:
     """The body, refused with 413 as soon as it passes the limit (never buffered whole)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        raise body_too_large()
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise ApiError(413, "payload_too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+            raise body_too_large()
         chunks.append(chunk)
     return b"".join(chunks)
 

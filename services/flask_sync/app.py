@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from services.common import queries, sqlcount
-from services.common.errors import ApiError, database_error, http_error
+from services.common.errors import MAX_BODY_BYTES, ApiError, database_error, http_error
 from services.common.schemas import (
     HealthOut,
     OrderOut,
@@ -19,7 +19,6 @@ from services.common.schemas import (
 )
 from services.common.settings import ServiceSettings
 from services.common.validation import (
-    MAX_BODY_BYTES,
     parse_id,
     parse_order_create,
     parse_order_page,

@@ -14,3 +14,6 @@ keepalive = 5
 timeout = 60
 graceful_timeout = 10
 accesslog = None
+# gunicorn >= 24 opens a control socket under ~/.gunicorn by default; two loadlab stacks
+# would share it. Older versions ignore the name.
+control_socket_disable = True

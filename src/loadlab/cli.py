@@ -30,9 +30,20 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
 
 def _up_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--pgbouncer", action="store_true", default=None, help="put PgBouncer (transaction mode) in front")
-    add("--database-url", help="use this existing PostgreSQL instead of starting one (its loadlab tables are reset)")
+    add(
+        "--pgbouncer",
+        action="store_true",
+        default=None,
+        help="put PgBouncer (transaction mode) in front",
+    )
+    add(
+        "--database-url",
+        help="use this existing PostgreSQL instead of starting one (its loadlab tables are reset)",
+    )
     add("--scale", type=float, help="seed size; 1.0 = 10,000 users and orders")
+    add(
+        "--pg-bin", help="folder of initdb and postgres (default: newest /usr/lib/postgresql/*/bin)"
+    )
     add("--pg-port", type=int)
     add("--pgbouncer-port", type=int)
     add("--flask-port", type=int)
@@ -55,14 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="what is running, with PIDs and health")
     _stack_options(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    verify = sub.add_parser("verify", help="check both services give the same answers and SQL counts")
+    verify = sub.add_parser(
+        "verify", help="check both services give the same answers and SQL counts"
+    )
     _stack_options(verify)
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> StackSettings:
     """Defaults, then LOADLAB_* environment, then the flags given."""
-    given = {k: v for k, v in vars(args).items() if v is not None and k in StackSettings.model_fields}
+    given = {
+        k: v for k, v in vars(args).items() if v is not None and k in StackSettings.model_fields
+    }
     try:
         return StackSettings(**given)
     except ValidationError as exc:

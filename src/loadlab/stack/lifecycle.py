@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 from typing import Any
 
 import psycopg2
-from sqlalchemy.engine import make_url
 
 from loadlab.errors import UsageError
 from loadlab.settings import StackSettings
@@ -15,13 +15,10 @@ from loadlab.stack import pgbouncer, postgres, procs, seed, services
 from loadlab.stack.procs import Component, State
 
 
-def redact(url: str) -> str:
-    """A database URL without its password, safe to print and to store."""
-    return make_url(url).set(password=None).render_as_string(hide_password=False)
-
-
 def _check_port_free(port: int, flag: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers do: a port left in TIME_WAIT by the last run is free to listen on.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -65,7 +62,12 @@ def up(settings: StackSettings) -> tuple[State, bool]:
     try:
         _start_all(settings, state, pg_bin)
     except BaseException:
-        _stop_all(settings, state)
+        # A second Ctrl-C must not cut the clean-up short and leave orphans behind.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            _stop_all(settings, state)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         raise
     return state, True
 
@@ -81,24 +83,30 @@ def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
     logs = settings.state_dir / "logs"
     if settings.database_url is not None:
         direct = settings.database_url
-        _record(settings, state, Component(name="postgres", url=redact(direct)))
+        _record(settings, state, Component(name="postgres", url=postgres.redact(direct)))
         postgres.wait_ready(direct, settings.ready_timeout)
     else:
-        pgdata = postgres.data_dir(settings.state_dir, user)
+        pgdata = procs.runtime_dir(settings.state_dir, user) / "pgdata"
         postgres.init_cluster(pg_bin, pgdata, user)
-        component = _record(settings, state, postgres.start(
-            pg_bin, pgdata, settings.pg_port, logs / "postgres.log", user))
+        component = _record(
+            settings,
+            state,
+            postgres.start(pg_bin, pgdata, settings.pg_port, logs / "postgres.log", user),
+        )
         direct = postgres.url(settings.pg_port)
-        postgres.wait_ready(postgres.url(settings.pg_port, "postgres"), settings.ready_timeout,
-                            component)
+        postgres.wait_ready(
+            postgres.url(settings.pg_port, "postgres"), settings.ready_timeout, component
+        )
         postgres.create_database(settings.pg_port)
     state.direct_database_url = state.database_url = direct
     postgres.apply_schema(direct)
     seed.reset(direct, seed.Scale.of(settings.scale))
 
     if settings.pgbouncer:
+        folder = procs.runtime_dir(settings.state_dir, user) / "pgbouncer"
         component, state.database_url = pgbouncer.start(
-            direct, settings.pgbouncer_port, settings.state_dir / "pgbouncer", user)
+            direct, settings.pgbouncer_port, folder, logs / "pgbouncer.log", user
+        )
         _record(settings, state, component)
         postgres.wait_ready(state.database_url, settings.ready_timeout, component)
 
@@ -125,8 +133,8 @@ def down(settings: StackSettings, purge: bool = False) -> list[str]:
         stopped = [c.name for c in state.components if c.alive()]
         _stop_all(settings, state)
     if purge:
-        pgdata = postgres.data_dir(settings.state_dir, procs.unprivileged_user())
-        shutil.rmtree(pgdata, ignore_errors=True)
+        runtime = procs.runtime_dir(settings.state_dir, procs.unprivileged_user())
+        shutil.rmtree(runtime, ignore_errors=True)
         shutil.rmtree(settings.state_dir, ignore_errors=True)
     return stopped
 
@@ -153,6 +161,13 @@ def status(settings: StackSettings) -> list[dict[str, Any]]:
             ok = (c.pid is None or c.alive()) and _db_healthy(state.direct_database_url)
         else:
             ok = c.alive() and _db_healthy(state.database_url)
-        rows.append({"name": c.name, "pid": c.pid, "running": c.pid is None or c.alive(),
-                     "healthy": ok, "url": c.url})
+        rows.append(
+            {
+                "name": c.name,
+                "pid": c.pid,
+                "running": c.pid is None or c.alive(),
+                "healthy": ok,
+                "url": c.url,
+            }
+        )
     return rows

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import signal
 import subprocess
@@ -11,6 +9,7 @@ import time
 from pathlib import Path
 
 import psycopg2
+from sqlalchemy.engine import make_url
 
 from loadlab import ROOT
 from loadlab.errors import UsageError
@@ -25,8 +24,14 @@ SCHEMA = ROOT / "infra" / "postgres" / "schema.sql"
 
 def find_bin(configured: Path | None) -> Path:
     """The folder holding initdb and postgres."""
-    candidates = [configured] if configured else []
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_major, reverse=True)
+    if configured is not None:
+        if (configured / "initdb").exists() and (configured / "postgres").exists():
+            return configured
+        raise UsageError(
+            f"LOADLAB_PG_BIN={configured} holds no initdb and postgres: point it at the "
+            "folder with PostgreSQL's server binaries (e.g. /usr/lib/postgresql/15/bin)"
+        )
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_major, reverse=True)
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(Path(on_path).parent)
@@ -44,15 +49,9 @@ def _major(path: Path) -> int:
     return int(name) if name.isdigit() else 0
 
 
-def data_dir(state_dir: Path, user: str | None) -> Path:
-    """Where the cluster lives. Run as another user, every parent folder must let that user
-    through; if one does not (say the clone is under /root), use a folder under /tmp."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    folders = [state_dir.resolve(), *state_dir.resolve().parents]
-    if user is None or all(os.stat(folder).st_mode & 0o001 for folder in folders):
-        return state_dir / "pgdata"
-    digest = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:12]
-    return Path("/tmp") / f"loadlab-pgdata-{digest}"
+def redact(database_url: str) -> str:
+    """A database URL without its password, safe to print and to store."""
+    return make_url(database_url).set(password=None).render_as_string(hide_password=False)
 
 
 def url(port: int, dbname: str = DB_NAME) -> str:
@@ -68,9 +67,20 @@ def init_cluster(pg_bin: Path, pgdata: Path, user: str | None) -> None:
         shutil.chown(pgdata, user, user)
     pgdata.chmod(0o700)
     result = subprocess.run(
-        [str(pg_bin / "initdb"), "-D", str(pgdata), "-U", DB_USER, "--auth=trust",
-         "--encoding=UTF8", "--locale=C"],
-        capture_output=True, text=True, user=user, cwd="/",
+        [
+            str(pg_bin / "initdb"),
+            "-D",
+            str(pgdata),
+            "-U",
+            DB_USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+        ],
+        capture_output=True,
+        text=True,
+        user=user,
+        cwd="/",
     )
     if result.returncode != 0:
         raise UsageError(f"initdb failed in {pgdata}: {result.stderr.strip().splitlines()[-1:]}")
@@ -80,27 +90,35 @@ def init_cluster(pg_bin: Path, pgdata: Path, user: str | None) -> None:
 
 def start(pg_bin: Path, pgdata: Path, port: int, log: Path, user: str | None) -> Component:
     """Start the server on 127.0.0.1:port, no Unix socket."""
-    if user:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.touch()
-        shutil.chown(log, user, user)
     return procs.start(
         "postgres",
-        [str(pg_bin / "postgres"), "-D", str(pgdata), "-p", str(port),
-         "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-        url=url(port), log=log, user=user, cwd=Path("/"),
+        [
+            str(pg_bin / "postgres"),
+            "-D",
+            str(pgdata),
+            "-p",
+            str(port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+        ],
+        url=url(port),
+        log=log,
+        user=user,
+        cwd=Path("/"),
         stop_signal=signal.SIGINT,  # "fast" shutdown: roll back sessions, exit cleanly
         signal_group=False,
     )
 
 
 def wait_ready(database_url: str, timeout: float, component: Component | None = None) -> None:
-    """Until a connection and `SELECT 1` succeed."""
+    """Until a connection and `SELECT 1` succeed (through PgBouncer, if that is the URL)."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         if component is not None and (tail := procs.exited_early(component)):
-            raise UsageError(f"PostgreSQL exited while starting: {tail}")
+            raise UsageError(f"{component.name} exited while starting: {tail}")
         try:
             with psycopg2.connect(database_url, connect_timeout=2) as conn, conn.cursor() as cur:
                 cur.execute("SELECT 1")
@@ -109,7 +127,7 @@ def wait_ready(database_url: str, timeout: float, component: Component | None = 
         except psycopg2.OperationalError as exc:
             last = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
             time.sleep(0.2)
-    raise UsageError(f"PostgreSQL did not answer within {timeout:.0f}s ({last})")
+    raise UsageError(f"{redact(database_url)} did not answer within {timeout:.0f}s ({last})")
 
 
 def create_database(port: int) -> None:

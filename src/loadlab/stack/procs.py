@@ -6,6 +6,8 @@ that was started (same creation time), so a reused PID is never signalled.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import pwd
@@ -88,6 +90,22 @@ def unprivileged_user() -> str | None:
     return None
 
 
+def runtime_dir(state_dir: Path, user: str | None) -> Path:
+    """Where files read or written by the unprivileged user live (cluster, PgBouncer config).
+
+    That user must be able to pass through every parent folder; when one does not let it
+    (a clone under /root, pytest's private /tmp folders), use a folder under /tmp instead.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    folders = [state_dir.resolve(), *state_dir.resolve().parents]
+    if user is None or all(os.stat(folder).st_mode & 0o001 for folder in folders):
+        return state_dir
+    digest = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:12]
+    folder = Path("/tmp") / f"loadlab-{digest}"
+    folder.mkdir(mode=0o755, exist_ok=True)
+    return folder
+
+
 def start(
     name: str,
     argv: Sequence[str],
@@ -141,10 +159,8 @@ def stop(component: Component, timeout: float = 20.0) -> None:
     while time.monotonic() < deadline and _group_alive(pid):
         time.sleep(0.1)
     if _group_alive(pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _group_alive(pid):
             time.sleep(0.1)

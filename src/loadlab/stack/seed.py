@@ -51,9 +51,14 @@ def rows(scale: Scale) -> dict[str, list[tuple]]:
     """Every seed row, by table, from the fixed random seed."""
     rng = random.Random(SEED)
     users = [
-        (i, f"User {i}", f"user{i}@example.test", rng.randint(0, 50),
-         (EPOCH + timedelta(minutes=i)).isoformat() if i % 3 else None,
-         (EPOCH + timedelta(seconds=i)).isoformat())
+        (
+            i,
+            f"User {i}",
+            f"user{i}@example.test",
+            rng.randint(0, 50),
+            (EPOCH + timedelta(minutes=i)).isoformat() if i % 3 else None,
+            (EPOCH + timedelta(seconds=i)).isoformat(),
+        )
         for i in range(1, scale.users + 1)
     ]
     customers = [
@@ -72,10 +77,22 @@ def rows(scale: Scale) -> dict[str, list[tuple]]:
             quantity = rng.randint(1, 4)
             items.append((len(items) + 1, order_id, product_id, quantity, prices[product_id]))
             total += quantity * prices[product_id]
-        orders.append((order_id, rng.randint(1, scale.customers), rng.choice(STATUSES), total,
-                       (EPOCH + timedelta(minutes=order_id)).isoformat()))
-    return {"users": users, "customers": customers, "products": products,
-            "orders": orders, "order_items": items}
+        orders.append(
+            (
+                order_id,
+                rng.randint(1, scale.customers),
+                rng.choice(STATUSES),
+                total,
+                (EPOCH + timedelta(minutes=order_id)).isoformat(),
+            )
+        )
+    return {
+        "users": users,
+        "customers": customers,
+        "products": products,
+        "orders": orders,
+        "order_items": items,
+    }
 
 
 COLUMNS = {

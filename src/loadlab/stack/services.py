@@ -26,17 +26,38 @@ class Variant:
     def argv(self, port: int, workers: int) -> list[str]:
         bind = f"127.0.0.1:{port}"
         if self.name == "flask_sync":
-            return [sys.executable, "-m", "gunicorn", "-c",
-                    str(ROOT / "services" / "flask_sync" / "gunicorn_conf.py"),
-                    "--bind", bind, "services.flask_sync.app:create_app()"]
-        return [sys.executable, "-m", "uvicorn", "--factory",
-                "services.fastapi_async.app:create_app", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", str(workers),
-                "--no-access-log", "--log-level", "warning"]
+            return [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "services" / "flask_sync" / "gunicorn_conf.py"),
+                "--bind",
+                bind,
+                "services.flask_sync.app:create_app()",
+            ]
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "services.fastapi_async.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
 
 
 VARIANTS = {
-    "flask_sync": Variant("flask_sync", "Flask + sync SQLAlchemy (psycopg2, gunicorn)", "flask_port"),
+    "flask_sync": Variant(
+        "flask_sync", "Flask + sync SQLAlchemy (psycopg2, gunicorn)", "flask_port"
+    ),
     "fastapi_async": Variant(
         "fastapi_async", "FastAPI + async SQLAlchemy (asyncpg, uvicorn)", "fastapi_port"
     ),
@@ -47,8 +68,12 @@ def start(variant: Variant, settings: StackSettings, database_url: str) -> Compo
     port = getattr(settings, variant.port_setting)
     env = {**settings.service_env(), "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
     return procs.start(
-        variant.name, variant.argv(port, settings.web_workers), url=f"http://127.0.0.1:{port}",
-        log=settings.state_dir / "logs" / f"{variant.name}.log", env=env, cwd=ROOT,
+        variant.name,
+        variant.argv(port, settings.web_workers),
+        url=f"http://127.0.0.1:{port}",
+        log=settings.state_dir / "logs" / f"{variant.name}.log",
+        env=env,
+        cwd=ROOT,
     )
 
 

@@ -1,0 +1,154 @@
+"""`python -m loadlab` as a user runs it: up (with PgBouncer), status, verify, down; and the
+bad-usage cases, each one line and exit code 2, leaving nothing running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from loadlab.stack import procs
+from tests.conftest import free_port
+
+
+def loadlab(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadlab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def port_flags(state_dir: Path) -> list[str]:
+    return [
+        "--state-dir",
+        str(state_dir),
+        "--pg-port",
+        str(free_port()),
+        "--pgbouncer-port",
+        str(free_port()),
+        "--flask-port",
+        str(free_port()),
+        "--fastapi-port",
+        str(free_port()),
+        "--scale",
+        "0.05",
+        "--web-workers",
+        "1",
+    ]
+
+
+def recorded_pids(state_dir: Path) -> list[int]:
+    state = procs.load_state(state_dir)
+    return [c.pid for c in state.components if c.pid] if state else []
+
+
+def test_up_status_verify_down_with_pgbouncer(tmp_path: Path) -> None:
+    up = loadlab("up", "--pgbouncer", *port_flags(tmp_path))
+    assert up.returncode == 0, up.stderr
+    try:
+        pids = recorded_pids(tmp_path)
+        status = loadlab("status", "--json", "--state-dir", str(tmp_path))
+        assert status.returncode == 0
+        components = json.loads(status.stdout)["components"]
+        assert [c["name"] for c in components] == [
+            "postgres",
+            "pgbouncer",
+            "flask_sync",
+            "fastapi_async",
+        ]
+        assert all(c["healthy"] and c["pid"] in pids for c in components)
+        assert all(
+            "@" not in c["url"] or ":" not in c["url"].split("@")[0].split("//")[1]
+            for c in components
+        )  # no password in any URL
+        verify = loadlab("verify", "--state-dir", str(tmp_path))
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert "48 of 48 requests identical" in verify.stdout
+        again = loadlab("up", "--state-dir", str(tmp_path))
+        assert again.returncode == 0 and "already up" in again.stdout
+    finally:
+        down = loadlab("down", "--purge", "--state-dir", str(tmp_path))
+    assert down.returncode == 0
+    assert not any(
+        psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids
+    )
+    assert not tmp_path.joinpath("state.json").exists()
+
+
+def _assert_usage_error(result: subprocess.CompletedProcess[str], words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_unknown_option_is_one_line_and_exit_2() -> None:
+    _assert_usage_error(loadlab("up", "--bogus"), "unrecognized arguments: --bogus")
+    _assert_usage_error(loadlab("frobnicate"), "invalid choice")
+
+
+def test_bad_setting_value_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    _assert_usage_error(loadlab("up", "--state-dir", str(tmp_path), "--pg-port", "80"), "--pg-port")
+
+
+def test_missing_postgres_binaries(tmp_path: Path) -> None:
+    result = loadlab("up", *port_flags(tmp_path), env={"LOADLAB_PG_BIN": str(tmp_path / "none")})
+    _assert_usage_error(result, "LOADLAB_PG_BIN")
+    assert recorded_pids(tmp_path) == []
+
+
+def test_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        flags = port_flags(tmp_path)
+        flags[flags.index("--flask-port") + 1] = str(busy.getsockname()[1])
+        _assert_usage_error(loadlab("up", *flags), "already in use")
+    assert recorded_pids(tmp_path) == []
+
+
+def test_stale_state_folder(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = procs.State(
+        components=[procs.Component(name="postgres", url="x", pid=dead.pid, create_time=1.0)]
+    )
+    procs.save_state(tmp_path, stale)
+    _assert_usage_error(loadlab("up", *port_flags(tmp_path)), "loadlab down")
+    assert loadlab("down", "--state-dir", str(tmp_path)).returncode == 0
+    assert procs.load_state(tmp_path) is None
+
+
+def test_interrupt_during_up_leaves_nothing_running(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadlab", "up", *port_flags(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(recorded_pids(tmp_path)) < 2:
+        time.sleep(0.05)
+    started = recorded_pids(tmp_path)
+    assert len(started) >= 2, "up never got as far as starting a service"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    time.sleep(0.5)
+    assert [
+        p
+        for p in started
+        if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+    ] == []
+    loadlab("down", "--purge", "--state-dir", str(tmp_path))
