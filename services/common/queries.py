@@ -20,17 +20,17 @@ from services.common.validation import OrderPageQuery
 PING = text("SELECT 1")
 
 
-def user_by_id(user_id: int) -> Select[tuple[User]]:
+def user_by_id(user_id: int) -> Select[User]:
     return select(User).where(User.id == user_id)
 
 
-def user_for_visit(user_id: int) -> Select[tuple[User]]:
+def user_for_visit(user_id: int) -> Select[User]:
     # The row lock makes the read-modify-write in Python safe: concurrent visits to one user
     # queue on the lock instead of overwriting each other's increment.
     return select(User).where(User.id == user_id).with_for_update()
 
 
-def order_with_relations(order_id: int) -> Select[tuple[Order]]:
+def order_with_relations(order_id: int) -> Select[Order]:
     # Three relations (customer, items, each item's product) in one joined SELECT.
     return (
         select(Order)
@@ -42,7 +42,7 @@ def order_with_relations(order_id: int) -> Select[tuple[Order]]:
     )
 
 
-def order_page(query: OrderPageQuery) -> Select[tuple[Order]]:
+def order_page(query: OrderPageQuery) -> Select[Order]:
     stmt = select(Order).options(joinedload(Order.customer)).where(Order.id > query.after_id)
     if query.status is not None:
         stmt = stmt.where(Order.status == query.status)
@@ -54,11 +54,11 @@ def next_after_id(orders: Sequence[Order], limit: int) -> int | None:
     return orders[-1].id if len(orders) == limit else None
 
 
-def customer_by_id(customer_id: int) -> Select[tuple[Customer]]:
+def customer_by_id(customer_id: int) -> Select[Customer]:
     return select(Customer).where(Customer.id == customer_id)
 
 
-def products_by_ids(product_ids: Sequence[int]) -> Select[tuple[Product]]:
+def products_by_ids(product_ids: Sequence[int]) -> Select[Product]:
     return select(Product).where(Product.id.in_(product_ids))
 
 

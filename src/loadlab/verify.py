@@ -21,7 +21,7 @@ from loadlab.stack import procs, seed, services
 
 SQL_HEADER = "x-sql-statements"
 CLOCK_FIELDS = {"last_seen", "created_at"}
-ORDER = {
+ORDER: dict[str, Any] = {
     "customer_id": 3,
     "items": [{"product_id": 4, "quantity": 2}, {"product_id": 9, "quantity": 1}],
 }

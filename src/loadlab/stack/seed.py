@@ -70,7 +70,8 @@ def rows(scale: Scale) -> dict[str, list[tuple]]:
         for i in range(1, scale.products + 1)
     ]
     prices = {p[0]: p[3] for p in products}
-    orders, items = [], []
+    orders: list[tuple] = []
+    items: list[tuple] = []
     for order_id in range(1, scale.orders + 1):
         total = 0
         for product_id in rng.sample(range(1, scale.products + 1), rng.randint(1, 5)):

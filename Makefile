@@ -1,0 +1,42 @@
+# Thin wrappers: each target is one `python -m loadlab ...` call (or pytest).
+# The first target run on a fresh machine creates .venv and installs what is missing.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+LOADLAB := $(PY) -m loadlab
+
+.PHONY: setup test loadtest up down status verify lint
+
+setup: $(STAMP)
+	@infra/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[services,load,dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+test: setup
+	$(PY) -m pytest
+
+loadtest: setup
+	$(LOADLAB) loadtest
+
+up: setup
+	$(LOADLAB) up $(ARGS)
+
+down: setup
+	$(LOADLAB) down $(ARGS)
+
+status: setup
+	$(LOADLAB) status $(ARGS)
+
+verify: setup
+	$(LOADLAB) verify
+
+lint: setup
+	$(PY) -m ruff check src services tests locustfiles
+	$(PY) -m ruff format --check src services tests locustfiles
+	$(PY) -m mypy src services
