@@ -1,12 +1,14 @@
-"""The `python -m loadlab` command line: up, down, status, verify."""
+"""The `python -m loadlab` command line: up, down, status, verify, run, loadtest, ui."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
@@ -54,6 +56,49 @@ def _up_options(parser: argparse.ArgumentParser) -> None:
     add("--db-max-overflow", type=int)
 
 
+VARIANT_NAMES = ("flask_sync", "fastapi_async")
+
+
+def duration(text: str) -> float:
+    """Seconds from '90', '90s', '2m' or '1m30s'."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?", text.strip())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 60s, 2m, 1m30s)")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def _load_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
+    add("--users", type=int, default=200, help="concurrent users (default: %(default)s)")
+    add(
+        "--spawn-rate",
+        type=float,
+        default=50,
+        help="users started per second (default: %(default)s)",
+    )
+    add("--duration", type=duration, default=60.0, help="measured time per variant (default: 60s)")
+    add("--warmup", type=duration, default=15.0, help="uncounted time before it (default: 15s)")
+    add("--workers", type=int, default=0, help="Locust worker processes (default: 0, one process)")
+    add("--tags", nargs="*", default=(), help="only the scenario's tasks with these Locust tags")
+
+
+def _plan(args: argparse.Namespace, scale: float) -> Any:
+    from loadlab.load.runner import LoadPlan
+
+    return LoadPlan(
+        scenario=args.scenario,
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        duration=args.duration,
+        warmup=args.warmup,
+        workers=args.workers,
+        tags=tuple(args.tags),
+        scale=scale,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="loadlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -66,6 +111,28 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="what is running, with PIDs and health")
     _stack_options(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    run = sub.add_parser("run", help="drive one scenario at each variant in turn and report")
+    _stack_options(run)
+    _load_options(run)
+    run.add_argument(
+        "--variants",
+        default=",".join(VARIANT_NAMES),
+        help="comma-separated, in order (default: %(default)s)",
+    )
+    run.add_argument("--target", help="drive this running service instead of the local ones")
+    run.add_argument("--out", help="report folder (default: reports/<date>-<scenario>-<users>u)")
+    loadtest = sub.add_parser("loadtest", help="up, verify, run both variants, report, down")
+    _stack_options(loadtest)
+    _up_options(loadtest)
+    _load_options(loadtest)
+    ui = sub.add_parser("ui", help="the Locust web UI against one service")
+    _stack_options(ui)
+    ui.add_argument("--variant", default="flask_sync", help="flask_sync or fastapi_async")
+    ui.add_argument("--scenario", default="select_update")
+    ui.add_argument("--web-port", type=int, default=8089)
+    ui.add_argument(
+        "--run-time", default="10m", help="each test started in the UI stops after this"
+    )
     verify = sub.add_parser(
         "verify", help="check both services give the same answers and SQL counts"
     )
@@ -130,6 +197,20 @@ def _cmd_verify(settings: StackSettings) -> int:
     return verify.run(settings)
 
 
+def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
+    from loadlab import duel
+    from loadlab.stack import procs
+
+    state = procs.load_state(settings.state_dir)
+    plan = _plan(args, state.scale if state else settings.scale)
+    variants = [v for v in args.variants.split(",") if v]
+    code, index = duel.run(
+        settings, plan, variants, args.target, Path(args.out) if args.out else None
+    )
+    print(f"report: {index}")
+    return code
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # same clean-up path as Ctrl-C
 
@@ -146,6 +227,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_down(settings, args.purge)
         if args.command == "status":
             return _cmd_status(settings, args.json)
+        if args.command == "run":
+            return _cmd_run(settings, args)
+        if args.command == "loadtest":
+            from loadlab import duel
+
+            return duel.loadtest(settings, _plan(args, settings.scale))
+        if args.command == "ui":
+            from loadlab import duel
+
+            return duel.ui(settings, args.variant, args.scenario, args.web_port, args.run_time)
         return _cmd_verify(settings)
     except UsageError as exc:
         print(f"loadlab: {exc}", file=sys.stderr)

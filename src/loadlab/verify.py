@@ -180,8 +180,9 @@ def compare(
     ]
 
 
-def run(settings: StackSettings) -> int:
-    """The `verify` command: print one line per request, exit 1 with a diff on any mismatch."""
+def run(settings: StackSettings, quiet: bool = False) -> int:
+    """The `verify` command: print one line per request (only the differing ones when quiet),
+    exit 1 with a diff on any mismatch."""
     state = procs.load_state(settings.state_dir)
     if state is None:
         raise UsageError("nothing is running: start the stack with `python -m loadlab up`")
@@ -191,16 +192,18 @@ def run(settings: StackSettings) -> int:
         if component is None or not services.healthy(component.url):
             raise UsageError(f"{name} is not healthy: see `python -m loadlab status`")
         urls[name] = component.url
-    results = compare(urls, state.direct_database_url, settings.scale)
+    results = compare(urls, state.direct_database_url, state.scale)
     failed = 0
     for step, answer, found in results:
         mark = "FAIL" if found else "ok"
         failed += bool(found)
+        if quiet and not found:
+            continue
         what = step.path + (f" {step.body[:24]!r}" if step.body is not None else "")
         print(f"{mark:<4} {step.method:<6} {what[:60]:<60} {answer.status}  sql={answer.sql}")
         for problem in found:
             print(f"     {problem}")
-    print(f"{len(results) - failed} of {len(results)} requests identical in both services")
+    print(f"verify: {len(results) - failed} of {len(results)} requests identical in both services")
     if failed:
         raise GateFailed(f"{failed} requests differ between the services (see above)")
     return 0

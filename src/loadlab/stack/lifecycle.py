@@ -58,7 +58,7 @@ def up(settings: StackSettings) -> tuple[State, bool]:
     if settings.pgbouncer:
         pgbouncer.find_binary()
 
-    state = State(pgbouncer=settings.pgbouncer)
+    state = State(pgbouncer=settings.pgbouncer, scale=settings.scale)
     try:
         _start_all(settings, state, pg_bin)
     except BaseException:

@@ -53,6 +53,7 @@ class State:
     database_url: str = ""  # the URL the services use (may point at PgBouncer)
     direct_database_url: str = ""  # PostgreSQL itself, for seeding and checks
     pgbouncer: bool = False
+    scale: float = 1.0  # of the seed, so load stays inside the seeded ids
 
     def get(self, name: str) -> Component | None:
         return next((c for c in self.components if c.name == name), None)

@@ -1,0 +1,185 @@
+"""What every scenario shares: the base user with response validation, and the hooks that
+feed loadlab's exact latency recorder (see src/loadlab/load/recorder.py).
+
+The runner sets these environment variables; a bare `locust -f locustfiles/X.py --host URL`
+works without them (no warm-up, results not written):
+  LOADLAB_WARMUP   seconds before measuring starts (stats are reset then)
+  LOADLAB_RESULT   where the master writes the recorder's results when it quits
+  LOADLAB_STATUS   where the master writes a live status line once a second
+  LOADLAB_SCALE    seed scale of the database, so ids stay inside the seeded range
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, constant, events
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from loadlab.load.recorder import Recorder, latency_ms, new_histogram
+from loadlab.stack.seed import Scale
+
+RECORDER = Recorder()
+SCALE = Scale.of(float(os.environ.get("LOADLAB_SCALE", "1")))
+
+USER_KEYS = ("id", "name", "email", "visits", "last_seen", "created_at")
+ORDER_KEYS = ("id", "status", "total_cents", "created_at", "customer", "items")
+PAGE_KEYS = ("orders", "next_after_id")
+
+
+def random_user_id() -> int:
+    return random.randint(1, SCALE.users)
+
+
+def random_order_id() -> int:
+    return random.randint(1, SCALE.orders)
+
+
+def problem(response: Any, expect: int, keys: tuple[str, ...]) -> str | None:
+    """The failure kind of a response, or None when status and JSON shape are right."""
+    if not response.status_code:
+        return f"no answer: {type(response.error).__name__}"
+    try:
+        body = response.json()
+    except (ValueError, TypeError):
+        return f"HTTP {response.status_code}, body not JSON"
+    if response.status_code != expect:
+        code = body.get("error", "?") if isinstance(body, dict) else "?"
+        return f"HTTP {response.status_code} {code}"
+    missing = [k for k in keys if not isinstance(body, dict) or k not in body]
+    return f"wrong JSON shape: no {missing[0]}" if missing else None
+
+
+class LoadlabUser(FastHttpUser):
+    """A closed-loop user with no think time: each finishes a request, then sends the next,
+    so N users keep N requests in flight (the article's "200 concurrent requests")."""
+
+    abstract = True
+    wait_time = constant(0)
+    network_timeout = 60.0
+    connection_timeout = 10.0
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        name: str,
+        expect: int,
+        keys: tuple[str, ...],
+        **kwargs: Any,
+    ) -> None:
+        """Send one request and validate it; a request cut off by the end of the run is
+        counted as in doubt (it may have been applied)."""
+        answered = False
+        try:
+            with self.client.request(
+                method, path, name=name, catch_response=True, **kwargs
+            ) as response:
+                answered = True
+                kind = problem(response, expect, keys)
+                if kind is None:
+                    response.success()
+                else:
+                    response.failure(kind)
+        finally:
+            if not answered:
+                RECORDER.interrupted(f"{method} {name}")
+
+
+@events.request.add_listener
+def _record(
+    request_type: str,
+    name: str,
+    response_time: float,
+    response: Any = None,
+    exception: BaseException | None = None,
+    **_: Any,
+) -> None:
+    status = getattr(response, "status_code", 0) or 0
+    error = None if exception is None else (str(exception) or type(exception).__name__)
+    RECORDER.record(f"{request_type} {name}", status, response_time, error)
+
+
+@events.report_to_master.add_listener
+def _ship(client_id: str, data: dict[str, Any]) -> None:
+    data["loadlab"] = RECORDER.export()
+
+
+@events.worker_report.add_listener
+def _merge(client_id: str, data: dict[str, Any]) -> None:
+    if "loadlab" in data:
+        RECORDER.merge(data["loadlab"])
+
+
+@events.reset_stats.add_listener
+def _reset() -> None:
+    RECORDER.start_measuring()
+
+
+@events.test_start.add_listener
+def _start(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    started = time.time()
+    gevent.spawn(_end_warmup, environment, float(os.environ.get("LOADLAB_WARMUP", "0")))
+    if os.environ.get("LOADLAB_STATUS"):
+        gevent.spawn(_write_status, environment, Path(os.environ["LOADLAB_STATUS"]), started)
+
+
+def _end_warmup(environment: Environment, seconds: float) -> None:
+    gevent.sleep(seconds)
+    environment.events.reset_stats.fire()
+    if environment.runner is not None:
+        environment.runner.stats.reset_all()
+
+
+def _recent_p99(seconds: int = 5) -> float:
+    now = int(time.time())
+    merged = new_histogram()
+    for second in range(now - seconds, now):
+        if second in RECORDER.per_second:
+            merged.add(RECORDER.per_second[second])
+    return latency_ms(merged)["p99"]
+
+
+def _write_status(environment: Environment, path: Path, started: float) -> None:
+    runner = environment.runner
+    while runner is not None and runner.state not in ("stopped", "quitting"):
+        total = runner.stats.total
+        status = {
+            "elapsed": round(time.time() - started, 1),
+            "measuring": RECORDER.measure_start is not None,
+            "users": runner.user_count,
+            "rps": round(total.current_rps, 1),
+            "p99_ms": _recent_p99(),
+            "requests": total.num_requests,
+            "failures": total.num_failures,
+        }
+        path.write_text(json.dumps(status))
+        gevent.sleep(1)
+
+
+@events.quitting.add_listener
+def _write_result(environment: Environment, **_: Any) -> None:
+    out = os.environ.get("LOADLAB_RESULT")
+    if not out or isinstance(environment.runner, WorkerRunner) or environment.runner is None:
+        return
+    total = environment.runner.stats.total
+    result = {
+        "measure_start": RECORDER.measure_start,
+        "measure_end": time.time(),
+        "locust_requests": total.num_requests,
+        "locust_failures": total.num_failures,
+        "recorder": RECORDER.export(),
+    }
+    tmp = Path(out + ".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(out)

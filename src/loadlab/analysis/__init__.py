@@ -1,0 +1,1 @@
+"""From raw results to figures: percentiles, spreads, integrity."""

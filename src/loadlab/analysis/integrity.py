@@ -1,0 +1,70 @@
+"""Did the database apply what the load generator saw acknowledged?
+
+For each write endpoint: acknowledged (2xx, warm-up included) <= applied (the change in the
+database over the whole run) <= acknowledged + in doubt (no answer, a 5xx, or cut off by the
+end of the run). Anything else means lost or phantom writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg2
+
+# request name as Locust reports it -> SQL measuring its effect on the database
+WRITES = {
+    "POST /users/[id]/visit": "SELECT coalesce(sum(visits), 0) FROM users",
+    "POST /orders": "SELECT count(*) FROM orders",
+}
+
+
+def snapshot(database_url: str) -> dict[str, int]:
+    """The current value of each write's measure."""
+    conn = psycopg2.connect(database_url)
+    try:
+        with conn.cursor() as cur:
+            values = {}
+            for name, sql in WRITES.items():
+                cur.execute(sql)
+                row = cur.fetchone()
+                values[name] = int(row[0]) if row else 0
+        return values
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class IntegrityCheck:
+    request: str
+    acknowledged: int
+    applied: int
+    in_doubt: int
+
+    @property
+    def holds(self) -> bool:
+        return self.acknowledged <= self.applied <= self.acknowledged + self.in_doubt
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "holds": self.holds}
+
+
+def check(
+    before: dict[str, int], after: dict[str, int], outcomes: list[list[Any]]
+) -> list[IntegrityCheck]:
+    """One check per write endpoint the run sent requests to."""
+    counts: dict[tuple[str, str], int] = {(n, k): c for n, k, c in outcomes}
+    checks = []
+    for name in WRITES:
+        sent = sum(c for (n, _), c in counts.items() if n == name)
+        if sent == 0:
+            continue
+        checks.append(
+            IntegrityCheck(
+                request=name,
+                acknowledged=counts.get((name, "ok"), 0),
+                applied=after[name] - before[name],
+                in_doubt=counts.get((name, "in_doubt"), 0),
+            )
+        )
+    return checks

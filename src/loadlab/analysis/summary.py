@@ -1,0 +1,54 @@
+"""Per-variant figures from the recorder's exact histograms and the monitor's samples."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from loadlab.load.recorder import Recorder, latency_ms, percentile_curve
+
+
+def variant_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """requests, failures, error rate, errors by kind, throughput, exact latency, timeline."""
+    recorder = Recorder()
+    recorder.merge(result["recorder"])
+    requests = recorder.total.get_total_count()
+    failures = sum(recorder.errors.values())
+    start = result["measure_start"] or result["measure_end"]
+    seconds = max(result["measure_end"] - start, 1e-9)
+    timeline = _timeline(recorder, int(start), int(result["measure_end"]))
+    rates = [row["rps"] for row in timeline[1:-1]] or [0.0]  # first/last seconds are partial
+    return {
+        "requests": requests,
+        "failures": failures,
+        "error_rate": failures / requests if requests else 0.0,
+        "errors": dict(recorder.errors.most_common()),
+        "throughput_rps": round(requests / seconds, 2),
+        "throughput_rps_per_second_sd": round(statistics.pstdev(rates), 2),
+        "measured_seconds": round(seconds, 2),
+        "latency_ms": latency_ms(recorder.total),
+        "locust_requests": result["locust_requests"],
+        "locust_failures": result["locust_failures"],
+        "percentile_curve": percentile_curve(recorder.total),
+        "timeline": timeline,
+    }
+
+
+def _timeline(recorder: Recorder, start: int, end: int) -> list[dict[str, Any]]:
+    rows = []
+    for second in range(start, end + 1):
+        histogram: HdrHistogram | None = recorder.per_second.get(second)
+        count = histogram.get_total_count() if histogram else 0
+        figures = latency_ms(histogram) if histogram else None
+        rows.append(
+            {
+                "t": second - start,
+                "rps": count,
+                "failures": recorder.failures_per_second.get(second, 0),
+                "p50_ms": figures["p50"] if figures else None,
+                "p99_ms": figures["p99"] if figures else None,
+            }
+        )
+    return rows

@@ -1,0 +1,175 @@
+"""The `run`, `loadtest` and `ui` commands: drive a scenario at each variant, report it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from loadlab import ROOT, verify
+from loadlab.environment import describe
+from loadlab.errors import UsageError
+from loadlab.load.experiment import Target, plan_dict, run_variant
+from loadlab.load.runner import LOCUSTFILES, LoadPlan
+from loadlab.report import writer
+from loadlab.settings import StackSettings
+from loadlab.stack import lifecycle, postgres, procs, services
+
+
+def local_targets(settings: StackSettings, variants: list[str]) -> tuple[list[Target], procs.State]:
+    """The running stack's services, with the process trees to watch while each is driven."""
+    state = procs.load_state(settings.state_dir)
+    if state is None:
+        raise UsageError(
+            "the stack is not up: run `python -m loadlab up` first (or give --target URL)"
+        )
+    shared = {
+        c.name: c.pid
+        for c in state.components
+        if c.name in ("postgres", "pgbouncer") and c.pid is not None
+    }
+    targets = []
+    for name in variants:
+        component = state.get(name)
+        if component is None or component.pid is None or not services.healthy(component.url):
+            raise UsageError(f"{name} is not healthy: see `python -m loadlab status`")
+        targets.append(
+            Target(
+                name, services.VARIANTS[name].label, component.url, {name: component.pid, **shared}
+            )
+        )
+    return targets, state
+
+
+def external_target(url: str, variants: list[str] | None) -> Target:
+    """A service elsewhere that implements the contract; it must answer /healthz."""
+    try:
+        httpx.get(f"{url.rstrip('/')}/healthz", timeout=5)
+    except httpx.HTTPError as exc:
+        raise UsageError(
+            f"--target {url} does not answer ({type(exc).__name__}): "
+            "check the URL and that the service is running"
+        ) from None
+    name = variants[0] if variants else "target"
+    return Target(name, f"external service at {url}", url.rstrip("/"))
+
+
+def check_variants(names: list[str], target: str | None) -> None:
+    unknown = [n for n in names if n not in services.VARIANTS]
+    if unknown and target is None:
+        raise UsageError(
+            f"unknown variant {unknown[0]!r}: choose from {', '.join(services.VARIANTS)}"
+        )
+    if target is not None and len(names) > 1:
+        raise UsageError("--target drives one service: give at most one name in --variants")
+
+
+def run(
+    settings: StackSettings,
+    plan: LoadPlan,
+    variants: list[str],
+    target: str | None,
+    out: Path | None,
+    live: bool = True,
+) -> tuple[int, Path]:
+    """Drive `plan` at each variant in turn and publish the report; (exit code, index.html)."""
+    check_variants(variants, target)
+    final = out or ROOT / writer.REPORTS / writer.run_id(plan.scenario, plan.users)
+    if final.exists():
+        raise UsageError(f"{final} exists already: choose another --out or remove it")
+    if target is not None:
+        targets, database_url, pg_version, pgbouncer = (
+            [external_target(target, variants)],
+            None,
+            "unknown (external target)",
+            False,
+        )
+    else:
+        targets, state = local_targets(settings, variants)
+        database_url, pgbouncer = state.direct_database_url, state.pgbouncer
+        pg_version = postgres.server_version(database_url)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}"
+    writer.discard(tmp)
+    try:
+        figures = {}
+        for t in targets:
+            print(
+                f"{t.name}: {plan.users} users, {plan.warmup:.0f} s warm-up + "
+                f"{plan.duration:.0f} s measured against {t.url}",
+                flush=True,
+            )
+            figures[t.name] = run_variant(plan, t, database_url, tmp / t.name, live)
+        environment = describe(pg_version, pgbouncer, settings.model_dump(mode="json"))
+        summary = writer.build_summary(final.name, plan_dict(plan), environment, figures)
+        index = writer.publish(summary, tmp, final)
+    except BaseException:
+        writer.discard(tmp)
+        raise
+    for line in summary["flags"]:
+        print(f"  ! {line}")
+    for name, v in figures.items():
+        lat = v["latency_ms"]
+        print(
+            f"  {name:<14} {v['requests']:>8,} req  {v['throughput_rps']:8.1f} req/s  "
+            f"p50 {lat['p50']:7.1f}  p95 {lat['p95']:7.1f}  p99 {lat['p99']:8.1f} ms  "
+            f"errors {v['error_rate']:.2%}"
+        )
+    return (1 if writer.failed(summary) else 0), index
+
+
+def loadtest(settings: StackSettings, plan: LoadPlan) -> int:
+    """up -> verify -> run both variants -> report -> down (if this command started the stack)."""
+    state, started = lifecycle.up(settings)
+    try:
+        print("stack up; verifying the contract on both services ...", flush=True)
+        verify.run(settings, quiet=True)
+        plan = LoadPlan(**{**plan_dict(plan), "scale": state.scale})
+        code, index = run(settings, plan, list(services.VARIANTS), None, None)
+    finally:
+        if started:
+            lifecycle.down(settings)
+    print(f"report: {index}")
+    return code
+
+
+def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time: str) -> int:
+    """The Locust web UI (127.0.0.1 only) against one running service, until Ctrl-C."""
+    check_variants([variant], None)
+    LoadPlan(scenario=scenario, users=1, spawn_rate=1, duration=1, warmup=0)  # validates
+    state, _ = lifecycle.up(settings)
+    component = state.get(variant)
+    assert component is not None
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILES / f"{scenario}.py"),
+        "--host",
+        component.url,
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(port),
+        "--run-time",
+        run_time,
+        "--users",
+        "200",
+        "--spawn-rate",
+        "50",
+    ]
+    print(
+        f"Locust web UI: http://127.0.0.1:{port} driving {variant} at {component.url}; "
+        f"each test stops after {run_time}. Ctrl-C ends the UI; the stack stays up "
+        "(`make down` stops it).",
+        flush=True,
+    )
+    env = {**os.environ, "LOADLAB_SCALE": str(state.scale), "PYTHONPATH": str(LOCUSTFILES)}
+    try:
+        return subprocess.run(argv, env=env).returncode
+    except KeyboardInterrupt:
+        return 0

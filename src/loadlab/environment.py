@@ -1,0 +1,69 @@
+"""What exactly ran: versions, settings, machine and commit, for every report."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any
+
+from loadlab import ROOT
+
+PACKAGES = (
+    "sqlalchemy",
+    "psycopg2-binary",
+    "asyncpg",
+    "flask",
+    "gunicorn",
+    "fastapi",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "locust",
+    "hdrhistogram",
+    "greenlet",
+)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _run(argv: list[str]) -> str:
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=10, cwd=ROOT
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def git_commit() -> str:
+    commit = _run(["git", "rev-parse", "--short=12", "HEAD"]) or "unknown"
+    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"])
+    return f"{commit}{' (uncommitted changes)' if dirty else ''}"
+
+
+def describe(postgres_version: str, pgbouncer: bool, settings: dict[str, Any]) -> dict[str, Any]:
+    """The environment block of summary.json."""
+    pgbouncer_version = ""
+    if pgbouncer:
+        first = _run(["pgbouncer", "--version"]).splitlines()
+        pgbouncer_version = first[0] if first else "unknown"
+    return {
+        "python": sys.version.split()[0],
+        "postgresql": postgres_version,
+        "pgbouncer": pgbouncer_version or "not used",
+        "packages": {name: _version(name) for name in PACKAGES},
+        "cpu_count": os.cpu_count(),
+        "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "processor": platform.processor() or platform.machine(),
+        "git_commit": git_commit(),
+        "settings": settings,
+    }

@@ -1,0 +1,1 @@
+"""Driving load: Locust invocations, exact latency recording, resource sampling."""

@@ -1,0 +1,109 @@
+"""CPU and memory of each component, sampled once a second while a variant runs.
+
+A component is a process tree (gunicorn and its workers, PostgreSQL and its backends, the
+Locust master and its workers); its CPU is the sum over the tree, in percent of one core.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import psutil
+
+GENERATOR = "locust"
+SATURATED_CPU = 90.0  # percent of one core: a Locust process is single-threaded
+SATURATED_SECONDS = 3
+
+
+@dataclass
+class Samples:
+    cpu: list[float] = field(default_factory=list)  # percent of one core, per second
+    memory_mb: list[float] = field(default_factory=list)
+    # Busiest single process per second: what saturates first in a one-thread generator.
+    busiest_process_cpu: list[float] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        if not self.cpu:
+            return {"cpu_mean": 0.0, "cpu_max": 0.0, "memory_max_mb": 0.0, "process_cpu_max": 0.0}
+        return {
+            "cpu_mean": round(sum(self.cpu) / len(self.cpu), 1),
+            "cpu_max": round(max(self.cpu), 1),
+            "memory_max_mb": round(max(self.memory_mb), 1),
+            "process_cpu_max": round(max(self.busiest_process_cpu), 1),
+        }
+
+
+def _memory(proc: psutil.Process) -> int:
+    """Proportional set size: shared memory (PostgreSQL's buffers, forked workers' pages)
+    is split between the processes sharing it instead of counted once per process."""
+    try:
+        return int(proc.memory_full_info().pss)
+    except (AttributeError, psutil.AccessDenied):
+        return int(proc.memory_info().rss)
+
+
+class Monitor:
+    """Samples the given process trees in a background thread until stopped."""
+
+    def __init__(self, roots: dict[str, list[int]], interval: float = 1.0) -> None:
+        self.roots = roots
+        self.interval = interval
+        self.samples: dict[str, Samples] = {name: Samples() for name in roots}
+        self.machine_cpu: list[float] = []
+        self._procs: dict[int, psutil.Process] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="loadlab-monitor", daemon=True)
+
+    def __enter__(self) -> Monitor:
+        psutil.cpu_percent()
+        self._sample()  # primes cpu_percent of every process
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def add(self, name: str, pid: int) -> None:
+        """Watch one more process tree (e.g. Locust, once started)."""
+        self.roots.setdefault(name, []).append(pid)
+        self.samples.setdefault(name, Samples())
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.machine_cpu.append(psutil.cpu_percent())
+            for name, samples in self._sample().items():
+                self.samples[name].cpu.append(samples[0])
+                self.samples[name].memory_mb.append(samples[1])
+                self.samples[name].busiest_process_cpu.append(samples[2])
+
+    def _tree(self, pid: int) -> list[psutil.Process]:
+        try:
+            root = self._procs.setdefault(pid, psutil.Process(pid))
+            members = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+        return [self._procs.setdefault(p.pid, p) for p in members]
+
+    def _sample(self) -> dict[str, tuple[float, float, float]]:
+        result = {}
+        for name, pids in list(self.roots.items()):
+            cpu = rss = busiest = 0.0
+            for proc in (p for pid in pids for p in self._tree(pid)):
+                try:
+                    used = proc.cpu_percent()
+                    rss += _memory(proc) / 2**20
+                except psutil.Error:
+                    continue
+                cpu += used
+                busiest = max(busiest, used)
+            result[name] = (cpu, rss, busiest)
+        return result
+
+    def generator_saturated(self) -> bool:
+        """True when a Locust process ran at >= 90% of a core for 3 seconds or more."""
+        samples = self.samples.get(GENERATOR)
+        if samples is None:
+            return False
+        return sum(c >= SATURATED_CPU for c in samples.busiest_process_cpu) >= SATURATED_SECONDS

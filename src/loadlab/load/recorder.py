@@ -1,0 +1,127 @@
+"""Exact latencies: every request into an HdrHistogram, mergeable across Locust workers.
+
+Locust rounds response times to two significant digits in its percentiles; this keeps three
+(HdrHistogram, values in microseconds up to 2 minutes). A worker ships its histograms to the
+master in each report and starts afresh, exactly as Locust ships its own stats, so both count
+the same requests. Besides the measured histograms (cleared when the warm-up ends) it keeps
+outcome counts for the whole run, warm-up included, for the integrity check.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+HIGHEST_US = 120_000_000
+DIGITS = 3
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9}
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(1, HIGHEST_US, DIGITS)
+
+
+def outcome(status: int) -> str:
+    """What the client knows of a request's effect: `ok` (2xx, applied), `rejected` (4xx,
+    not applied) or `in_doubt` (no answer, or a 5xx: it may or may not have been applied)."""
+    if 200 <= status < 300:
+        return "ok"
+    if 400 <= status < 500:
+        return "rejected"
+    return "in_doubt"
+
+
+@dataclass
+class Recorder:
+    """Histograms of one process (a worker, or the master after merging)."""
+
+    total: HdrHistogram = field(default_factory=new_histogram)
+    per_second: dict[int, HdrHistogram] = field(default_factory=dict)
+    failures_per_second: Counter[int] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    # (request name, outcome) -> count, for the whole run: never cleared by the warm-up.
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    measure_start: float | None = None
+
+    def record(self, name: str, status: int, latency_ms: float, error: str | None) -> None:
+        """One finished request; `error` is its failure kind, None if it passed."""
+        micros = min(max(int(latency_ms * 1000), 1), HIGHEST_US)
+        second = int(time.time())
+        self.total.record_value(micros)
+        if second not in self.per_second:
+            self.per_second[second] = new_histogram()
+        self.per_second[second].record_value(micros)
+        if error is not None:
+            self.errors[error] += 1
+            self.failures_per_second[second] += 1
+        self.outcomes[(name, outcome(status))] += 1
+
+    def interrupted(self, name: str) -> None:
+        """A request cut off by the end of the run: sent, never answered."""
+        self.outcomes[(name, "in_doubt")] += 1
+
+    def start_measuring(self) -> None:
+        """The warm-up is over: clear the measured histograms (outcomes stay)."""
+        self.total = new_histogram()
+        self.per_second.clear()
+        self.failures_per_second.clear()
+        self.errors.clear()
+        self.measure_start = time.time()
+
+    def export(self) -> dict[str, Any]:
+        """Everything recorded since the last export, as JSON-safe data; then start afresh."""
+        data = {
+            "total": _encode(self.total),
+            "per_second": {str(s): _encode(h) for s, h in self.per_second.items()},
+            "failures_per_second": {str(s): n for s, n in self.failures_per_second.items()},
+            "errors": dict(self.errors),
+            "outcomes": [[name, kind, n] for (name, kind), n in self.outcomes.items()],
+        }
+        measure_start = self.measure_start
+        self.__init__()  # type: ignore[misc]
+        self.measure_start = measure_start
+        return data
+
+    def merge(self, data: dict[str, Any]) -> None:
+        """Add what another process exported."""
+        if data["total"]:
+            self.total.decode_and_add(data["total"].encode())
+        for second, encoded in data["per_second"].items():
+            key = int(second)
+            if key not in self.per_second:
+                self.per_second[key] = new_histogram()
+            self.per_second[key].decode_and_add(encoded.encode())
+        for second, n in data["failures_per_second"].items():
+            self.failures_per_second[int(second)] += n
+        self.errors.update(data["errors"])
+        for name, kind, n in data["outcomes"]:
+            self.outcomes[(name, kind)] += n
+
+
+def _encode(histogram: HdrHistogram) -> str:
+    return histogram.encode().decode() if histogram.get_total_count() else ""
+
+
+def latency_ms(histogram: HdrHistogram) -> dict[str, float]:
+    """p50 .. p99.9, max and mean of a histogram, in milliseconds."""
+    if histogram.get_total_count() == 0:
+        return {key: 0.0 for key in [*PERCENTILES, "max", "mean"]}
+    values = {key: histogram.get_value_at_percentile(p) / 1000 for key, p in PERCENTILES.items()}
+    values["max"] = histogram.get_max_value() / 1000
+    values["mean"] = round(histogram.get_mean_value() / 1000, 3)
+    return values
+
+
+def percentile_curve(histogram: HdrHistogram) -> list[tuple[float, float]]:
+    """(percentile, latency ms) points from p0 to p99.99, spaced for a log-scale chart."""
+    if histogram.get_total_count() == 0:
+        return []
+    points = []
+    for nines in range(0, 41):  # 1 - 10^(-nines/10): 0%, 20.6%, ..., 99.99%
+        p = 100 * (1 - 10 ** (-nines / 10))
+        points.append((round(p, 4), histogram.get_value_at_percentile(p) / 1000))
+    return points

@@ -1,0 +1,203 @@
+"""Locust invocations: one variant at a time, headless, with an optional master and workers.
+
+Every Locust process is started in its own session and stopped with its whole group; the
+run time bounds it, and a watchdog kills it if it overstays by a minute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadlab import ROOT
+from loadlab.errors import UsageError
+from loadlab.load.monitor import GENERATOR, Monitor
+
+LOCUSTFILES = ROOT / "locustfiles"
+WATCHDOG_GRACE = 60.0
+
+
+def scenarios() -> list[str]:
+    """Every scenario: one file in locustfiles/, apart from the shared common.py."""
+    return sorted(p.stem for p in LOCUSTFILES.glob("*.py") if p.stem != "common")
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """The load to drive at each variant."""
+
+    scenario: str
+    users: int
+    spawn_rate: float
+    duration: float  # measured seconds
+    warmup: float  # seconds before measuring, not counted
+    workers: int = 0  # 0: a single local Locust process
+    tags: tuple[str, ...] = ()
+    scale: float = 1.0  # of the seeded database, so ids stay in range
+
+    def __post_init__(self) -> None:
+        if self.scenario not in scenarios():
+            raise UsageError(
+                f"unknown scenario {self.scenario!r}: choose one of {', '.join(scenarios())}"
+            )
+        for name in ("users", "spawn_rate", "duration"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be more than 0")
+        if self.warmup < 0 or self.workers < 0:
+            raise UsageError("--warmup and --workers cannot be negative")
+
+
+def _locust_argv(plan: LoadPlan, host: str, out: Path, role: list[str]) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILES / f"{plan.scenario}.py"),
+        "--headless",
+        "--loglevel",
+        "WARNING",
+        *role,
+    ]
+    if "--worker" in role:
+        return argv
+    argv += [
+        "--host",
+        host,
+        "-u",
+        str(plan.users),
+        "-r",
+        str(plan.spawn_rate),
+        "-t",
+        f"{int(plan.warmup + plan.duration)}s",
+        "--stop-timeout",
+        "10",
+        "--csv",
+        str(out / "locust"),
+        "--csv-full-history",
+        "--html",
+        str(out / "locust.html"),
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",
+    ]
+    if plan.tags:
+        argv += ["--tags", *plan.tags]
+    return argv
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def drive(
+    plan: LoadPlan, host: str, out: Path, monitor: Monitor, live: bool = True
+) -> dict[str, Any]:
+    """Run Locust against `host`, writing its CSV and HTML into `out`; returns the recorder's
+    result (exact histograms, outcomes, Locust's own totals)."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "LOADLAB_WARMUP": str(plan.warmup),
+        "LOADLAB_SCALE": str(plan.scale),
+        "LOADLAB_RESULT": str(out / "recorder.json"),
+        "LOADLAB_STATUS": str(out / "status.json"),
+        "PYTHONPATH": str(LOCUSTFILES),
+    }
+    roles: list[list[str]] = [[]]
+    if plan.workers:
+        port = _free_port()
+        roles = [
+            [
+                "--master",
+                "--expect-workers",
+                str(plan.workers),
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(port),
+            ]
+        ]
+        roles += [
+            ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+            for _ in range(plan.workers)
+        ]
+    procs: list[subprocess.Popen[bytes]] = []
+    log = (out / "locust.log").open("ab")
+    try:
+        for role in roles:
+            proc = subprocess.Popen(
+                _locust_argv(plan, host, out, role),
+                env=env,
+                cwd=out,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            procs.append(proc)
+            monitor.add(GENERATOR, proc.pid)
+        _wait(procs[0], plan, out / "status.json", live)
+        for proc in procs[1:]:
+            proc.wait(timeout=30)
+    finally:
+        for proc in procs:
+            _stop_group(proc)
+        log.close()
+    result_path = out / "recorder.json"
+    if procs[0].returncode != 0 or not result_path.exists():
+        tail = (out / "locust.log").read_text(errors="replace").strip().splitlines()[-3:]
+        raise UsageError(f"Locust failed (exit {procs[0].returncode}): {' | '.join(tail)}")
+    (out / "status.json").unlink(missing_ok=True)
+    return json.loads(result_path.read_text())
+
+
+def _wait(master: subprocess.Popen[bytes], plan: LoadPlan, status: Path, live: bool) -> None:
+    """Until Locust exits, printing a live line; kill it if it overstays its run time."""
+    deadline = time.monotonic() + plan.warmup + plan.duration + WATCHDOG_GRACE
+    last_print = 0.0
+    tty = sys.stdout.isatty()
+    while master.poll() is None:
+        if time.monotonic() > deadline:
+            _stop_group(master)
+            raise UsageError("Locust overstayed its run time by a minute and was stopped")
+        time.sleep(0.5)
+        if not live or not status.exists() or (not tty and time.monotonic() - last_print < 10):
+            continue
+        try:
+            s = json.loads(status.read_text())
+        except (ValueError, OSError):
+            continue
+        phase = "measuring" if s["measuring"] else "warm-up  "
+        line = (
+            f"  {s['elapsed']:6.0f}s {phase} users {s['users']:>4}  {s['rps']:7.1f} req/s  "
+            f"p99 {s['p99_ms']:8.1f} ms  errors {s['failures']}"
+        )
+        print(("\r" + line) if tty else line, end="" if tty else "\n", flush=True)
+        last_print = time.monotonic()
+    if tty and live:
+        print()
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -1,0 +1,257 @@
+"""The comparison page of one run: one self-contained HTML file (inline CSS and SVG)."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from loadlab.report import claims
+from loadlab.report.svg import NINES_TICKS, line_chart, nines
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;
+padding:0 16px}
+h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0}td,th{padding:4px 10px;border-bottom:1px solid #eee;
+text-align:right}th:first-child,td:first-child{text-align:left}th{background:#f6f6f6}
+.flag{background:#fff4d6;border:1px solid #e0b84c;padding:8px 12px;margin:8px 0}
+.fail{background:#fde8e8;border-color:#d66}.ok{color:#2f7d32}.bad{color:#b3261e;font-weight:bold}
+.muted{color:#666}code{background:#f3f3f3;padding:1px 4px}svg{max-width:100%;height:auto}
+"""
+
+LATENCY_KEYS = (
+    ("p50", "p50"),
+    ("p90", "p90"),
+    ("p95", "p95"),
+    ("p99", "p99"),
+    ("p99_9", "p99.9"),
+    ("max", "max"),
+    ("mean", "mean"),
+)
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    cells = "".join(f"<th>{escape(str(h))}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _headline(variants: dict[str, Any]) -> str:
+    head = [
+        "variant",
+        "requests",
+        "req/s (± sd per s)",
+        "error rate",
+        "errors by kind",
+        *[f"{label} ms" for _, label in LATENCY_KEYS],
+    ]
+    rows = []
+    for name, v in variants.items():
+        errors = "<br>".join(f"{escape(k)}: {n}" for k, n in v["errors"].items()) or "none"
+        rows.append(
+            [
+                f"<b>{escape(name)}</b><br><span class=muted>{escape(v['label'])}</span>",
+                f"{v['requests']:,}",
+                f"{v['throughput_rps']:,.1f} ± {v['throughput_rps_per_second_sd']:,.1f}",
+                f"{v['error_rate']:.2%}",
+                errors,
+                *[_ms(v["latency_ms"][key]) for key, _ in LATENCY_KEYS],
+            ]
+        )
+    return _table(head, rows)
+
+
+def _charts(variants: dict[str, Any]) -> str:
+    over_time: dict[str, list[tuple[float, float]]] = {}
+    rps: dict[str, list[tuple[float, float]]] = {}
+    for name, v in variants.items():
+        over_time[f"{name} p99"] = [(r["t"], r["p99_ms"]) for r in v["timeline"]]
+        over_time[f"{name} p50"] = [(r["t"], r["p50_ms"]) for r in v["timeline"]]
+        rps[name] = [(r["t"], r["rps"]) for r in v["timeline"][1:-1]]
+    curve = {
+        name: [(nines(p), ms) for p, ms in v["percentile_curve"]] for name, v in variants.items()
+    }
+    return "\n".join(
+        [
+            line_chart(
+                over_time,
+                title="Latency over time (exact, per second)",
+                x_label="seconds after warm-up",
+                y_label="ms",
+                dashed=lambda n: n.endswith("p50"),
+            ),
+            line_chart(
+                rps,
+                title="Throughput over time",
+                x_label="seconds after warm-up",
+                y_label="requests per second",
+            ),
+            line_chart(
+                curve,
+                title="Latency by percentile (log scale of nines)",
+                x_label="percentile",
+                y_label="ms",
+                x_ticks=NINES_TICKS,
+            ),
+        ]
+    )
+
+
+def _where_time_went(variants: dict[str, Any]) -> str:
+    rows = []
+    for name, v in variants.items():
+        db = v.get("database_time")
+        in_db = "not measured" if not db else f"{db['exec_ms_per_request']:,.3f}"
+        share = (
+            "-"
+            if not db or not v["latency_ms"]["mean"]
+            else f"{db['exec_ms_per_request'] / v['latency_ms']['mean']:.1%}"
+        )
+        rows.append([escape(name), _ms(v["latency_ms"]["mean"]), in_db, share])
+    intro = (
+        "<p>Time inside PostgreSQL (pg_stat_statements, execution only) against the "
+        "latency the client saw. The rest is Python, drivers, the network and queueing "
+        "for a worker or a pooled connection.</p>"
+    )
+    table = _table(["variant", "mean latency ms", "PostgreSQL ms per request", "share"], rows)
+    res_rows = []
+    for name, v in variants.items():
+        for component, r in v["resources"].items():
+            res_rows.append(
+                [
+                    escape(f"{name}: {component}"),
+                    f"{r['cpu_mean']:.0f}%",
+                    f"{r['cpu_max']:.0f}%",
+                    f"{r['process_cpu_max']:.0f}%",
+                    f"{r['memory_max_mb']:,.0f}",
+                ]
+            )
+        res_rows.append(
+            [escape(f"{name}: whole machine"), f"{v['machine_cpu_mean']:.0f}%", "", "", ""]
+        )
+    resources = _table(
+        [
+            "component",
+            "CPU mean (of one core)",
+            "CPU max",
+            "busiest process max",
+            "memory max MB (PSS)",
+        ],
+        res_rows,
+    )
+    return intro + table + "<h3>CPU and memory of each component</h3>" + resources
+
+
+def _integrity(variants: dict[str, Any]) -> str:
+    rows = []
+    for name, v in variants.items():
+        for c in v.get("integrity") or []:
+            verdict = (
+                "<span class=ok>holds</span>" if c["holds"] else "<span class=bad>BROKEN</span>"
+            )
+            rows.append(
+                [
+                    escape(name),
+                    escape(c["request"]),
+                    f"{c['acknowledged']:,}",
+                    f"{c['applied']:,}",
+                    f"{c['in_doubt']:,}",
+                    verdict,
+                ]
+            )
+    if not rows:
+        return "<p class=muted>No write was checked (no database access, or no writes).</p>"
+    return (
+        "<p>Rule: acknowledged &le; applied &le; acknowledged + in doubt, over the whole "
+        "run including warm-up.</p>"
+        + _table(["variant", "request", "acknowledged", "applied", "in doubt", "rule"], rows)
+    )
+
+
+def _claims(summary: dict[str, Any]) -> str:
+    if summary["scenario"] != claims.HEADLINE["scenario"]:
+        return ""
+    rows = []
+    for name, claim in claims.HEADLINE["variants"].items():
+        ours = summary["variants"].get(name)
+        if ours is None:
+            continue
+        for key in ("p50", "p95", "p99"):
+            rows.append([escape(f"{name} {key} ms"), _ms(claim[key]), _ms(ours["latency_ms"][key])])
+        rows.append(
+            [
+                escape(f"{name} errors"),
+                claim["errors"],
+                f"{ours['failures']:,} of {ours['requests']:,}",
+            ]
+        )
+    return (
+        f"<h2>Beside the article's claim</h2><p>The article ({escape(claims.SOURCE)}) "
+        f"claims, for {escape(claims.CONDITIONS)}:</p>"
+        + _table(["figure", "article claims", "this run"], rows)
+        + f"<p class=muted>This run: {summary['plan']['users']} users on "
+        f"{summary['environment']['cpu_count']} cores shared by generator, services "
+        "and database.</p>"
+    )
+
+
+def _what_ran(summary: dict[str, Any]) -> str:
+    env = summary["environment"]
+    rows = [
+        ["python", env["python"]],
+        ["PostgreSQL", env["postgresql"]],
+        ["PgBouncer", env["pgbouncer"]],
+        ["CPU count", env["cpu_count"]],
+        ["machine", env["machine"]],
+        ["git commit", env["git_commit"]],
+        *[[name, version] for name, version in env["packages"].items()],
+    ]
+    settings = json.dumps({"plan": summary["plan"], "settings": env["settings"]}, indent=2)
+    return (
+        _table(["what", "version"], [[escape(str(a)), escape(str(b))] for a, b in rows])
+        + f"<pre>{escape(settings)}</pre>"
+    )
+
+
+def render(summary: dict[str, Any]) -> str:
+    """The whole page for a run's summary (as written to summary.json)."""
+    variants = summary["variants"]
+    plan = summary["plan"]
+    flags = "".join(
+        f'<div class="flag{" fail" if f.startswith("FAIL") else ""}">{escape(f)}</div>'
+        for f in summary["flags"]
+    )
+    verdicts = "".join(f"<li>{escape(s)}</li>" for s in summary["verdicts"])
+    links = " · ".join(
+        f'<a href="{escape(n)}/locust.html">{escape(n)} Locust report</a>' for n in variants
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>loadlab {escape(summary["run_id"])}</title>
+<style>{CSS}</style></head><body>
+<h1>{escape(plan["scenario"])}: {plan["users"]} users, {len(variants)} variants</h1>
+<p class=muted>run {escape(summary["run_id"])} · {escape(summary["created_at"])} ·
+{plan["duration"]:.0f} s measured after {plan["warmup"]:.0f} s warm-up · spawn rate
+{plan["spawn_rate"]}/s · Locust workers: {plan["workers"] or "none (one process)"}</p>
+{flags}
+<h2>Side by side</h2>
+{_headline(variants)}
+<p class=muted>Latencies are exact (HdrHistogram, 3 significant digits) over every measured
+request, failed ones included; throughput ± the standard deviation of per-second rates.</p>
+<h2>Is the difference real?</h2><ul>{verdicts or "<li>Only one variant ran.</li>"}</ul>
+<h2>Charts</h2>
+{_charts(variants)}
+<h2>Where the time went</h2>
+{_where_time_went(variants)}
+<h2>Integrity</h2>
+{_integrity(variants)}
+{_claims(summary)}
+<h2>What exactly ran</h2>
+{_what_ran(summary)}
+<p>{links} · <a href="summary.json">summary.json</a></p>
+</body></html>
+"""

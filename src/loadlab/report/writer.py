@@ -1,0 +1,114 @@
+"""Writing a run's folder: built in a temporary folder, moved into place only when complete."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from loadlab.analysis.compare import verdicts
+from loadlab.load.monitor import SATURATED_CPU, SATURATED_SECONDS
+from loadlab.report.html import render
+
+REPORTS = "reports"
+
+
+def run_id(scenario: str, users: int, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{scenario}-{users}u"
+
+
+def flags(variants: dict[str, Any]) -> list[str]:
+    """Warnings for the top of the report; those starting with FAIL fail the run."""
+    found = []
+    for name, v in variants.items():
+        if v["generator_saturated"]:
+            found.append(
+                f"{name}: the load generator was saturated (a Locust process at >= "
+                f"{SATURATED_CPU:.0f}% of a core for {SATURATED_SECONDS} s or more); these "
+                "figures are generator-bound, not the service's. Add Locust workers "
+                "(--workers) or a second machine."
+            )
+        if v["requests"] != v["locust_requests"]:
+            found.append(
+                f"FAIL {name}: the exact recorder counted {v['requests']:,} requests, "
+                f"Locust {v['locust_requests']:,}"
+            )
+        for c in v.get("integrity") or []:
+            if not c["holds"]:
+                found.append(
+                    f"FAIL {name}: integrity broken for {c['request']}: acknowledged "
+                    f"{c['acknowledged']:,}, applied {c['applied']:,}, in doubt "
+                    f"{c['in_doubt']:,}"
+                )
+        if v["machine_cpu_mean"] >= 90:
+            found.append(
+                f"{name}: the whole machine was {v['machine_cpu_mean']:.0f}% busy on "
+                "average: generator, service and database competed for the same cores."
+            )
+    return found
+
+
+def build_summary(
+    rid: str, plan: dict[str, Any], environment: dict[str, Any], variants: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "run_id": rid,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "scenario": plan["scenario"],
+        "plan": plan,
+        "environment": environment,
+        "variants": variants,
+        "flags": flags(variants),
+        "verdicts": verdicts(variants),
+    }
+
+
+def failed(summary: dict[str, Any]) -> list[str]:
+    return [f for f in summary["flags"] if f.startswith("FAIL")]
+
+
+def publish(summary: dict[str, Any], tmp: Path, final: Path) -> Path:
+    """Write summary.json and index.html into `tmp`, then move it to `final`; a run in
+    reports/ is added to reports/index.html."""
+    (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
+    (tmp / "index.html").write_text(render(summary))
+    tmp.rename(final)
+    if final.parent.name == REPORTS:
+        write_index(final.parent)
+    return final / "index.html"
+
+
+def write_index(reports: Path) -> Path:
+    """reports/index.html: every run, newest first."""
+    rows = []
+    for summary_path in sorted(reports.glob("*/summary.json"), reverse=True):
+        s = json.loads(summary_path.read_text())
+        cells = " · ".join(
+            f"{escape(n)}: p99 {v['latency_ms']['p99']:,.1f} ms, {v['throughput_rps']:,.0f} req/s, "
+            f"{v['error_rate']:.2%} errors"
+            for n, v in s["variants"].items()
+        )
+        mark = " ⚠" if s["flags"] else ""
+        rows.append(
+            f'<tr><td><a href="{escape(summary_path.parent.name)}/index.html">'
+            f"{escape(s['run_id'])}</a>{mark}</td><td>{escape(s['scenario'])}</td>"
+            f"<td>{s['plan']['users']}</td><td>{cells}</td></tr>"
+        )
+    page = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>loadlab runs</title>"
+        "<style>body{font:14px system-ui,sans-serif;margin:24px}td,th{padding:4px 10px;"
+        "border-bottom:1px solid #eee;text-align:left}</style></head><body>"
+        "<h1>loadlab runs, newest first</h1><table><tr><th>run</th><th>scenario</th>"
+        f"<th>users</th><th>figures</th></tr>{''.join(rows)}</table>"
+        "<p>⚠ = the report carries a warning at its top.</p></body></html>"
+    )
+    (reports / "index.html").write_text(page)
+    return reports / "index.html"
+
+
+def discard(tmp: Path) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
