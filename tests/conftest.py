@@ -64,6 +64,24 @@ def fresh(stack: Stack) -> Stack:
     return stack
 
 
+@pytest.fixture(scope="session")
+def report(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One short real load (20 users, 2 s warm-up + 8 s, both services) and its report."""
+    from loadlab import duel
+    from loadlab.load.runner import LoadPlan
+
+    plan = LoadPlan(
+        scenario="select_update", users=20, spawn_rate=20, duration=8, warmup=2, scale=TEST_SCALE
+    )
+    out = tmp_path_factory.mktemp("reports") / "short-run"
+    code, index = duel.run(
+        stack.settings, plan, ["flask_sync", "fastapi_async"], None, out, live=False
+    )
+    assert code == 0
+    assert index == out / "index.html"
+    return out
+
+
 @pytest.fixture(params=["flask_sync", "fastapi_async"])
 def service_url(request: pytest.FixtureRequest, stack: Stack) -> str:
     """Each test using this runs once against each service."""

@@ -57,6 +57,7 @@ def _up_options(parser: argparse.ArgumentParser) -> None:
 
 
 VARIANT_NAMES = ("flask_sync", "fastapi_async")
+OUT_HELP = "report folder (default: reports/<date>-<scenario>-<users>u)"
 
 
 def duration(text: str) -> float:
@@ -120,11 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated, in order (default: %(default)s)",
     )
     run.add_argument("--target", help="drive this running service instead of the local ones")
-    run.add_argument("--out", help="report folder (default: reports/<date>-<scenario>-<users>u)")
+    run.add_argument("--out", help=OUT_HELP)
     loadtest = sub.add_parser("loadtest", help="up, verify, run both variants, report, down")
     _stack_options(loadtest)
     _up_options(loadtest)
     _load_options(loadtest)
+    loadtest.add_argument("--out", help=OUT_HELP)
     ui = sub.add_parser("ui", help="the Locust web UI against one service")
     _stack_options(ui)
     ui.add_argument("--variant", default="flask_sync", help="flask_sync or fastapi_async")
@@ -232,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "loadtest":
             from loadlab import duel
 
-            return duel.loadtest(settings, _plan(args, settings.scale))
+            out = Path(args.out) if args.out else None
+            return duel.loadtest(settings, _plan(args, settings.scale), out)
         if args.command == "ui":
             from loadlab import duel
 

@@ -121,14 +121,16 @@ def run(
     return (1 if writer.failed(summary) else 0), index
 
 
-def loadtest(settings: StackSettings, plan: LoadPlan) -> int:
+def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -> int:
     """up -> verify -> run both variants -> report -> down (if this command started the stack)."""
+    if out is not None and out.exists():
+        raise UsageError(f"{out} exists already: choose another --out or remove it")
     state, started = lifecycle.up(settings)
     try:
         print("stack up; verifying the contract on both services ...", flush=True)
         verify.run(settings, quiet=True)
         plan = LoadPlan(**{**plan_dict(plan), "scale": state.scale})
-        code, index = run(settings, plan, list(services.VARIANTS), None, None)
+        code, index = run(settings, plan, list(services.VARIANTS), None, out)
     finally:
         if started:
             lifecycle.down(settings)

@@ -1,0 +1,61 @@
+"""The exact recorder: counts add up across workers, the warm-up clears only what it should."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadlab.load.recorder import Recorder, latency_ms, outcome
+
+
+def test_exports_merge_to_the_same_counts_as_one_process() -> None:
+    single, worker_a, worker_b, master = Recorder(), Recorder(), Recorder(), Recorder()
+    for i in range(1, 1001):
+        target = worker_a if i % 2 else worker_b
+        for r in (single, target):
+            r.record(
+                "POST /x",
+                200 if i % 10 else 503,
+                latency_ms=i / 10,
+                error=None if i % 10 else "HTTP 503",
+            )
+    master.merge(worker_a.export())
+    master.merge(worker_b.export())
+    assert master.total.get_total_count() == single.total.get_total_count() == 1000
+    assert latency_ms(master.total) == latency_ms(single.total)
+    assert master.errors == single.errors == {"HTTP 503": 100}
+    assert master.outcomes[("POST /x", "in_doubt")] == 100
+    assert worker_a.total.get_total_count() == 0  # export starts afresh
+
+
+def test_percentiles_keep_three_significant_digits() -> None:
+    r = Recorder()
+    for ms in (1.234, 12.34, 123.4, 1234.0):
+        r.record("GET /y", 200, ms, None)
+    figures = latency_ms(r.total)
+    assert figures["max"] == pytest.approx(1234.0, rel=1e-3)
+    assert figures["p50"] == pytest.approx(12.34, rel=1e-3)
+
+
+def test_warmup_clears_histograms_but_keeps_outcomes() -> None:
+    r = Recorder()
+    r.record("POST /users/[id]/visit", 200, 5.0, None)
+    r.interrupted("POST /users/[id]/visit")
+    r.start_measuring()
+    assert r.total.get_total_count() == 0 and not r.errors and not r.per_second
+    assert r.outcomes[("POST /users/[id]/visit", "ok")] == 1
+    assert r.outcomes[("POST /users/[id]/visit", "in_doubt")] == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (200, "ok"),
+        (201, "ok"),
+        (404, "rejected"),
+        (422, "rejected"),
+        (503, "in_doubt"),
+        (0, "in_doubt"),
+    ],
+)
+def test_outcome_of_a_status(status: int, kind: str) -> None:
+    assert outcome(status) == kind

@@ -1,0 +1,106 @@
+"""A short real load (Locust, both real services, the real database) and its report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Stack
+
+
+def _summary(report: Path) -> dict[str, Any]:
+    return json.loads((report / "summary.json").read_text())
+
+
+def test_report_files_exist(report: Path) -> None:
+    assert (report / "index.html").stat().st_size > 0
+    for variant in ("flask_sync", "fastapi_async"):
+        for name in (
+            "locust.html",
+            "locust_stats.csv",
+            "locust_stats_history.csv",
+            "locust_failures.csv",
+        ):
+            assert (report / variant / name).stat().st_size > 0, name
+    assert not list(report.parent.glob(".tmp-*"))
+
+
+def test_summary_figures_are_present_and_consistent(report: Path) -> None:
+    for name, v in _summary(report)["variants"].items():
+        assert v["requests"] > 0, name
+        lat = v["latency_ms"]
+        assert (
+            0 < lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["p99_9"] <= lat["max"]
+        )
+        assert v["error_rate"] == v["failures"] / v["requests"]
+        assert sum(v["errors"].values()) == v["failures"]
+        assert v["throughput_rps"] > 0
+        assert {"mean"} <= set(lat)
+
+
+def test_exact_count_equals_locusts_count(report: Path) -> None:
+    for v in _summary(report)["variants"].values():
+        assert v["requests"] == v["locust_requests"]
+        assert v["failures"] == v["locust_failures"]
+
+
+def test_integrity_rule_holds_for_the_visits(report: Path) -> None:
+    for v in _summary(report)["variants"].values():
+        (visits,) = v["integrity"]
+        assert visits["request"] == "POST /users/[id]/visit"
+        assert visits["holds"] and visits["acknowledged"] >= v["requests"]
+
+
+def test_resources_of_each_component_were_sampled(report: Path) -> None:
+    for name, v in _summary(report)["variants"].items():
+        assert {name, "postgres", "locust"} <= set(v["resources"])
+        assert v["resources"][name]["cpu_mean"] > 0
+        assert v["resources"]["locust"]["memory_max_mb"] > 0
+
+
+def test_environment_names_what_ran(report: Path) -> None:
+    env = _summary(report)["environment"]
+    assert env["postgresql"].startswith("15") or env["postgresql"][0].isdigit()
+    assert env["packages"]["sqlalchemy"][0].isdigit() and env["cpu_count"] >= 1
+    assert env["git_commit"]
+
+
+def _loadlab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadlab", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--scenario", "nope"],
+        ["--users", "0"],
+        ["--users", "-3"],
+        ["--duration", "0"],
+        ["--duration", "soon"],
+        ["--spawn-rate", "0"],
+        ["--variants", "django"],
+        ["--target", "http://127.0.0.1:9"],
+    ],
+)
+def test_bad_run_input_is_one_line_exit_2_and_writes_nothing(
+    stack: Stack, tmp_path: Path, bad: list[str]
+) -> None:
+    out = tmp_path / "never"
+    result = _loadlab("run", "--state-dir", str(stack.settings.state_dir), "--out", str(out), *bad)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_existing_report_folder_is_refused(stack: Stack, report: Path) -> None:
+    before = (report / "summary.json").read_text()
+    result = _loadlab("run", "--state-dir", str(stack.settings.state_dir), "--out", str(report))
+    assert result.returncode == 2 and "exists already" in result.stderr
+    assert (report / "summary.json").read_text() == before

@@ -1,0 +1,58 @@
+"""The report as a person sees it: headless Chromium opens it and the charts are drawn."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from loadlab.report.svg import COLOURS
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _hex(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by make setup / .ci/run")
+def test_chromium_renders_the_charts_without_console_errors(report: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "report.png"
+    result = subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            (report / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.exists(), result.stderr[-2000:]
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
+    image = Image.open(shot).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 20) or []
+    assert len(colours) > 50  # not a blank page
+    present = {rgb for _, rgb in colours}
+    for variant, colour in COLOURS.items():
+        assert _hex(colour) in present, f"no {variant} line was drawn"
+    html = (report / "index.html").read_text()
+    assert html.count("<svg") == 3 and "http://" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )
