@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 LOADLAB := $(PY) -m loadlab
 
-.PHONY: setup test loadtest up down status verify lint
+.PHONY: setup test loadtest run ui up down status verify lint
 
 setup: $(STAMP)
 	@infra/install-system-deps.sh
@@ -22,7 +22,15 @@ test: setup
 	$(PY) -m pytest
 
 loadtest: setup
-	$(LOADLAB) loadtest
+	$(LOADLAB) loadtest $(ARGS)
+
+run: setup
+	$(LOADLAB) run $(ARGS)
+
+VARIANT ?= flask_sync
+SCENARIO ?= select_update
+ui: setup
+	$(LOADLAB) ui --variant $(VARIANT) --scenario $(SCENARIO)
 
 up: setup
 	$(LOADLAB) up $(ARGS)

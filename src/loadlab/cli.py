@@ -135,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument(
         "--run-time", default="10m", help="each test started in the UI stops after this"
     )
+    seed_cmd = sub.add_parser(
+        "seed", help="create the schema if missing and reset the rows to the seed"
+    )
+    _stack_options(seed_cmd)
+    seed_cmd.add_argument("--database-url", help="default: the running stack's database")
+    seed_cmd.add_argument("--scale", type=float, help="1.0 = 10,000 users and orders")
     verify = sub.add_parser(
         "verify", help="check both services give the same answers and SQL counts"
     )
@@ -213,6 +219,21 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_seed(settings: StackSettings) -> int:
+    from loadlab.stack import postgres, procs, seed
+
+    state = procs.load_state(settings.state_dir)
+    url = settings.database_url or (state.direct_database_url if state else None)
+    if url is None:
+        raise UsageError("no database: give --database-url or start the stack with `up`")
+    postgres.wait_ready(url, settings.ready_timeout)
+    postgres.apply_schema(url)
+    scale = seed.Scale.of(settings.scale)
+    seed.reset(url, scale)
+    print(f"seeded {postgres.redact(url)}: {scale.users:,} users, {scale.orders:,} orders")
+    return 0
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # same clean-up path as Ctrl-C
 
@@ -229,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_down(settings, args.purge)
         if args.command == "status":
             return _cmd_status(settings, args.json)
+        if args.command == "seed":
+            return _cmd_seed(settings)
         if args.command == "run":
             return _cmd_run(settings, args)
         if args.command == "loadtest":

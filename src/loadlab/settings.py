@@ -39,6 +39,6 @@ class StackSettings(BaseSettings):
             "WEB_THREADS": str(self.web_threads),
             "DB_POOL_SIZE": str(self.db_pool_size),
             "DB_MAX_OVERFLOW": str(self.db_max_overflow),
-            "DB_POOL_TIMEOUT": str(self.db_pool_timeout),
+            "DB_POOL_TIMEOUT": f"{self.db_pool_timeout:g}",
             "DB_PGBOUNCER_SAFE": "1" if self.pgbouncer else "0",
         }

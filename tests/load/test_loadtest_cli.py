@@ -10,8 +10,21 @@ from tests.stack.test_cli import loadlab, port_flags
 
 def test_loadtest_brings_up_verifies_runs_reports_and_stops(tmp_path: Path) -> None:
     state_dir, out = tmp_path / "state", tmp_path / "report"
-    result = loadlab("loadtest", *port_flags(state_dir), "--users", "10", "--spawn-rate", "10",
-                     "--duration", "3s", "--warmup", "1s", "--out", str(out), timeout=300)
+    result = loadlab(
+        "loadtest",
+        *port_flags(state_dir),
+        "--users",
+        "10",
+        "--spawn-rate",
+        "10",
+        "--duration",
+        "3s",
+        "--warmup",
+        "1s",
+        "--out",
+        str(out),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "48 of 48 requests identical" in result.stdout
     assert f"report: {out / 'index.html'}" in result.stdout

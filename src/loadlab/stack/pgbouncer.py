@@ -25,39 +25,42 @@ def find_binary() -> str:
     return found
 
 
-def start(
-    direct_url: str, port: int, folder: Path, log: Path, user: str | None
-) -> tuple[Component, str]:
-    """Start PgBouncer on 127.0.0.1:port in front of `direct_url`; returns it and the URL
-    the services should use instead."""
-    binary = find_binary()
+def render_config(direct_url: str, listen_addr: str, port: int, folder: Path) -> str:
+    """Write pgbouncer.ini and its auth file into `folder` from infra/pgbouncer/pgbouncer.ini
+    (the compose setup calls this too); returns the URL that reaches the database through it."""
     target = urlsplit(direct_url)
     dbname = target.path.lstrip("/")
     db_user = target.username or "postgres"
     folder.mkdir(parents=True, exist_ok=True)
     auth_file = folder / "userlist.txt"
     auth_file.write_text(f'"{db_user}" ""\n')
-    ini = folder / "pgbouncer.ini"
-    ini.write_text(
+    (folder / "pgbouncer.ini").write_text(
         TEMPLATE.read_text().format(
             dbname=dbname,
             pg_host=target.hostname,
             pg_port=target.port or 5432,
-            listen_addr="127.0.0.1",
+            listen_addr=listen_addr,
             listen_port=port,
             auth_file=auth_file,
-            logfile=folder / "pgbouncer.log",
-            pidfile="",
             user=db_user,
         )
     )
+    return f"postgresql://{db_user}@{listen_addr}:{port}/{dbname}"
+
+
+def start(
+    direct_url: str, port: int, folder: Path, log: Path, user: str | None
+) -> tuple[Component, str]:
+    """Start PgBouncer on 127.0.0.1:port in front of `direct_url`; returns it and the URL
+    the services should use instead."""
+    binary = find_binary()
+    service_url = render_config(direct_url, "127.0.0.1", port, folder)
     if user:
-        for path in (folder, auth_file, ini):
+        for path in (folder, *folder.iterdir()):
             shutil.chown(path, user, user)
-    service_url = f"postgresql://{db_user}@127.0.0.1:{port}/{dbname}"
     component = procs.start(
         "pgbouncer",
-        [binary, str(ini)],
+        [binary, str(folder / "pgbouncer.ini")],
         url=service_url,
         log=log,
         user=user,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -23,27 +24,35 @@ class Variant:
     label: str
     port_setting: str
 
-    def argv(self, port: int, workers: int) -> list[str]:
-        bind = f"127.0.0.1:{port}"
+    def argv(
+        self,
+        port: int,
+        workers: int,
+        host: str = "127.0.0.1",
+        python: str = sys.executable,
+        root: Path = ROOT,
+    ) -> list[str]:
+        """The server's command line; the compose file runs the same one (a test checks)."""
         if self.name == "flask_sync":
+            conf = str(root / "services" / "flask_sync" / "gunicorn_conf.py")
             return [
-                sys.executable,
+                python,
                 "-m",
                 "gunicorn",
                 "-c",
-                str(ROOT / "services" / "flask_sync" / "gunicorn_conf.py"),
+                conf,
                 "--bind",
-                bind,
+                f"{host}:{port}",
                 "services.flask_sync.app:create_app()",
             ]
         return [
-            sys.executable,
+            python,
             "-m",
             "uvicorn",
             "--factory",
             "services.fastapi_async.app:create_app",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--workers",

@@ -1,0 +1,100 @@
+"""infra/docker-compose.yml, checked where no Docker engine runs: against the Compose
+specification, and against the native setup it must stay in step with."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from loadlab import ROOT
+from loadlab.settings import StackSettings
+from loadlab.stack import postgres, services
+from services.common.settings import ServiceSettings
+
+COMPOSE = ROOT / "infra" / "docker-compose.yml"
+SPEC = ROOT.parent / "shared" / "compose-spec" / "compose-spec.json"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _validator() -> jsonschema.Draft7Validator:
+    # The spec declares draft-07 under an address jsonschema does not know: name it.
+    return jsonschema.Draft7Validator(json.loads(SPEC.read_text()))
+
+
+def _defaults(value: str) -> str:
+    """Resolve ${NAME:-default} the way compose does when NAME is unset."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+@pytest.mark.skipif(not SPEC.exists(), reason="the Compose schema lives in ../shared/")
+def test_valid_against_the_compose_specification(compose: dict[str, Any]) -> None:
+    _validator().validate(compose)
+
+
+def test_a_broken_file_is_caught_by_the_specification() -> None:
+    if not SPEC.exists():
+        pytest.skip("the Compose schema lives in ../shared/")
+    broken = {"services": {"x": {"image": "y", "depends_on": {"z": {"condition": "whenever"}}}}}
+    with pytest.raises(jsonschema.ValidationError):
+        _validator().validate(broken)
+
+
+@pytest.mark.parametrize("name", sorted(services.VARIANTS))
+def test_services_run_the_native_command_lines(compose: dict[str, Any], name: str) -> None:
+    service = compose["services"][name]
+    port = int(service["ports"][0].rsplit(":", 1)[1])
+    native = services.VARIANTS[name].argv(
+        port, StackSettings().web_workers, host="0.0.0.0", python="python", root=Path("/app")
+    )
+    assert service["command"] == native
+
+
+def test_services_read_the_native_environment(compose: dict[str, Any]) -> None:
+    env = {k: _defaults(str(v)) for k, v in compose["x-service-env"].items()}
+    native = StackSettings().service_env()
+    assert {k: env[k] for k in native} == native
+    read_by_services = {f.alias for f in ServiceSettings.model_fields.values()}
+    assert set(env) <= read_by_services
+    assert env["DATABASE_URL"].startswith("postgresql://")
+    for name in services.VARIANTS:
+        assert compose["services"][name]["environment"] == compose["x-service-env"]
+
+
+def test_mounted_files_are_the_native_ones(compose: dict[str, Any]) -> None:
+    mounts = {
+        m.split(":")[1]: (COMPOSE.parent / m.split(":")[0]).resolve()
+        for m in compose["services"]["postgres"]["volumes"]
+    }
+    assert mounts["/etc/postgresql/loadlab.conf"] == postgres.CONF.resolve()
+    assert mounts["/docker-entrypoint-initdb.d/10-schema.sql"] == postgres.SCHEMA.resolve()
+    assert all(path.exists() for path in mounts.values())
+
+
+def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            assert rule["condition"] in ("service_healthy", "service_completed_successfully")
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in compose["services"][dependency], (name, dependency)
+
+
+def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    for service in compose["services"].values():
+        assert all(p.startswith("127.0.0.1:") for p in service.get("ports", []))
+
+
+def test_image_holds_what_loadlab_reads_from_its_root() -> None:
+    dockerfile = (ROOT / "infra" / "Dockerfile").read_text()
+    for folder in ("src", "services", "locustfiles", "infra"):
+        assert f"COPY {folder} ./{folder}" in dockerfile
+    assert "pip install --no-cache-dir -e" in dockerfile
