@@ -82,6 +82,12 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
     add("--duration", type=duration, default=60.0, help="measured time per variant (default: 60s)")
     add("--warmup", type=duration, default=15.0, help="uncounted time before it (default: 15s)")
     add("--workers", type=int, default=0, help="Locust worker processes (default: 0, one process)")
+    add(
+        "--remote-workers",
+        type=int,
+        default=0,
+        help="also wait for this many workers started on other machines (see README)",
+    )
     add("--tags", nargs="*", default=(), help="only the scenario's tasks with these Locust tags")
 
 
@@ -95,6 +101,7 @@ def _plan(args: argparse.Namespace, scale: float) -> Any:
         duration=args.duration,
         warmup=args.warmup,
         workers=args.workers,
+        remote_workers=args.remote_workers,
         tags=tuple(args.tags),
         scale=scale,
     )

@@ -104,3 +104,20 @@ def test_existing_report_folder_is_refused(stack: Stack, report: Path) -> None:
     result = _loadlab("run", "--state-dir", str(stack.settings.state_dir), "--out", str(report))
     assert result.returncode == 2 and "exists already" in result.stderr
     assert (report / "summary.json").read_text() == before
+
+
+def test_workers_merge_to_locusts_exact_count(stack: Stack, tmp_path: Path) -> None:
+    from loadlab import duel
+    from loadlab.load.runner import LoadPlan
+    from tests.conftest import TEST_SCALE
+
+    plan = LoadPlan(
+        scenario="mixed", users=10, spawn_rate=10, duration=4, warmup=1, workers=2, scale=TEST_SCALE
+    )
+    code, _ = duel.run(stack.settings, plan, ["fastapi_async"], None, tmp_path / "r", live=False)
+    assert code == 0
+    (v,) = _summary(tmp_path / "r")["variants"].values()
+    assert v["requests"] > 0 and v["requests"] == v["locust_requests"]
+    assert {c["request"] for c in v["integrity"]} == {"POST /users/[id]/visit", "POST /orders"}
+    assert all(c["holds"] for c in v["integrity"])
+    assert v["resources"]["locust"]["cpu_mean"] > 0

@@ -23,6 +23,8 @@ from loadlab.load.monitor import GENERATOR, Monitor
 
 LOCUSTFILES = ROOT / "locustfiles"
 WATCHDOG_GRACE = 60.0
+WORKERS_MAX_WAIT = 60  # seconds the master waits for its workers before giving up
+REMOTE_MASTER_PORT = 5557  # Locust's default, so remote workers need no extra flag
 
 
 def scenarios() -> list[str]:
@@ -40,6 +42,7 @@ class LoadPlan:
     duration: float  # measured seconds
     warmup: float  # seconds before measuring, not counted
     workers: int = 0  # 0: a single local Locust process
+    remote_workers: int = 0  # workers started by hand on other machines (see the README)
     tags: tuple[str, ...] = ()
     scale: float = 1.0  # of the seeded database, so ids stay in range
 
@@ -51,8 +54,8 @@ class LoadPlan:
         for name in ("users", "spawn_rate", "duration"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be more than 0")
-        if self.warmup < 0 or self.workers < 0:
-            raise UsageError("--warmup and --workers cannot be negative")
+        if min(self.warmup, self.workers, self.remote_workers) < 0:
+            raise UsageError("--warmup, --workers and --remote-workers cannot be negative")
 
 
 def _locust_argv(plan: LoadPlan, host: str, out: Path, role: list[str]) -> list[str]:
@@ -102,6 +105,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _roles(plan: LoadPlan) -> list[list[str]]:
+    """Locust's command-line role of each local process: one standalone process, or a master
+    and its local workers. With remote workers the master listens on every interface, on
+    Locust's usual port, and waits for them too."""
+    if plan.workers == 0 and plan.remote_workers == 0:
+        return [[]]
+    remote = plan.remote_workers > 0
+    port = REMOTE_MASTER_PORT if remote else _free_port()
+    master = [
+        "--master",
+        "--expect-workers",
+        str(plan.workers + plan.remote_workers),
+        "--master-bind-host",
+        "0.0.0.0" if remote else "127.0.0.1",
+        "--master-bind-port",
+        str(port),
+    ]
+    worker = ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    return [master] + [worker] * plan.workers
+
+
 def drive(
     plan: LoadPlan, host: str, out: Path, monitor: Monitor, live: bool = True
 ) -> dict[str, Any]:
@@ -116,24 +140,14 @@ def drive(
         "LOADLAB_STATUS": str(out / "status.json"),
         "PYTHONPATH": str(LOCUSTFILES),
     }
-    roles: list[list[str]] = [[]]
-    if plan.workers:
-        port = _free_port()
-        roles = [
-            [
-                "--master",
-                "--expect-workers",
-                str(plan.workers),
-                "--master-bind-host",
-                "127.0.0.1",
-                "--master-bind-port",
-                str(port),
-            ]
-        ]
-        roles += [
-            ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-            for _ in range(plan.workers)
-        ]
+    roles = _roles(plan)
+    if plan.remote_workers:
+        print(
+            f"  waiting up to {WORKERS_MAX_WAIT} s for {plan.remote_workers} remote worker(s); "
+            f"on each machine run: LOADLAB_SCALE={plan.scale} python -m locust -f "
+            f"locustfiles/{plan.scenario}.py --worker --master-host <this machine>",
+            flush=True,
+        )
     procs: list[subprocess.Popen[bytes]] = []
     log = (out / "locust.log").open("ab")
     try:
@@ -166,7 +180,7 @@ def drive(
 
 def _wait(master: subprocess.Popen[bytes], plan: LoadPlan, status: Path, live: bool) -> None:
     """Until Locust exits, printing a live line; kill it if it overstays its run time."""
-    deadline = time.monotonic() + plan.warmup + plan.duration + WATCHDOG_GRACE
+    deadline = time.monotonic() + plan.warmup + plan.duration + WATCHDOG_GRACE + WORKERS_MAX_WAIT
     last_print = 0.0
     tty = sys.stdout.isatty()
     while master.poll() is None:
