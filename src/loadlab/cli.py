@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument(
         "--run-time", default="10m", help="each test started in the UI stops after this"
     )
+    report = sub.add_parser("report", help="render a run's index.html again from its summary.json")
+    report.add_argument("runs", nargs="+", help="report folders, e.g. reports/2026...-200u")
     seed_cmd = sub.add_parser(
         "seed", help="create the schema if missing and reset the rows to the seed"
     )
@@ -257,6 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_down(settings, args.purge)
         if args.command == "status":
             return _cmd_status(settings, args.json)
+        if args.command == "report":
+            from loadlab.report.writer import rerender
+
+            for run in args.runs:
+                print(f"report: {rerender(Path(run))}")
+            return 0
         if args.command == "seed":
             return _cmd_seed(settings)
         if args.command == "run":

@@ -56,3 +56,27 @@ def test_chromium_renders_the_charts_without_console_errors(report: Path, tmp_pa
     assert html.count("<svg") == 3 and "http://" not in html.replace(
         'xmlns="http://www.w3.org/2000/svg"', ""
     )
+
+
+def test_report_command_renders_the_page_again(report: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy"
+    shutil.copytree(report, copy)
+    (copy / "index.html").unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "loadlab", "report", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (copy / "index.html").read_text() == (report / "index.html").read_text()
+    missing = subprocess.run(
+        [sys.executable, "-m", "loadlab", "report", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "summary.json" in missing.stderr

@@ -45,7 +45,7 @@ def line_chart(
     height: int = 300,
 ) -> str:
     """One SVG chart; each series is a list of (x, y) points, drawn in its variant's colour."""
-    left, right, top, bottom = 64, 16, 34, 46
+    left, right, top, bottom = 64, 34, 34, 46
     points = [p for s in series.values() for p in s if p[1] is not None]
     if not points:
         return f'<p class="empty">{escape(title)}: no data</p>'

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from loadlab.analysis.compare import verdicts
+from loadlab.errors import UsageError
 from loadlab.load.monitor import SATURATED_CPU, SATURATED_SECONDS
 from loadlab.report.html import render
 
@@ -80,6 +81,18 @@ def publish(summary: dict[str, Any], tmp: Path, final: Path) -> Path:
     if final.parent.name == REPORTS:
         write_index(final.parent)
     return final / "index.html"
+
+
+def rerender(run: Path) -> Path:
+    """Render a run's index.html again from its summary.json (after a change to the page
+    layout; the figures are the run's own)."""
+    summary_path = run / "summary.json"
+    if not summary_path.exists():
+        raise UsageError(f"{run} holds no summary.json: is it a loadlab report folder?")
+    (run / "index.html").write_text(render(json.loads(summary_path.read_text())))
+    if run.resolve().parent.name == REPORTS:
+        write_index(run.resolve().parent)
+    return run / "index.html"
 
 
 def write_index(reports: Path) -> Path:
