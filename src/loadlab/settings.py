@@ -17,9 +17,11 @@ class StackSettings(BaseSettings):
 
     state_dir: Path = ROOT / ".loadlab"
     pg_bin: Path | None = None  # None: the newest /usr/lib/postgresql/*/bin, then PATH
-    pg_port: int = Field(55432, ge=1024, le=65535)
+    # Default ports sit below Linux's ephemeral range (32768-60999), where an outgoing
+    # connection could hold the port for a moment and make the server's bind fail.
+    pg_port: int = Field(15432, ge=1024, le=65535)
     pgbouncer: bool = False
-    pgbouncer_port: int = Field(56432, ge=1024, le=65535)
+    pgbouncer_port: int = Field(16432, ge=1024, le=65535)
     flask_port: int = Field(8001, ge=1024, le=65535)
     fastapi_port: int = Field(8002, ge=1024, le=65535)
     # An existing PostgreSQL to use instead of starting one (its loadlab tables are reset).
