@@ -34,12 +34,13 @@ ORDER_KEYS = ("id", "status", "total_cents", "created_at", "customer", "items")
 PAGE_KEYS = ("orders", "next_after_id")
 
 
-def random_user_id() -> int:
-    return random.randint(1, SCALE.users)
-
-
-def random_order_id() -> int:
-    return random.randint(1, SCALE.orders)
+def new_order() -> dict[str, Any]:
+    """A valid POST /orders body: a seeded customer, 1 to 5 distinct seeded products."""
+    products = random.sample(range(1, SCALE.products + 1), random.randint(1, 5))
+    return {
+        "customer_id": random.randint(1, SCALE.customers),
+        "items": [{"product_id": p, "quantity": random.randint(1, 4)} for p in products],
+    }
 
 
 def problem(response: Any, expect: int, keys: tuple[str, ...]) -> str | None:
@@ -92,6 +93,35 @@ class LoadlabUser(FastHttpUser):
         finally:
             if not answered:
                 RECORDER.interrupted(f"{method} {name}")
+
+    # The requests of the contract, on random seeded rows; scenarios pick and weigh them.
+    # Names group the parameterised URLs in Locust's statistics.
+    def visit_user(self) -> None:
+        user_id = random.randint(1, SCALE.users)
+        self.call(
+            "POST", f"/users/{user_id}/visit", name="/users/[id]/visit", expect=200, keys=USER_KEYS
+        )
+
+    def read_user(self) -> None:
+        user_id = random.randint(1, SCALE.users)
+        self.call("GET", f"/users/{user_id}", name="/users/[id]", expect=200, keys=USER_KEYS)
+
+    def read_order(self) -> None:
+        order_id = random.randint(1, SCALE.orders)
+        self.call("GET", f"/orders/{order_id}", name="/orders/[id]", expect=200, keys=ORDER_KEYS)
+
+    def read_order_page(self) -> None:
+        status = random.choice(["pending", "paid", "shipped", "cancelled"])
+        self.call(
+            "GET",
+            f"/orders?status={status}&limit=20",
+            name="/orders?status=[s]",
+            expect=200,
+            keys=PAGE_KEYS,
+        )
+
+    def create_order(self) -> None:
+        self.call("POST", "/orders", name="/orders", expect=201, keys=ORDER_KEYS, json=new_order())
 
 
 @events.request.add_listener

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from loadlab.errors import GateFailed, UsageError
 from loadlab.settings import StackSettings
+from loadlab.stack.services import VARIANTS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +57,6 @@ def _up_options(parser: argparse.ArgumentParser) -> None:
     add("--db-max-overflow", type=int)
 
 
-VARIANT_NAMES = ("flask_sync", "fastapi_async")
 OUT_HELP = "report folder (default: reports/<date>-<scenario>-<users>u)"
 
 
@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _load_options(run)
     run.add_argument(
         "--variants",
-        default=",".join(VARIANT_NAMES),
+        default=",".join(VARIANTS),
         help="comma-separated, in order (default: %(default)s)",
     )
     run.add_argument("--target", help="drive this running service instead of the local ones")
@@ -228,7 +228,7 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
     return code
 
 
-def _cmd_seed(settings: StackSettings) -> int:
+def _cmd_seed(settings: StackSettings, scale_given: float | None) -> int:
     from loadlab.stack import postgres, procs, seed
 
     state = procs.load_state(settings.state_dir)
@@ -237,7 +237,8 @@ def _cmd_seed(settings: StackSettings) -> int:
         raise UsageError("no database: give --database-url or start the stack with `up`")
     postgres.wait_ready(url, settings.ready_timeout)
     postgres.apply_schema(url)
-    scale = seed.Scale.of(settings.scale)
+    # Without --scale, keep the running stack's scale: the scenarios draw ids from it.
+    scale = seed.Scale.of(scale_given or (state.scale if state else settings.scale))
     seed.reset(url, scale)
     print(f"seeded {postgres.redact(url)}: {scale.users:,} users, {scale.orders:,} orders")
     return 0
@@ -266,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"report: {rerender(Path(run))}")
             return 0
         if args.command == "seed":
-            return _cmd_seed(settings)
+            return _cmd_seed(settings, args.scale)
         if args.command == "run":
             return _cmd_run(settings, args)
         if args.command == "loadtest":

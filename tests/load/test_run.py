@@ -121,3 +121,20 @@ def test_workers_merge_to_locusts_exact_count(stack: Stack, tmp_path: Path) -> N
     assert {c["request"] for c in v["integrity"]} == {"POST /users/[id]/visit", "POST /orders"}
     assert all(c["holds"] for c in v["integrity"])
     assert v["resources"]["locust"]["cpu_mean"] > 0
+
+
+@pytest.mark.parametrize("scenario", ["eager_read", "write_orders"])
+def test_every_scenario_runs_clean_against_a_real_service(
+    stack: Stack, tmp_path: Path, scenario: str
+) -> None:
+    from loadlab import duel
+    from loadlab.load.runner import LoadPlan
+    from tests.conftest import TEST_SCALE
+
+    plan = LoadPlan(
+        scenario=scenario, users=5, spawn_rate=5, duration=3, warmup=1, scale=TEST_SCALE
+    )
+    code, _ = duel.run(stack.settings, plan, ["flask_sync"], None, tmp_path / "r", live=False)
+    assert code == 0
+    (v,) = _summary(tmp_path / "r")["variants"].values()
+    assert v["requests"] > 0 and v["failures"] == 0, v["errors"]
