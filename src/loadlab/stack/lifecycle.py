@@ -46,11 +46,10 @@ def up(settings: StackSettings) -> tuple[State, bool]:
     both services; wait until each is healthy. Returns the state and whether anything started.
     On any failure or interrupt, everything started so far is stopped again."""
     if (running := _existing(settings)) is not None:
-        if running.pgbouncer != settings.pgbouncer:
-            with_or_without = "with" if running.pgbouncer else "without"
+        if settings.pgbouncer and not running.pgbouncer:
             raise UsageError(
-                f"the stack is already up {with_or_without} PgBouncer: run "
-                "`python -m loadlab down` first to start it the other way"
+                "the stack is already up without PgBouncer: run `python -m loadlab down` "
+                "first, then `up --pgbouncer`"
             )
         return running, False
     ports = [(settings.flask_port, "--flask-port"), (settings.fastapi_port, "--fastapi-port")]
