@@ -152,3 +152,27 @@ def test_interrupt_during_up_leaves_nothing_running(tmp_path: Path) -> None:
         if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
     ] == []
     loadlab("down", "--purge", "--state-dir", str(tmp_path))
+
+
+def test_up_on_an_existing_database_starts_only_the_services(tmp_path: Path) -> None:
+    from loadlab.stack import lifecycle
+    from tests.conftest import stack_settings
+
+    # An "existing" PostgreSQL: one loadlab cluster, started outside the `up` under test.
+    db_settings = stack_settings(tmp_path / "db")
+    db_state, _ = lifecycle.up(db_settings)
+    try:
+        existing = db_state.direct_database_url
+        state_dir = tmp_path / "state"
+        up = loadlab("up", "--database-url", existing, *port_flags(state_dir))
+        assert up.returncode == 0, up.stderr
+        status = json.loads(loadlab("status", "--json", "--state-dir", str(state_dir)).stdout)
+        postgres = status["components"][0]
+        assert postgres["name"] == "postgres" and postgres["pid"] is None and postgres["healthy"]
+        verify = loadlab("verify", "--state-dir", str(state_dir))
+        assert verify.returncode == 0, verify.stdout
+        assert loadlab("down", "--state-dir", str(state_dir)).returncode == 0
+        # `down` stopped its services and left the database it did not start alone.
+        assert all(c.alive() for c in db_state.components if c.name == "postgres")
+    finally:
+        lifecycle.down(db_settings, purge=True)

@@ -74,6 +74,7 @@ def save_state(state_dir: Path, state: State) -> None:
     """Written after each start, so a crash mid-way still leaves `down` a full record."""
     state_dir.mkdir(parents=True, exist_ok=True)
     tmp = state_dir / (STATE_FILE + ".tmp")
+    tmp.touch(mode=0o600)  # it may hold the password of a database given with --database-url
     tmp.write_text(json.dumps(asdict(state), indent=2))
     tmp.replace(state_dir / STATE_FILE)
 
