@@ -110,7 +110,7 @@ def _where_time_went(variants: dict[str, Any]) -> str:
         share = (
             "-"
             if not db or not v["latency_ms"]["mean"]
-            else f"{db['exec_ms_per_request'] / v['latency_ms']['mean']:.1%}"
+            else f"{db['exec_ms_per_request'] / v['latency_ms']['mean']:.2%}"
         )
         rows.append([escape(name), _ms(v["latency_ms"]["mean"]), in_db, share])
     intro = (
