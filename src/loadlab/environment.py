@@ -47,8 +47,7 @@ def _run(argv: list[str]) -> str:
 def git_commit() -> str:
     commit = _run(["git", "rev-parse", "--short=12", "HEAD"]) or "unknown"
     # Report folders are output, not code: a new or removed report does not make a run dirty.
-    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                  ":!reports"])
+    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"])
     return f"{commit}{' (uncommitted changes)' if dirty else ''}"
 
 

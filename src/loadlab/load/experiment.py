@@ -10,7 +10,7 @@ from typing import Any
 from loadlab.analysis import integrity
 from loadlab.analysis.summary import variant_summary
 from loadlab.load import pgstats
-from loadlab.load.monitor import GENERATOR, Monitor
+from loadlab.load.monitor import Monitor
 from loadlab.load.runner import LoadPlan, drive
 from loadlab.stack import seed
 
@@ -28,7 +28,8 @@ class Target:
 def run_variant(
     plan: LoadPlan, target: Target, database_url: str | None, out: Path, live: bool = True
 ) -> dict[str, Any]:
-    """Drive one target; its figures, resources and integrity checks."""
+    """Drive one target; its figures, resources (sampled each second, warm-up included),
+    and, with database access, its integrity checks and time spent in PostgreSQL."""
     if database_url:
         seed.reset(database_url, seed.Scale.of(plan.scale))
         pgstats.reset(database_url)
@@ -36,30 +37,31 @@ def run_variant(
     with Monitor({name: [pid] for name, pid in target.pids.items()}) as monitor:
         result = drive(plan, target.url, out, monitor, live)
     figures = variant_summary(result)
-    figures["label"] = target.label
-    figures["url"] = target.url
-    figures["resources"] = {name: s.summary() for name, s in monitor.samples.items()}
-    figures["resources_timeline"] = {name: s.cpu for name, s in monitor.samples.items()}
-    figures["machine_cpu_mean"] = round(
-        sum(monitor.machine_cpu) / max(len(monitor.machine_cpu), 1), 1
+    figures.update(
+        label=target.label,
+        url=target.url,
+        resources={name: s.summary() for name, s in monitor.samples.items()},
+        cpu_timeline={name: s.cpu for name, s in monitor.samples.items()},
+        machine_cpu_mean=round(sum(monitor.machine_cpu) / max(len(monitor.machine_cpu), 1), 1),
+        generator_saturated=monitor.generator_saturated(),
+        integrity=None,
+        database_time=None,
     )
-    figures["generator_saturated"] = monitor.generator_saturated()
-    figures["generator"] = GENERATOR
-    figures["integrity"] = None
-    figures["database_time"] = None
     if database_url:
-        after = integrity.snapshot(database_url)
-        checks = integrity.check(before, after, result["recorder"]["outcomes"])
+        outcomes = result["recorder"]["outcomes"]
+        checks = integrity.check(before, integrity.snapshot(database_url), outcomes)
         figures["integrity"] = [c.as_dict() for c in checks]
-        db = pgstats.totals(database_url)
-        sent = sum(n for _, _, n in result["recorder"]["outcomes"])
-        if db is not None and sent:
-            figures["database_time"] = {
-                **db,
-                "exec_ms_per_request": round(db["exec_ms"] / sent, 3),
-                "requests_whole_run": sent,
-            }
+        figures["database_time"] = _database_time(database_url, outcomes)
     return figures
+
+
+def _database_time(database_url: str, outcomes: list[list[Any]]) -> dict[str, float] | None:
+    """PostgreSQL's execution time over the run, per request sent (warm-up included)."""
+    db = pgstats.totals(database_url)
+    sent = sum(n for _, _, n in outcomes)
+    if db is None or not sent:
+        return None
+    return {**db, "exec_ms_per_request": round(db["exec_ms"] / sent, 3), "requests_whole_run": sent}
 
 
 def plan_dict(plan: LoadPlan) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from loadlab import ROOT
-from loadlab.errors import UsageError
+from loadlab.errors import GateFailed, UsageError
 from loadlab.load.monitor import GENERATOR, Monitor
 
 LOCUSTFILES = ROOT / "locustfiles"
@@ -98,8 +99,6 @@ def _locust_argv(plan: LoadPlan, host: str, out: Path, role: list[str]) -> list[
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -164,8 +163,9 @@ def drive(
             procs.append(proc)
             monitor.add(GENERATOR, proc.pid)
         _wait(procs[0], plan, out / "status.json", live)
-        for proc in procs[1:]:
-            proc.wait(timeout=30)
+        for proc in procs[1:]:  # workers quit when the master does; stopped below if not
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
     finally:
         for proc in procs:
             _stop_group(proc)
@@ -173,7 +173,7 @@ def drive(
     result_path = out / "recorder.json"
     if procs[0].returncode != 0 or not result_path.exists():
         tail = (out / "locust.log").read_text(errors="replace").strip().splitlines()[-3:]
-        raise UsageError(f"Locust failed (exit {procs[0].returncode}): {' | '.join(tail)}")
+        raise GateFailed(f"Locust failed (exit {procs[0].returncode}): {' | '.join(tail)}")
     (out / "status.json").unlink(missing_ok=True)
     return json.loads(result_path.read_text())
 
@@ -186,7 +186,7 @@ def _wait(master: subprocess.Popen[bytes], plan: LoadPlan, status: Path, live: b
     while master.poll() is None:
         if time.monotonic() > deadline:
             _stop_group(master)
-            raise UsageError("Locust overstayed its run time by a minute and was stopped")
+            raise GateFailed("Locust overstayed its run time and was stopped: see locust.log")
         time.sleep(0.5)
         if not live or not status.exists() or (not tty and time.monotonic() - last_print < 10):
             continue

@@ -144,7 +144,12 @@ def _where_time_went(variants: dict[str, Any]) -> str:
         ],
         res_rows,
     )
-    return intro + table + "<h3>CPU and memory of each component</h3>" + resources
+    return (
+        intro
+        + table
+        + "<h3>CPU and memory of each component (sampled each second, warm-up included)</h3>"
+        + resources
+    )
 
 
 def _integrity(variants: dict[str, Any]) -> str:
