@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 from sqlalchemy import create_engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from services.common import queries, sqlcount
@@ -85,7 +85,6 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     @app.post("/users/<user_id>/visit")
     def visit_user(user_id: str) -> Response:
         uid = parse_id(user_id, "user id")
-        session: Session
         with make_session() as session:
             with session.begin():
                 user = session.scalars(queries.user_for_visit(uid)).one_or_none()

@@ -7,6 +7,9 @@ import os
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_WORKERS", "2"))
 threads = int(os.environ.get("WEB_THREADS", "15"))
+# Each worker imports the app itself, so each has its own engine and pool: a pool created
+# before the fork would share sockets between processes.
+preload_app = False
 bind = os.environ.get("BIND", "127.0.0.1:8001")
 # Room for the 200-user burst to queue in the kernel instead of being refused.
 backlog = 2048
