@@ -6,10 +6,11 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+# (per-second key, whole-run figure, label, unit, higher is better)
 METRICS = (
-    ("p50_ms", "p50 latency", "ms", False),
-    ("p99_ms", "p99 latency", "ms", False),
-    ("rps", "throughput", "req/s", True),
+    ("p50_ms", ("latency_ms", "p50"), "p50 latency", "ms", False),
+    ("p99_ms", ("latency_ms", "p99"), "p99 latency", "ms", False),
+    ("rps", ("throughput_rps", None), "throughput", "req/s", True),
 )
 
 
@@ -27,29 +28,42 @@ def per_second(figures: dict[str, Any], key: str) -> list[float]:
     return [float(r[key]) for r in rows if r[key] is not None]
 
 
+def _whole_run(figures: dict[str, Any], path: tuple[str, str | None]) -> float:
+    value = figures[path[0]]
+    return float(value[path[1]] if path[1] else value)
+
+
 def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
-    """One sentence per metric for the first two variants."""
+    """One sentence per metric for the first two variants: which was better in a typical
+    second, whether the middle halves of their per-second values overlap, and whether the
+    whole-run figure (which a few bad seconds can dominate) ranks them the same way."""
     if len(variants) != 2:
         return []
     (name_a, a), (name_b, b) = variants.items()
     sentences = []
-    for key, label, unit, higher_is_better in METRICS:
+    for key, whole, label, unit, higher_is_better in METRICS:
         qa, qb = quartiles(per_second(a, key)), quartiles(per_second(b, key))
         if qa[1] == qb[1]:
             continue
-        better, worse = (
-            (name_a, name_b) if (qa[1] > qb[1]) == higher_is_better else (name_b, name_a)
-        )
-        (lo_b, mid_b, hi_b), (lo_w, mid_w, hi_w) = (qa, qb) if better == name_a else (qb, qa)
+        a_better = (qa[1] > qb[1]) == higher_is_better
+        better, worse = (name_a, name_b) if a_better else (name_b, name_a)
+        (lo_b, mid_b, hi_b), (lo_w, mid_w, hi_w) = (qa, qb) if a_better else (qb, qa)
         overlap = lo_b <= hi_w and lo_w <= hi_b
         strength = (
             "within the second-to-second spread: could be noise"
             if overlap
             else "the middle halves of the per-second values do not overlap"
         )
-        sentences.append(
-            f"{label}: {better} {mid_b:,.1f} {unit} vs {worse} {mid_w:,.1f} {unit} "
-            f"(median of seconds; quartiles {lo_b:,.1f}-{hi_b:,.1f} vs "
+        sentence = (
+            f"{label} in a typical second: {better} {mid_b:,.1f} {unit} vs {worse} "
+            f"{mid_w:,.1f} {unit} (median of seconds; quartiles {lo_b:,.1f}-{hi_b:,.1f} vs "
             f"{lo_w:,.1f}-{hi_w:,.1f}): {strength}."
         )
+        whole_a, whole_b = _whole_run(a, whole), _whole_run(b, whole)
+        if whole_a != whole_b and ((whole_a > whole_b) == higher_is_better) != a_better:
+            sentence += (
+                f" Over the whole run the ranking is reversed ({name_a} {whole_a:,.1f} vs "
+                f"{name_b} {whole_b:,.1f} {unit}): a few bad seconds decide it."
+            )
+        sentences.append(sentence)
     return sentences

@@ -84,12 +84,16 @@ def publish(summary: dict[str, Any], tmp: Path, final: Path) -> Path:
 
 
 def rerender(run: Path) -> Path:
-    """Render a run's index.html again from its summary.json (after a change to the page
-    layout; the figures are the run's own)."""
+    """Render a run's page again from its summary.json after a change to the page or to the
+    analysis: the measured figures stay the run's own, flags and verdicts are derived anew."""
     summary_path = run / "summary.json"
     if not summary_path.exists():
         raise UsageError(f"{run} holds no summary.json: is it a loadlab report folder?")
-    (run / "index.html").write_text(render(json.loads(summary_path.read_text())))
+    summary = json.loads(summary_path.read_text())
+    summary["flags"] = flags(summary["variants"])
+    summary["verdicts"] = verdicts(summary["variants"])
+    summary_path.write_text(json.dumps(summary, indent=1))
+    (run / "index.html").write_text(render(summary))
     if run.resolve().parent.name == REPORTS:
         write_index(run.resolve().parent)
     return run / "index.html"
