@@ -63,6 +63,15 @@ def test_resources_of_each_component_were_sampled(report: Path) -> None:
         assert v["resources"]["locust"]["memory_max_mb"] > 0
 
 
+def test_database_time_and_background_work_are_counted(report: Path) -> None:
+    for v in _summary(report)["variants"].values():
+        db = v["database_time"]
+        assert db["statements"] >= 2 * db["requests_whole_run"]  # SELECT + UPDATE at least
+        assert 0 < db["exec_ms_per_request"] < v["latency_ms"]["mean"]
+        assert set(v["database_events"]) == {"checkpoints", "autovacuums", "autoanalyzes"}
+        assert all(n >= 0 for n in v["database_events"].values())
+
+
 def test_environment_names_what_ran(report: Path) -> None:
     env = _summary(report)["environment"]
     assert env["postgresql"].startswith("15") or env["postgresql"][0].isdigit()

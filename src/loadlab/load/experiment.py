@@ -34,6 +34,7 @@ def run_variant(
         seed.reset(database_url, seed.Scale.of(plan.scale))
         pgstats.reset(database_url)
         before = integrity.snapshot(database_url)
+        events_before = pgstats.events(database_url)
     with Monitor({name: [pid] for name, pid in target.pids.items()}) as monitor:
         result = drive(plan, target.url, out, monitor, live)
     figures = variant_summary(result)
@@ -46,12 +47,15 @@ def run_variant(
         generator_saturated=monitor.generator_saturated(),
         integrity=None,
         database_time=None,
+        database_events=None,
     )
     if database_url:
         outcomes = result["recorder"]["outcomes"]
         checks = integrity.check(before, integrity.snapshot(database_url), outcomes)
         figures["integrity"] = [c.as_dict() for c in checks]
         figures["database_time"] = _database_time(database_url, outcomes)
+        after = pgstats.events(database_url)
+        figures["database_events"] = {k: after[k] - events_before[k] for k in after}
     return figures
 
 

@@ -26,6 +26,26 @@ def _query(database_url: str, sql: str) -> tuple[float, float] | None:
         conn.close()
 
 
+_EVENTS = """
+SELECT (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter),
+       (SELECT coalesce(sum(autovacuum_count), 0) FROM pg_stat_user_tables),
+       (SELECT coalesce(sum(autoanalyze_count), 0) FROM pg_stat_user_tables)
+"""
+EVENT_NAMES = ("checkpoints", "autovacuums", "autoanalyzes")
+
+
+def events(database_url: str) -> dict[str, int]:
+    """Counters of background work that can stall requests: checkpoints and autovacuum."""
+    conn = psycopg2.connect(database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(_EVENTS)
+            row = cur.fetchone() or (0, 0, 0)
+            return {name: int(value) for name, value in zip(EVENT_NAMES, row, strict=True)}
+    finally:
+        conn.close()
+
+
 def reset(database_url: str) -> None:
     _query(database_url, "SELECT pg_stat_statements_reset()")
 

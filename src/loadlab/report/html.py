@@ -119,6 +119,16 @@ def _where_time_went(variants: dict[str, Any]) -> str:
         "for a worker or a pooled connection.</p>"
     )
     table = _table(["variant", "mean latency ms", "PostgreSQL ms per request", "share"], rows)
+    events = [
+        f"{escape(name)}: " + ", ".join(f"{n} {kind}" for kind, n in v["database_events"].items())
+        for name, v in variants.items()
+        if v.get("database_events")
+    ]
+    if events:
+        table += (
+            "<p>Background work in PostgreSQL during the run (each can stall requests for a "
+            "moment): " + "; ".join(events) + ".</p>"
+        )
     res_rows = []
     for name, v in variants.items():
         for component, r in v["resources"].items():
