@@ -147,3 +147,47 @@ def test_every_scenario_runs_clean_against_a_real_service(
     assert code == 0
     (v,) = _summary(tmp_path / "r")["variants"].values()
     assert v["requests"] > 0 and v["failures"] == 0, v["errors"]
+
+
+def test_interrupted_run_leaves_no_report_and_no_locust(stack: Stack, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import psutil
+
+    out = tmp_path / "r"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadlab",
+            "run",
+            "--state-dir",
+            str(stack.settings.state_dir),
+            "--users",
+            "5",
+            "--duration",
+            "60s",
+            "--warmup",
+            "1s",
+            "--variants",
+            "flask_sync",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    status = tmp_path / ".tmp-r" / "flask_sync" / "status.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not status.exists():
+        time.sleep(0.2)
+    assert status.exists(), "Locust never started"
+    locusts = psutil.Process(proc.pid).children(recursive=True)
+    assert locusts
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not out.exists() and not (tmp_path / ".tmp-r").exists()
+    assert not [p for p in locusts if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
