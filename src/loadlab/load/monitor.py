@@ -19,28 +19,38 @@ SATURATED_SECONDS = 3
 @dataclass
 class Samples:
     cpu: list[float] = field(default_factory=list)  # percent of one core, per second
-    memory_mb: list[float] = field(default_factory=list)
+    memory_mb: list[float] = field(default_factory=list)  # PSS, summed over the tree
+    rss_mb: list[float] = field(default_factory=list)  # RSS, summed: counts shared pages again
     # Busiest single process per second: what saturates first in a one-thread generator.
     busiest_process_cpu: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
         if not self.cpu:
-            return {"cpu_mean": 0.0, "cpu_max": 0.0, "memory_max_mb": 0.0, "process_cpu_max": 0.0}
+            return {
+                "cpu_mean": 0.0,
+                "cpu_max": 0.0,
+                "memory_max_mb": 0.0,
+                "rss_max_mb": 0.0,
+                "process_cpu_max": 0.0,
+            }
         return {
             "cpu_mean": round(sum(self.cpu) / len(self.cpu), 1),
             "cpu_max": round(max(self.cpu), 1),
             "memory_max_mb": round(max(self.memory_mb), 1),
+            "rss_max_mb": round(max(self.rss_mb), 1),
             "process_cpu_max": round(max(self.busiest_process_cpu), 1),
         }
 
 
-def _memory(proc: psutil.Process) -> int:
-    """Proportional set size: shared memory (PostgreSQL's buffers, forked workers' pages)
-    is split between the processes sharing it instead of counted once per process."""
+def _memory(proc: psutil.Process) -> tuple[int, int]:
+    """(PSS, RSS) in bytes. PSS splits shared memory (PostgreSQL's buffers, forked workers'
+    pages) between the processes sharing it; RSS counts it once per process."""
     try:
-        return int(proc.memory_full_info().pss)
+        info = proc.memory_full_info()
+        return int(info.pss), int(info.rss)
     except (AttributeError, psutil.AccessDenied):
-        return int(proc.memory_info().rss)
+        rss = int(proc.memory_info().rss)
+        return rss, rss
 
 
 class Monitor:
@@ -76,7 +86,8 @@ class Monitor:
             for name, samples in self._sample().items():
                 self.samples[name].cpu.append(samples[0])
                 self.samples[name].memory_mb.append(samples[1])
-                self.samples[name].busiest_process_cpu.append(samples[2])
+                self.samples[name].rss_mb.append(samples[2])
+                self.samples[name].busiest_process_cpu.append(samples[3])
 
     def _tree(self, pid: int) -> list[psutil.Process]:
         try:
@@ -86,19 +97,22 @@ class Monitor:
             return []
         return [self._procs.setdefault(p.pid, p) for p in members]
 
-    def _sample(self) -> dict[str, tuple[float, float, float]]:
+    def _sample(self) -> dict[str, tuple[float, float, float, float]]:
+        """Per tree: CPU %, PSS MB, RSS MB, busiest process CPU %."""
         result = {}
         for name, pids in list(self.roots.items()):
-            cpu = rss = busiest = 0.0
+            cpu = pss = rss = busiest = 0.0
             for proc in (p for pid in pids for p in self._tree(pid)):
                 try:
                     used = proc.cpu_percent()
-                    rss += _memory(proc) / 2**20
+                    proc_pss, proc_rss = _memory(proc)
                 except psutil.Error:
                     continue
                 cpu += used
+                pss += proc_pss / 2**20
+                rss += proc_rss / 2**20
                 busiest = max(busiest, used)
-            result[name] = (cpu, rss, busiest)
+            result[name] = (cpu, pss, rss, busiest)
         return result
 
     def generator_saturated(self) -> bool:

@@ -139,10 +139,11 @@ def _where_time_went(variants: dict[str, Any]) -> str:
                     f"{r['cpu_max']:.0f}%",
                     f"{r['process_cpu_max']:.0f}%",
                     f"{r['memory_max_mb']:,.0f}",
+                    f"{r['rss_max_mb']:,.0f}" if "rss_max_mb" in r else "-",
                 ]
             )
         res_rows.append(
-            [escape(f"{name}: whole machine"), f"{v['machine_cpu_mean']:.0f}%", "", "", ""]
+            [escape(f"{name}: whole machine"), f"{v['machine_cpu_mean']:.0f}%", "", "", "", ""]
         )
     resources = _table(
         [
@@ -151,6 +152,7 @@ def _where_time_went(variants: dict[str, Any]) -> str:
             "CPU max",
             "busiest process max",
             "memory max MB (PSS)",
+            "RSS max MB (shared pages counted per process)",
         ],
         res_rows,
     )
