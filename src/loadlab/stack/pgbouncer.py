@@ -57,7 +57,7 @@ def start(
     service_url = render_config(direct_url, "127.0.0.1", port, folder)
     if user:
         for path in (folder, *folder.iterdir()):
-            shutil.chown(path, user, user)
+            procs.give_to(path, user)
     component = procs.start(
         "pgbouncer",
         [binary, str(folder / "pgbouncer.ini")],

@@ -64,7 +64,7 @@ def init_cluster(pg_bin: Path, pgdata: Path, user: str | None) -> None:
         return
     pgdata.mkdir(parents=True, exist_ok=True)
     if user:
-        shutil.chown(pgdata, user, user)
+        procs.give_to(pgdata, user)
     pgdata.chmod(0o700)
     result = subprocess.run(
         [

@@ -92,6 +92,13 @@ def unprivileged_user() -> str | None:
     return None
 
 
+def give_to(path: Path, user: str) -> None:
+    """Hand a file or folder to the unprivileged user (and its primary group, which need not
+    share its name: `nobody` is in `nogroup` on Debian)."""
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
 def runtime_dir(state_dir: Path, user: str | None) -> Path:
     """Where files read or written by the unprivileged user live (cluster, PgBouncer config).
 
