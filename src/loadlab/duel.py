@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -129,7 +130,7 @@ def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -
     try:
         print("stack up; verifying the contract on both services ...", flush=True)
         verify.run(settings, quiet=True)
-        plan = LoadPlan(**{**plan_dict(plan), "scale": state.scale})
+        plan = dataclasses.replace(plan, scale=state.scale)
         code, index = run(settings, plan, list(services.VARIANTS), None, out)
     finally:
         if started:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import psycopg2
+from loadlab.stack.postgres import fetch_one
 
 # request name as Locust reports it -> SQL measuring its effect on the database
 WRITES = {
@@ -21,17 +21,7 @@ WRITES = {
 
 def snapshot(database_url: str) -> dict[str, int]:
     """The current value of each write's measure."""
-    conn = psycopg2.connect(database_url)
-    try:
-        with conn.cursor() as cur:
-            values = {}
-            for name, sql in WRITES.items():
-                cur.execute(sql)
-                row = cur.fetchone()
-                values[name] = int(row[0]) if row else 0
-        return values
-    finally:
-        conn.close()
+    return {name: int(fetch_one(database_url, sql)[0]) for name, sql in WRITES.items()}
 
 
 @dataclass(frozen=True)

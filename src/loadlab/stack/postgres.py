@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 from sqlalchemy.engine import make_url
@@ -154,10 +155,18 @@ def apply_schema(database_url: str) -> None:
     conn.close()
 
 
+def fetch_one(database_url: str, sql: str) -> tuple[Any, ...]:
+    """The first row of one statement, on a connection of its own (autocommit)."""
+    conn = psycopg2.connect(database_url, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return tuple(cur.fetchone() or ())
+    finally:
+        conn.close()
+
+
 def server_version(database_url: str) -> str:
-    conn = psycopg2.connect(database_url, connect_timeout=3)
-    with conn.cursor() as cur:
-        cur.execute("SHOW server_version")
-        row = cur.fetchone()
-    conn.close()
+    row = fetch_one(database_url, "SHOW server_version")
     return str(row[0]) if row else "unknown"

@@ -121,13 +121,3 @@ def reset(database_url: str, scale: Scale) -> None:
     with conn.cursor() as cur:
         cur.execute(f"ANALYZE {', '.join(TABLES)}")
     conn.close()
-
-
-def visits_total(database_url: str) -> int:
-    """The sum of users.visits: what the database applied, for the integrity check."""
-    conn = psycopg2.connect(database_url)
-    with conn.cursor() as cur:
-        cur.execute("SELECT coalesce(sum(visits), 0) FROM users")
-        row = cur.fetchone()
-    conn.close()
-    return int(row[0]) if row else 0
