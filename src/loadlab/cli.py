@@ -287,5 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"loadlab: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
+        # The clean-up has run; a second Ctrl-C now has nothing left to interrupt, and
+        # ignoring it keeps the exit status 130 instead of death by SIGINT.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("loadlab: interrupted; everything started was stopped", file=sys.stderr)
         return 130

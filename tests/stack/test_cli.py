@@ -144,7 +144,10 @@ def test_interrupt_during_up_leaves_nothing_running(tmp_path: Path) -> None:
     assert len(started) >= 2, "up never got as far as starting a service"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    # 130 is our own exit; death by SIGINT (-2) is the other conventional answer, seen once
+    # in CI. Either way the clean-up must have run and said so.
+    assert proc.returncode in (130, -signal.SIGINT), err
+    assert "everything started was stopped" in err
     time.sleep(0.5)
     assert [
         p
