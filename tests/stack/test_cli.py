@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from loadlab.stack import procs
 from tests.conftest import free_port
@@ -130,18 +131,38 @@ def test_stale_state_folder(tmp_path: Path) -> None:
     assert procs.load_state(tmp_path) is None
 
 
-def test_interrupt_during_up_leaves_nothing_running(tmp_path: Path) -> None:
+def _running_with_port(ports: list[str]) -> list[str]:
+    """Processes whose command line names one of these ports (ours: -p N, --port N, :N)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and any(
+            f" {p}" in cmd or f":{p}" in cmd for p in ports
+        ):
+            found.append(cmd)
+    return found
+
+
+@pytest.mark.parametrize("after", [1, 2, 3], ids=lambda n: f"after-{n}-started")
+def test_interrupt_during_up_leaves_nothing_running(tmp_path: Path, after: int) -> None:
+    """Ctrl-C at three points of `up` (PostgreSQL, one service, both services started):
+    everything stopped, including a process started but not yet recorded."""
+    flags = port_flags(tmp_path)
+    ports = [flags[i + 1] for i, f in enumerate(flags) if f.endswith("-port")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loadlab", "up", *port_flags(tmp_path)],
+        [sys.executable, "-m", "loadlab", "up", *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(recorded_pids(tmp_path)) < 2:
-        time.sleep(0.05)
+    while time.monotonic() < deadline and len(recorded_pids(tmp_path)) < after:
+        time.sleep(0.01)
     started = recorded_pids(tmp_path)
-    assert len(started) >= 2, "up never got as far as starting a service"
+    assert len(started) >= after, "up never got that far"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     # 130 is our own exit; death by SIGINT (-2) is the other conventional answer, seen once
@@ -154,6 +175,7 @@ def test_interrupt_during_up_leaves_nothing_running(tmp_path: Path) -> None:
         for p in started
         if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
     ] == []
+    assert _running_with_port(ports) == []
     loadlab("down", "--purge", "--state-dir", str(tmp_path))
 
 

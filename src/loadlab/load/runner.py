@@ -21,6 +21,7 @@ from typing import Any
 from loadlab import ROOT
 from loadlab.errors import GateFailed, UsageError
 from loadlab.load.monitor import GENERATOR, Monitor
+from loadlab.stack.procs import interrupts_held
 
 LOCUSTFILES = ROOT / "locustfiles"
 WATCHDOG_GRACE = 60.0
@@ -151,16 +152,17 @@ def drive(
     log = (out / "locust.log").open("ab")
     try:
         for role in roles:
-            proc = subprocess.Popen(
-                _locust_argv(plan, host, out, role),
-                env=env,
-                cwd=out,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            procs.append(proc)
+            with interrupts_held():  # no Locust process may run unknown to the clean-up
+                proc = subprocess.Popen(
+                    _locust_argv(plan, host, out, role),
+                    env=env,
+                    cwd=out,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                procs.append(proc)
             monitor.add(GENERATOR, proc.pid)
         _wait(procs[0], plan, out / "status.json", live)
         for proc in procs[1:]:  # workers quit when the master does; stopped below if not

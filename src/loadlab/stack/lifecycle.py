@@ -78,6 +78,7 @@ def up(settings: StackSettings) -> tuple[State, bool]:
 
 
 def _record(settings: StackSettings, state: State, component: Component) -> Component:
+    """Add a started component to state.json (inside procs.interrupts_held with its start)."""
     state.components.append(component)
     procs.save_state(settings.state_dir, state)
     return component
@@ -93,11 +94,12 @@ def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
     else:
         pgdata = procs.runtime_dir(settings.state_dir, user) / "pgdata"
         postgres.init_cluster(pg_bin, pgdata, user)
-        component = _record(
-            settings,
-            state,
-            postgres.start(pg_bin, pgdata, settings.pg_port, logs / "postgres.log", user),
-        )
+        with procs.interrupts_held():
+            component = _record(
+                settings,
+                state,
+                postgres.start(pg_bin, pgdata, settings.pg_port, logs / "postgres.log", user),
+            )
         direct = postgres.url(settings.pg_port)
         postgres.wait_ready(
             postgres.url(settings.pg_port, "postgres"), settings.ready_timeout, component
@@ -109,16 +111,18 @@ def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
 
     if settings.pgbouncer:
         folder = procs.runtime_dir(settings.state_dir, user) / "pgbouncer"
-        component, state.database_url = pgbouncer.start(
-            direct, settings.pgbouncer_port, folder, logs / "pgbouncer.log", user
-        )
-        _record(settings, state, component)
+        with procs.interrupts_held():
+            component, state.database_url = pgbouncer.start(
+                direct, settings.pgbouncer_port, folder, logs / "pgbouncer.log", user
+            )
+            _record(settings, state, component)
         postgres.wait_ready(state.database_url, settings.ready_timeout, component)
 
-    started = [
-        _record(settings, state, services.start(variant, settings, state.database_url))
-        for variant in services.VARIANTS.values()
-    ]
+    started = []
+    for variant in services.VARIANTS.values():
+        with procs.interrupts_held():
+            component = services.start(variant, settings, state.database_url)
+            started.append(_record(settings, state, component))
     for component in started:
         services.wait_healthy(component, settings.ready_timeout)
 

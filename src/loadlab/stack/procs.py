@@ -13,14 +13,16 @@ import os
 import pwd
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
 
 STATE_FILE = "state.json"
+_HELD = (signal.SIGINT, signal.SIGTERM)  # what `interrupts_held` holds back
 
 
 @dataclass
@@ -113,6 +115,28 @@ def runtime_dir(state_dir: Path, user: str | None) -> Path:
     folder = Path("/tmp") / f"loadlab-{digest}"
     folder.mkdir(mode=0o755, exist_ok=True)
     return folder
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise KeyboardInterrupt if one came.
+
+    Wrap "start a process, then record it" in this: an interrupt in between would leave the
+    process running with nobody knowing its PID. (Blocking the signals with a mask instead
+    would pass the mask on to the child, which could then never be stopped.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _: held.append(signum)) for s in _HELD}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(signum, handler)
+        if held:
+            raise KeyboardInterrupt
 
 
 def start(
