@@ -89,6 +89,12 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
         help="also wait for this many workers started on other machines (see README)",
     )
     add("--tags", nargs="*", default=(), help="only the scenario's tasks with these Locust tags")
+    add(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds per variant, interleaved; 4 or more give a significance test (default: 1)",
+    )
 
 
 def _plan(args: argparse.Namespace, scale: float) -> Any:
@@ -104,6 +110,7 @@ def _plan(args: argparse.Namespace, scale: float) -> Any:
         remote_workers=args.remote_workers,
         tags=tuple(args.tags),
         scale=scale,
+        repeat=args.repeat,
     )
 
 

@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from loadlab import ROOT, verify
+from loadlab.analysis import repeats
 from loadlab.environment import describe
 from loadlab.errors import UsageError
 from loadlab.load.experiment import Target, plan_dict, run_variant
@@ -96,14 +98,10 @@ def run(
     tmp = final.parent / f".tmp-{final.name}"
     writer.discard(tmp)
     try:
-        figures = {}
-        for t in targets:
-            print(
-                f"{t.name}: {plan.users} users, {plan.warmup:.0f} s warm-up + "
-                f"{plan.duration:.0f} s measured against {t.url}",
-                flush=True,
-            )
-            figures[t.name] = run_variant(plan, t, database_url, tmp / t.name, live)
+        figures = {
+            name: repeats.with_rounds(rounds)
+            for name, rounds in _drive_rounds(plan, targets, database_url, tmp, live).items()
+        }
         environment = describe(pg_version, pgbouncer, settings.model_dump(mode="json"))
         summary = writer.build_summary(final.name, plan_dict(plan), environment, figures)
         index = writer.publish(summary, tmp, final)
@@ -113,13 +111,37 @@ def run(
     for line in summary["flags"]:
         print(f"  ! {line}")
     for name, v in figures.items():
-        lat = v["latency_ms"]
-        print(
-            f"  {name:<14} {v['requests']:>8,} req  {v['throughput_rps']:8.1f} req/s  "
-            f"p50 {lat['p50']:7.1f}  p95 {lat['p95']:7.1f}  p99 {lat['p99']:8.1f} ms  "
-            f"errors {v['error_rate']:.2%}"
-        )
+        for number, r in enumerate(v.get("rounds") or [v], 1):
+            lat = r["latency_ms"]
+            print(
+                f"  {name:<14} {'' if plan.repeat == 1 else f'round {number} '}"
+                f"{r['requests']:>8,} req  {r['throughput_rps']:8.1f} req/s  "
+                f"p50 {lat['p50']:7.1f}  p95 {lat['p95']:7.1f}  p99 {lat['p99']:8.1f} ms  "
+                f"errors {r['error_rate']:.2%}"
+            )
+    for sentence in summary["verdicts"] if plan.repeat > 1 else []:
+        print(f"  {sentence}")
     return (1 if writer.failed(summary) else 0), index
+
+
+def _drive_rounds(
+    plan: LoadPlan, targets: list[Target], database_url: str | None, tmp: Path, live: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """Each target `plan.repeat` times, never two at once; the order alternates (A B, B A,
+    ...) so that a machine that slows down or speeds up over time favours neither. Round 1
+    is written to <variant>/, later rounds to <variant>/round-<n>/."""
+    rounds: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+    for number in range(1, plan.repeat + 1):
+        for t in targets if number % 2 else targets[::-1]:
+            of = "" if plan.repeat == 1 else f" (round {number} of {plan.repeat})"
+            print(
+                f"{t.name}{of}: {plan.users} users, {plan.warmup:.0f} s warm-up + "
+                f"{plan.duration:.0f} s measured against {t.url}",
+                flush=True,
+            )
+            out = tmp / t.name if number == 1 else tmp / t.name / f"round-{number}"
+            rounds[t.name].append(run_variant(plan, t, database_url, out, live))
+    return rounds
 
 
 def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -> int:

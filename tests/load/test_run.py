@@ -96,6 +96,7 @@ def _loadlab(*args: str) -> subprocess.CompletedProcess[str]:
         ["--duration", "0"],
         ["--duration", "soon"],
         ["--spawn-rate", "0"],
+        ["--repeat", "0"],
         ["--variants", "django"],
         ["--target", "http://127.0.0.1:9"],
     ],
@@ -132,6 +133,44 @@ def test_workers_merge_to_locusts_exact_count(stack: Stack, tmp_path: Path) -> N
     assert {c["request"] for c in v["integrity"]} == {"POST /users/[id]/visit", "POST /orders"}
     assert all(c["holds"] for c in v["integrity"])
     assert v["resources"]["locust"]["cpu_mean"] > 0
+
+
+def test_repeated_rounds_alternate_and_are_summarised(stack: Stack, tmp_path: Path) -> None:
+    """Two rounds each, through the CLI: every round kept, the order alternates (A B, B A),
+    means and intervals agree with the rounds, and the page shows them."""
+    out = tmp_path / "r"
+    result = _loadlab(
+        "run", "--state-dir", str(stack.settings.state_dir), "--out", str(out),
+        "--users", "10", "--spawn-rate", "10", "--duration", "3s", "--warmup", "1s",
+        "--repeat", "2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "round 2 of 2" in result.stdout
+    summary = _summary(out)
+    assert summary["plan"]["repeat"] == 2
+    for name, v in summary["variants"].items():
+        assert len(v["rounds"]) == 2, name
+        assert v["rounds"][0]["latency_ms"] == v["latency_ms"]  # round 1 is the detail
+        for r in v["rounds"]:
+            assert r["requests"] > 0 and r["requests"] == r["locust_requests"]
+            assert all(c["holds"] for c in r["integrity"])
+        p99 = v["across_rounds"]["p99"]
+        values = [r["latency_ms"]["p99"] for r in v["rounds"]]
+        assert p99["n"] == 2 and p99["mean"] == pytest.approx(sum(values) / 2)
+        assert p99["ci95"][0] <= min(values) <= max(values) <= p99["ci95"][1]
+        assert (out / name / "round-2" / "locust.html").stat().st_size > 0
+    # Round 1 ran flask then fastapi, round 2 the other way round.
+    finished = {
+        (name, n): (out / name / ("" if n == 1 else "round-2") / "recorder.json").stat().st_mtime
+        for name in ("flask_sync", "fastapi_async")
+        for n in (1, 2)
+    }
+    order = sorted(finished, key=finished.__getitem__)
+    assert order == [
+        ("flask_sync", 1), ("fastapi_async", 1), ("fastapi_async", 2), ("flask_sync", 2)
+    ]  # fmt: skip
+    assert summary["verdicts"] and all("permutation test p = " in s for s in summary["verdicts"])
+    assert "Across rounds" in (out / "index.html").read_text()
 
 
 @pytest.mark.parametrize("scenario", ["eager_read", "write_orders"])

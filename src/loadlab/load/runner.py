@@ -47,13 +47,14 @@ class LoadPlan:
     remote_workers: int = 0  # workers started by hand on other machines (see the README)
     tags: tuple[str, ...] = ()
     scale: float = 1.0  # of the seeded database, so ids stay in range
+    repeat: int = 1  # rounds: each variant driven this many times, in alternating order
 
     def __post_init__(self) -> None:
         if self.scenario not in scenarios():
             raise UsageError(
                 f"unknown scenario {self.scenario!r}: choose one of {', '.join(scenarios())}"
             )
-        for name in ("users", "spawn_rate", "duration"):
+        for name in ("users", "spawn_rate", "duration", "repeat"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be more than 0")
         if min(self.warmup, self.workers, self.remote_workers) < 0:

@@ -6,6 +6,7 @@ import json
 from html import escape
 from typing import Any
 
+from loadlab.analysis.repeats import METRICS
 from loadlab.report import claims
 from loadlab.report.svg import NINES_TICKS, line_chart, nines
 
@@ -64,6 +65,46 @@ def _headline(variants: dict[str, Any]) -> str:
             ]
         )
     return _table(head, rows)
+
+
+def _across_rounds(variants: dict[str, Any]) -> str:
+    """With repeated rounds: the mean of each headline figure and its 95% interval, then
+    every round's own figures in the order they ran."""
+    if not all(v.get("across_rounds") for v in variants.values()):
+        return ""
+    head = ["variant", "rounds"] + [label for _, label, _, _, _ in METRICS]
+    rows = []
+    for name, v in variants.items():
+        cells = []
+        for key, _, unit, _, _ in METRICS:
+            i = v["across_rounds"][key]
+            fmt = (lambda x: f"{x:.2%}") if unit == "" else (lambda x: f"{x:,.1f}")
+            lo, hi = i["ci95"]
+            cells.append(f"{fmt(i['mean'])}<br><span class=muted>{fmt(lo)} to {fmt(hi)}</span>")
+        rows.append([f"<b>{escape(name)}</b>", str(len(v["rounds"])), *cells])
+    each = []
+    for name, v in variants.items():
+        for number, r in enumerate(v["rounds"], 1):
+            lat = r["latency_ms"]
+            each.append(
+                [
+                    escape(f"{name} round {number}"),
+                    f"{r['requests']:,}",
+                    f"{r['throughput_rps']:,.1f}",
+                    *[_ms(lat[k]) for k in ("p50", "p95", "p99")],
+                    f"{r['error_rate']:.2%}",
+                ]
+            )
+    return (
+        "<h2>Across rounds</h2><p>Each variant ran in several rounds, in alternating order "
+        "(A B, B A, ...), with the data reset before each. Mean over the rounds, and under it "
+        "the 95% confidence interval of that mean (Student's t); latencies in ms, "
+        "throughput in req/s.</p>"
+        + _table(head, rows)
+        + "<details><summary>every round</summary>"
+        + _table(["round", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"], each)
+        + "</details>"
+    )
 
 
 def _charts(variants: dict[str, Any]) -> str:
@@ -193,24 +234,28 @@ def _integrity(variants: dict[str, Any]) -> str:
 def _claims(summary: dict[str, Any]) -> str:
     if summary["scenario"] != claims.HEADLINE["scenario"]:
         return ""
+    rounds = summary["plan"].get("repeat", 1)
+    this_run = "this run" if rounds == 1 else f"this run (latency: mean of {rounds} rounds)"
     rows = []
     for name, claim in claims.HEADLINE["variants"].items():
         ours = summary["variants"].get(name)
         if ours is None:
             continue
+        across, every = ours.get("across_rounds"), ours.get("rounds") or [ours]
         for key in ("p50", "p95", "p99"):
-            rows.append([escape(f"{name} {key} ms"), _ms(claim[key]), _ms(ours["latency_ms"][key])])
+            mine = across[key]["mean"] if across else ours["latency_ms"][key]
+            rows.append([escape(f"{name} {key} ms"), _ms(claim[key]), _ms(mine)])
         rows.append(
             [
                 escape(f"{name} errors"),
                 claim["errors"],
-                f"{ours['failures']:,} of {ours['requests']:,}",
+                f"{sum(r['failures'] for r in every):,} of {sum(r['requests'] for r in every):,}",
             ]
         )
     return (
         f"<h2>Beside the article's claim</h2><p>The article ({escape(claims.SOURCE)}) "
         f"claims, for {escape(claims.CONDITIONS)}:</p>"
-        + _table(["figure", "article claims", "this run"], rows)
+        + _table(["figure", "article claims", this_run], rows)
         + f"<p class=muted>This run: {summary['plan']['users']} users on "
         f"{summary['environment']['cpu_count']} cores shared by generator, services "
         "and database.</p>"
@@ -244,6 +289,8 @@ def render(summary: dict[str, Any]) -> str:
         for f in summary["flags"]
     )
     verdicts = "".join(f"<li>{escape(s)}</li>" for s in summary["verdicts"])
+    repeated = all(v.get("rounds") for v in variants.values())
+    side_note = " (round 1; the charts and resources below are round 1's too)" if repeated else ""
     links = " · ".join(
         f'<a href="{escape(n)}/locust.html">{escape(n)} Locust report</a>' for n in variants
     )
@@ -253,9 +300,11 @@ def render(summary: dict[str, Any]) -> str:
 <h1>{escape(plan["scenario"])}: {plan["users"]} users, {len(variants)} variants</h1>
 <p class=muted>run {escape(summary["run_id"])} · {escape(summary["created_at"])} ·
 {plan["duration"]:.0f} s measured after {plan["warmup"]:.0f} s warm-up · spawn rate
-{plan["spawn_rate"]}/s · Locust workers: {plan["workers"] or "none (one process)"}</p>
+{plan["spawn_rate"]}/s · Locust workers: {plan["workers"] or "none (one process)"} ·
+rounds per variant: {plan.get("repeat", 1)}</p>
 {flags}
-<h2>Side by side</h2>
+{_across_rounds(variants)}
+<h2>Side by side{side_note}</h2>
 {_headline(variants)}
 <p class=muted>Latencies are exact (HdrHistogram, 3 significant digits) over every measured
 request, failed ones included; throughput ± the standard deviation of per-second rates.</p>

@@ -9,6 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from loadlab.analysis import repeats
 from loadlab.analysis.compare import verdicts
 from loadlab.errors import UsageError
 from loadlab.load.monitor import SATURATED_CPU, SATURATED_SECONDS
@@ -23,49 +24,69 @@ def run_id(scenario: str, users: int, now: datetime | None = None) -> str:
 
 
 def flags(variants: dict[str, Any]) -> list[str]:
-    """Warnings for the top of the report; those starting with FAIL fail the run."""
+    """Warnings for the top of the report; those starting with FAIL fail the run. With
+    several rounds, every round is checked."""
     found = []
-    for name, v in variants.items():
-        if v["generator_saturated"]:
-            found.append(
-                f"{name}: the load generator was saturated (a Locust process at >= "
-                f"{SATURATED_CPU:.0f}% of a core for {SATURATED_SECONDS} s or more); these "
-                "figures are generator-bound, not the service's. Add Locust workers "
-                "(--workers) or a second machine."
-            )
-        if v["requests"] != v["locust_requests"]:
-            found.append(
-                f"FAIL {name}: the exact recorder counted {v['requests']:,} requests, "
-                f"Locust {v['locust_requests']:,}"
-            )
-        for c in v.get("integrity") or []:
-            if not c["holds"]:
-                found.append(
-                    f"FAIL {name}: integrity broken for {c['request']}: acknowledged "
-                    f"{c['acknowledged']:,}, applied {c['applied']:,}, in doubt "
-                    f"{c['in_doubt']:,}"
-                )
-        if v["machine_cpu_mean"] >= 90:
-            found.append(
-                f"{name}: the whole machine was {v['machine_cpu_mean']:.0f}% busy on "
-                "average: generator, service and database competed for the same cores."
-            )
+    for name, variant in variants.items():
+        rounds = variant.get("rounds") or [variant]
+        for number, v in enumerate(rounds, 1):
+            who = name if len(rounds) == 1 else f"{name} round {number}"
+            found.extend(_round_flags(who, v))
     return found
+
+
+def _round_flags(name: str, v: dict[str, Any]) -> list[str]:
+    found = []
+    if v["generator_saturated"]:
+        found.append(
+            f"{name}: the load generator was saturated (a Locust process at >= "
+            f"{SATURATED_CPU:.0f}% of a core for {SATURATED_SECONDS} s or more); these "
+            "figures are generator-bound, not the service's. Add Locust workers "
+            "(--workers) or a second machine."
+        )
+    if v["requests"] != v["locust_requests"]:
+        found.append(
+            f"FAIL {name}: the exact recorder counted {v['requests']:,} requests, "
+            f"Locust {v['locust_requests']:,}"
+        )
+    for c in v.get("integrity") or []:
+        if not c["holds"]:
+            found.append(
+                f"FAIL {name}: integrity broken for {c['request']}: acknowledged "
+                f"{c['acknowledged']:,}, applied {c['applied']:,}, in doubt "
+                f"{c['in_doubt']:,}"
+            )
+    if v["machine_cpu_mean"] >= 90:
+        found.append(
+            f"{name}: the whole machine was {v['machine_cpu_mean']:.0f}% busy on "
+            "average: generator, service and database competed for the same cores."
+        )
+    return found
+
+
+def derive(summary: dict[str, Any]) -> dict[str, Any]:
+    """Set the flags and verdicts that follow from the measured figures: from the rounds
+    when each variant ran more than once, else from one run's per-second spread."""
+    variants = summary["variants"]
+    summary["flags"] = flags(variants)
+    repeated = all(v.get("rounds") for v in variants.values())
+    summary["verdicts"] = (repeats.verdicts if repeated else verdicts)(variants)
+    return summary
 
 
 def build_summary(
     rid: str, plan: dict[str, Any], environment: dict[str, Any], variants: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
-        "run_id": rid,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "scenario": plan["scenario"],
-        "plan": plan,
-        "environment": environment,
-        "variants": variants,
-        "flags": flags(variants),
-        "verdicts": verdicts(variants),
-    }
+    return derive(
+        {
+            "run_id": rid,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "scenario": plan["scenario"],
+            "plan": plan,
+            "environment": environment,
+            "variants": variants,
+        }
+    )
 
 
 def failed(summary: dict[str, Any]) -> list[str]:
@@ -89,9 +110,7 @@ def rerender(run: Path) -> Path:
     summary_path = run / "summary.json"
     if not summary_path.exists():
         raise UsageError(f"{run} holds no summary.json: is it a loadlab report folder?")
-    summary = json.loads(summary_path.read_text())
-    summary["flags"] = flags(summary["variants"])
-    summary["verdicts"] = verdicts(summary["variants"])
+    summary = derive(json.loads(summary_path.read_text()))
     summary_path.write_text(json.dumps(summary, indent=1))
     (run / "index.html").write_text(render(summary))
     if run.resolve().parent.name == REPORTS:
@@ -99,16 +118,26 @@ def rerender(run: Path) -> Path:
     return run / "index.html"
 
 
+def _index_cell(name: str, v: dict[str, Any]) -> str:
+    across = v.get("across_rounds")
+    if across:
+        return (
+            f"{escape(name)}: p99 {across['p99']['mean']:,.1f} ms, "
+            f"{across['throughput_rps']['mean']:,.0f} req/s, {across['error_rate']['mean']:.2%} "
+            f"errors (means of {across['p99']['n']} rounds)"
+        )
+    return (
+        f"{escape(name)}: p99 {v['latency_ms']['p99']:,.1f} ms, {v['throughput_rps']:,.0f} "
+        f"req/s, {v['error_rate']:.2%} errors"
+    )
+
+
 def write_index(reports: Path) -> Path:
     """reports/index.html: every run, newest first."""
     rows = []
     for summary_path in sorted(reports.glob("*/summary.json"), reverse=True):
         s = json.loads(summary_path.read_text())
-        cells = " · ".join(
-            f"{escape(n)}: p99 {v['latency_ms']['p99']:,.1f} ms, {v['throughput_rps']:,.0f} req/s, "
-            f"{v['error_rate']:.2%} errors"
-            for n, v in s["variants"].items()
-        )
+        cells = " · ".join(_index_cell(n, v) for n, v in s["variants"].items())
         mark = " ⚠" if s["flags"] else ""
         rows.append(
             f'<tr><td><a href="{escape(summary_path.parent.name)}/index.html">'

@@ -1,0 +1,147 @@
+"""Is a difference real? Each variant run in several rounds: the mean of each figure over the
+rounds with a 95% confidence interval, and an exact permutation test between two variants.
+
+A round is one whole run of a variant (warm-up, then measured time). Round-to-round spread
+includes what one run cannot show: the machine's drift, a checkpoint that fell in one run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+ALPHA = 0.05
+# Student's t, 97.5th percentile, for 1..30 degrees of freedom; the normal 1.96 beyond.
+T_975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+EXACT_LIMIT = 200_000  # beyond this many splits, sample them
+SAMPLED_SPLITS = 20_000
+
+# What each round keeps in summary.json: the headline and what the flags check.
+ROUND_KEYS = (
+    "requests",
+    "failures",
+    "error_rate",
+    "errors",
+    "throughput_rps",
+    "latency_ms",
+    "locust_requests",
+    "integrity",
+    "generator_saturated",
+    "machine_cpu_mean",
+)
+
+# (key in across_rounds, label, unit, higher is better, how to read it off a round)
+METRICS: tuple[tuple[str, str, str, bool, Callable[[dict[str, Any]], float]], ...] = (
+    ("throughput_rps", "throughput", "req/s", True, lambda r: r["throughput_rps"]),
+    ("p50", "p50 latency", "ms", False, lambda r: r["latency_ms"]["p50"]),
+    ("p95", "p95 latency", "ms", False, lambda r: r["latency_ms"]["p95"]),
+    ("p99", "p99 latency", "ms", False, lambda r: r["latency_ms"]["p99"]),
+    ("error_rate", "error rate", "", False, lambda r: r["error_rate"]),
+)
+
+
+def interval(values: list[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation and the t-based 95% confidence interval of the mean,
+    cut at 0 (None with a single value: one round says nothing about the spread)."""
+    n = len(values)
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if n > 1 else None
+    ci = None
+    if sd is not None:
+        half = (T_975[n - 2] if n - 1 <= len(T_975) else 1.96) * sd / math.sqrt(n)
+        # Throughput, latency and error rate cannot be negative; with few rounds the
+        # interval would reach below 0, which only confuses a reader.
+        ci = [max(mean - half, 0.0), mean + half]
+    return {"n": n, "mean": mean, "sd": sd, "ci95": ci, "min": min(values), "max": max(values)}
+
+
+def permutation_p(a: list[float], b: list[float]) -> float:
+    """Two-sided p-value of the difference of means: the share of all ways of splitting the
+    pooled values into groups of these sizes whose difference is at least as large."""
+    pooled = a + b
+    observed = abs(statistics.fmean(a) - statistics.fmean(b))
+    total = sum(pooled)
+
+    def as_large(group_a: tuple[float, ...]) -> bool:
+        sum_a = sum(group_a)
+        diff = sum_a / len(a) - (total - sum_a) / len(b)
+        return abs(diff) >= observed - 1e-12 * max(1.0, observed)
+
+    if math.comb(len(pooled), len(a)) <= EXACT_LIMIT:
+        splits = [
+            as_large(tuple(pooled[i] for i in idx))
+            for idx in itertools.combinations(range(len(pooled)), len(a))
+        ]
+        return sum(splits) / len(splits)
+    rng = random.Random(0)  # the same p for the same figures
+    hits = sum(as_large(tuple(rng.sample(pooled, len(a)))) for _ in range(SAMPLED_SPLITS))
+    return (hits + 1) / (SAMPLED_SPLITS + 1)
+
+
+def smallest_p(n_a: int, n_b: int) -> float:
+    """The smallest p-value the permutation test can give with these many rounds."""
+    return (2 if n_a == n_b else 1) / math.comb(n_a + n_b, n_a)
+
+
+def with_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One variant's figures: round 1 in full (charts, resources, database time), plus,
+    with two rounds or more, every round's headline and the mean and interval over them."""
+    figures = dict(rounds[0])
+    if len(rounds) > 1:
+        figures["rounds"] = [{k: r[k] for k in ROUND_KEYS} for r in rounds]
+        figures["across_rounds"] = {
+            key: interval([float(read(r)) for r in rounds]) for key, _, _, _, read in METRICS
+        }
+    return figures
+
+
+def _fmt(value: float, unit: str) -> str:
+    return f"{value:.2%}" if unit == "" else f"{value:,.1f} {unit}"
+
+
+def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
+    """One sentence per metric for the first two variants, from their rounds."""
+    if len(variants) != 2:
+        return []
+    (name_a, a), (name_b, b) = variants.items()
+    rounds_a, rounds_b = a.get("rounds") or [a], b.get("rounds") or [b]
+    floor = smallest_p(len(rounds_a), len(rounds_b))
+    sentences = []
+    for _, label, unit, higher_is_better, read in METRICS:
+        values_a = [float(read(r)) for r in rounds_a]
+        values_b = [float(read(r)) for r in rounds_b]
+        ia, ib = interval(values_a), interval(values_b)
+        if ia["mean"] == ib["mean"]:
+            continue
+        a_better = (ia["mean"] > ib["mean"]) == higher_is_better
+        p = permutation_p(values_a, values_b)
+        (better, good), (worse, bad) = ((name_a, ia), (name_b, ib))[:: 1 if a_better else -1]
+        sentence = (
+            f"{label}: {better} {_fmt(good['mean'], unit)} vs {worse} {_fmt(bad['mean'], unit)} "
+            f"(mean of {ia['n']} and {ib['n']} rounds; 95% intervals "
+            f"{_span(good, unit)} vs {_span(bad, unit)}); permutation test p = {p:.3f}: "
+        )
+        if p < ALPHA:
+            sentence += f"{better} is better, and the difference is unlikely to be noise."
+        elif floor >= ALPHA:
+            sentence += (
+                f"too few rounds to tell (the smallest p they allow is {floor:.2f}; "
+                "use --repeat 4 or more)."
+            )
+        else:
+            sentence += "not distinguishable from round-to-round noise."
+        sentences.append(sentence)
+    return sentences
+
+
+def _span(i: dict[str, Any], unit: str) -> str:
+    lo, hi = i["ci95"]
+    return f"{_fmt(lo, unit)} to {_fmt(hi, unit)}"

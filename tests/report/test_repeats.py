@@ -1,0 +1,111 @@
+"""Repeated rounds: intervals, the permutation test, verdicts and per-round flags, on
+constructed figures (the real repeated run is in tests/load/test_run.py)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from loadlab.analysis import repeats
+from loadlab.report.writer import flags
+
+
+def test_interval_is_the_t_interval_of_the_mean() -> None:
+    i = repeats.interval([10.0, 11.0, 12.0])
+    assert (i["n"], i["mean"], i["sd"], i["min"], i["max"]) == (3, 11.0, 1.0, 10.0, 12.0)
+    half = 4.303 / math.sqrt(3)  # t(0.975, 2 degrees of freedom) * sd / sqrt(n)
+    assert i["ci95"] == pytest.approx([11.0 - half, 11.0 + half])
+
+
+def test_interval_stops_at_zero() -> None:
+    i = repeats.interval([1.0, 2.0, 3.0])
+    assert i["ci95"] == pytest.approx([0.0, 2.0 + 4.303 / math.sqrt(3)])
+
+
+def test_one_value_has_no_interval() -> None:
+    assert repeats.interval([5.0])["ci95"] is None
+
+
+def test_more_rounds_narrow_the_interval() -> None:
+    few = repeats.interval([10.0, 12.0, 11.0, 13.0])
+    many = repeats.interval([10.0, 12.0, 11.0, 13.0] * 4)
+    assert many["ci95"][1] - many["ci95"][0] < few["ci95"][1] - few["ci95"][0]
+
+
+def test_fully_separated_rounds_give_the_smallest_p() -> None:
+    a, b = [1.0, 2.0, 3.0, 4.0], [10.0, 11.0, 12.0, 13.0]
+    assert repeats.permutation_p(a, b) == pytest.approx(2 / 70)
+    assert repeats.permutation_p(a, b) == pytest.approx(repeats.smallest_p(4, 4))
+    assert repeats.permutation_p(b, a) == repeats.permutation_p(a, b)
+
+
+def test_identical_rounds_give_p_one() -> None:
+    assert repeats.permutation_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)
+
+
+def test_many_rounds_are_sampled_and_still_separate() -> None:
+    a = [float(x) for x in range(12)]
+    b = [x + 100.0 for x in a]
+    assert math.comb(24, 12) > repeats.EXACT_LIMIT
+    p = repeats.permutation_p(a, b)
+    assert p == pytest.approx(1 / (repeats.SAMPLED_SPLITS + 1))
+    assert repeats.permutation_p(a, [x + 0.5 for x in a]) > 0.5
+
+
+def _round(p99: float, rps: float = 100.0, holds: bool = True) -> dict[str, Any]:
+    return {
+        "requests": 1000,
+        "failures": 0,
+        "error_rate": 0.0,
+        "errors": {},
+        "throughput_rps": rps,
+        "latency_ms": {"p50": p99 / 3, "p95": p99 / 1.5, "p99": p99},
+        "locust_requests": 1000,
+        "integrity": [{"request": "visit", "acknowledged": 9, "applied": 9, "in_doubt": 0,
+                       "holds": holds}],
+        "generator_saturated": False,
+        "machine_cpu_mean": 50.0,
+    }  # fmt: skip
+
+
+def _variant(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    return repeats.with_rounds(rounds)
+
+
+def test_with_rounds_keeps_round_one_and_adds_the_means() -> None:
+    v = _variant([_round(100.0), _round(200.0), _round(300.0)])
+    assert v["latency_ms"]["p99"] == 100.0  # round 1 in full
+    assert [r["latency_ms"]["p99"] for r in v["rounds"]] == [100.0, 200.0, 300.0]
+    assert v["across_rounds"]["p99"]["mean"] == 200.0
+    assert set(v["across_rounds"]) == {m[0] for m in repeats.METRICS}
+    assert "rounds" not in _variant([_round(100.0)])
+
+
+def test_verdict_names_the_better_variant_when_rounds_separate() -> None:
+    a = _variant([_round(p) for p in (100, 110, 105, 95, 102)])
+    b = _variant([_round(p) for p in (300, 310, 305, 295, 302)])
+    p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
+    assert p99.startswith("p99 latency: a 102.4 ms vs b 302.4 ms (mean of 5 and 5 rounds")
+    assert "p = 0.008" in p99 and "a is better" in p99
+
+
+def test_verdict_says_two_rounds_cannot_tell() -> None:
+    a = _variant([_round(100), _round(110)])
+    b = _variant([_round(300), _round(310)])
+    p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
+    assert "too few rounds to tell" in p99 and "0.33" in p99
+
+
+def test_verdict_calls_overlapping_rounds_noise() -> None:
+    a = _variant([_round(p) for p in (100, 300, 200, 250)])
+    b = _variant([_round(p) for p in (120, 290, 210, 240)])
+    p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
+    assert "not distinguishable from round-to-round noise" in p99
+
+
+def test_a_broken_rule_in_any_round_fails_the_run() -> None:
+    v = _variant([_round(100.0), _round(100.0, holds=False)])
+    (flag,) = flags({"flask_sync": v})
+    assert flag.startswith("FAIL flask_sync round 2: integrity broken")
