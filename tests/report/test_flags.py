@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadlab.load.monitor import Monitor, Samples
+from loadlab.load.monitor import Measured, Monitor, Samples
 from loadlab.report.writer import failed, flags
 
 
@@ -55,8 +55,28 @@ def test_saturated_generator_is_flagged_but_does_not_fail() -> None:
 
 
 def test_generator_saturation_needs_three_busy_seconds() -> None:
+    samples = Samples(t=[1.0, 2.0, 3.0, 4.0], busiest_process_cpu=[95.0, 40.0, 97.0, 30.0])
+    assert not Measured({"locust": samples}, []).generator_saturated()
+    samples.busiest_process_cpu.append(91.0)
+    assert Measured({"locust": samples}, []).generator_saturated()
+
+
+def test_warm_up_samples_are_left_out() -> None:
+    """A Locust busy spawning users during the warm-up does not flag the measured part."""
     monitor = Monitor({})
-    monitor.samples["locust"] = Samples(busiest_process_cpu=[95.0, 40.0, 97.0, 30.0])
-    assert not monitor.generator_saturated()
-    monitor.samples["locust"].busiest_process_cpu.append(91.0)
-    assert monitor.generator_saturated()
+    monitor.samples["locust"] = Samples(
+        t=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        cpu=[99.0, 99.0, 99.0, 20.0, 20.0, 20.0],
+        memory_mb=[50.0] * 6,
+        rss_mb=[60.0] * 6,
+        busiest_process_cpu=[99.0, 99.0, 99.0, 20.0, 20.0, 20.0],
+    )
+    monitor.machine_t, monitor.machine_cpu = (
+        [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        [100.0] * 3 + [40.0] * 3,
+    )
+    measured = monitor.measured(3.5, 6.0)
+    assert not measured.generator_saturated()
+    assert measured.samples["locust"].summary()["cpu_mean"] == 20.0
+    assert measured.machine_cpu_mean == 40.0
+    assert monitor.measured(0.0, 6.0).generator_saturated()

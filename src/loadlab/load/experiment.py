@@ -28,7 +28,7 @@ class Target:
 def run_variant(
     plan: LoadPlan, target: Target, database_url: str | None, out: Path, live: bool = True
 ) -> dict[str, Any]:
-    """Drive one target; its figures, resources (sampled each second, warm-up included),
+    """Drive one target; its figures, resources (sampled each second while measuring),
     and, with database access, its integrity checks and time spent in PostgreSQL."""
     if database_url:
         seed.reset(database_url, seed.Scale.of(plan.scale))
@@ -38,13 +38,15 @@ def run_variant(
     with Monitor({name: [pid] for name, pid in target.pids.items()}) as monitor:
         result = drive(plan, target.url, out, monitor, live)
     figures = variant_summary(result)
+    measured = monitor.measured(result["measure_start"] or result["measure_end"],
+                                result["measure_end"])  # fmt: skip
     figures.update(
         label=target.label,
         url=target.url,
-        resources={name: s.summary() for name, s in monitor.samples.items()},
-        cpu_timeline={name: s.cpu for name, s in monitor.samples.items()},
-        machine_cpu_mean=round(sum(monitor.machine_cpu) / max(len(monitor.machine_cpu), 1), 1),
-        generator_saturated=monitor.generator_saturated(),
+        resources={name: s.summary() for name, s in measured.samples.items()},
+        cpu_timeline={name: s.cpu for name, s in measured.samples.items()},
+        machine_cpu_mean=measured.machine_cpu_mean,
+        generator_saturated=measured.generator_saturated(),
         integrity=None,
         database_time=None,
         database_events=None,

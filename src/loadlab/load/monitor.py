@@ -7,6 +7,7 @@ Locust master and its workers); its CPU is the sum over the tree, in percent of 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 import psutil
@@ -18,11 +19,20 @@ SATURATED_SECONDS = 3
 
 @dataclass
 class Samples:
+    t: list[float] = field(default_factory=list)  # when each sample was taken (epoch s)
     cpu: list[float] = field(default_factory=list)  # percent of one core, per second
     memory_mb: list[float] = field(default_factory=list)  # PSS, summed over the tree
     rss_mb: list[float] = field(default_factory=list)  # RSS, summed: counts shared pages again
     # Busiest single process per second: what saturates first in a one-thread generator.
     busiest_process_cpu: list[float] = field(default_factory=list)
+
+    def within(self, start: float, end: float) -> Samples:
+        """The samples taken between start and end (the measured part of a run)."""
+        keep = [i for i, t in enumerate(self.t) if start <= t <= end]
+        return Samples(
+            *([values[i] for i in keep] for values in (self.t, self.cpu, self.memory_mb,
+              self.rss_mb, self.busiest_process_cpu))
+        )  # fmt: skip
 
     def summary(self) -> dict[str, float]:
         if not self.cpu:
@@ -61,6 +71,7 @@ class Monitor:
         self.interval = interval
         self.samples: dict[str, Samples] = {name: Samples() for name in roots}
         self.machine_cpu: list[float] = []
+        self.machine_t: list[float] = []
         self._procs: dict[int, psutil.Process] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="loadlab-monitor", daemon=True)
@@ -82,8 +93,11 @@ class Monitor:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
+            now = time.time()
             self.machine_cpu.append(psutil.cpu_percent())
+            self.machine_t.append(now)
             for name, samples in self._sample().items():
+                self.samples[name].t.append(now)
                 self.samples[name].cpu.append(samples[0])
                 self.samples[name].memory_mb.append(samples[1])
                 self.samples[name].rss_mb.append(samples[2])
@@ -114,6 +128,27 @@ class Monitor:
                 busiest = max(busiest, used)
             result[name] = (cpu, pss, rss, busiest)
         return result
+
+    def measured(self, start: float, end: float) -> Measured:
+        """What was sampled between start and end: the warm-up (spawning users, filling
+        pools) is not what the measured figures saw. All samples if none fall inside."""
+        inside = [c for t, c in zip(self.machine_t, self.machine_cpu, strict=True)
+                  if start <= t <= end]  # fmt: skip
+        if not inside:
+            return Measured(self.samples, self.machine_cpu)
+        return Measured({n: s.within(start, end) for n, s in self.samples.items()}, inside)
+
+
+@dataclass
+class Measured:
+    """The samples of the measured part of a run, per component and for the machine."""
+
+    samples: dict[str, Samples]
+    machine_cpu: list[float]
+
+    @property
+    def machine_cpu_mean(self) -> float:
+        return round(sum(self.machine_cpu) / max(len(self.machine_cpu), 1), 1)
 
     def generator_saturated(self) -> bool:
         """True when a Locust process ran at >= 90% of a core for 3 seconds or more."""

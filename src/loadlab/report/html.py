@@ -200,7 +200,7 @@ def _where_time_went(variants: dict[str, Any]) -> str:
     return (
         intro
         + table
-        + "<h3>CPU and memory of each component (sampled each second, warm-up included)</h3>"
+        + "<h3>CPU and memory of each component (sampled each second while measuring)</h3>"
         + resources
     )
 
