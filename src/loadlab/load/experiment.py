@@ -38,8 +38,8 @@ def run_variant(
     with Monitor({name: [pid] for name, pid in target.pids.items()}) as monitor:
         result = drive(plan, target.url, out, monitor, live)
     figures = variant_summary(result)
-    measured = monitor.measured(result["measure_start"] or result["measure_end"],
-                                result["measure_end"])  # fmt: skip
+    start = result["measure_start"] or result["measure_end"]
+    measured = monitor.measured(start, result["measure_end"])
     figures.update(
         label=target.label,
         url=target.url,

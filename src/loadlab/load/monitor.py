@@ -29,10 +29,8 @@ class Samples:
     def within(self, start: float, end: float) -> Samples:
         """The samples taken between start and end (the measured part of a run)."""
         keep = [i for i, t in enumerate(self.t) if start <= t <= end]
-        return Samples(
-            *([values[i] for i in keep] for values in (self.t, self.cpu, self.memory_mb,
-              self.rss_mb, self.busiest_process_cpu))
-        )  # fmt: skip
+        series = (self.t, self.cpu, self.memory_mb, self.rss_mb, self.busiest_process_cpu)
+        return Samples(*([values[i] for i in keep] for values in series))
 
     def summary(self) -> dict[str, float]:
         if not self.cpu:
@@ -132,8 +130,8 @@ class Monitor:
     def measured(self, start: float, end: float) -> Measured:
         """What was sampled between start and end: the warm-up (spawning users, filling
         pools) is not what the measured figures saw. All samples if none fall inside."""
-        inside = [c for t, c in zip(self.machine_t, self.machine_cpu, strict=True)
-                  if start <= t <= end]  # fmt: skip
+        pairs = zip(self.machine_t, self.machine_cpu, strict=True)
+        inside = [cpu for t, cpu in pairs if start <= t <= end]
         if not inside:
             return Measured(self.samples, self.machine_cpu)
         return Measured({n: s.within(start, end) for n, s in self.samples.items()}, inside)

@@ -128,7 +128,11 @@ def interrupts_held() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, _: held.append(signum)) for s in _HELD}
+    previous = {
+        s: signal.signal(s, lambda signum, _: held.append(signum))
+        for s in _HELD
+        if signal.getsignal(s) is not signal.SIG_IGN  # an ignored signal stays ignored
+    }
     try:
         yield
     finally:
