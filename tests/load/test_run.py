@@ -63,6 +63,9 @@ def test_resources_of_each_component_were_sampled(report: Path) -> None:
         assert (
             0 < v["resources"]["locust"]["memory_max_mb"] <= v["resources"]["locust"]["rss_max_mb"]
         )
+        # Sampled once a second over the 8 measured seconds only, not the 2 s warm-up.
+        assert v["resources_window"] == "measured"
+        assert 3 <= len(v["cpu_timeline"][name]) <= 9
 
 
 def test_database_time_and_background_work_are_counted(report: Path) -> None:

@@ -109,3 +109,10 @@ def test_a_broken_rule_in_any_round_fails_the_run() -> None:
     v = _variant([_round(100.0), _round(100.0, holds=False)])
     (flag,) = flags({"flask_sync": v})
     assert flag.startswith("FAIL flask_sync round 2: integrity broken")
+
+
+def test_a_busy_machine_is_said_once_with_its_rounds() -> None:
+    rounds = [_round(100.0) for _ in range(4)]
+    rounds[1]["machine_cpu_mean"], rounds[3]["machine_cpu_mean"] = 95.0, 91.0
+    (flag,) = flags({"fastapi_async": _variant(rounds)})
+    assert flag.startswith("fastapi_async (in 2 of 4 rounds: 2, 4): the whole machine was 91-95%")

@@ -44,6 +44,7 @@ def run_variant(
         label=target.label,
         url=target.url,
         resources={name: s.summary() for name, s in measured.samples.items()},
+        resources_window="measured",  # reports before this field counted the warm-up too
         cpu_timeline={name: s.cpu for name, s in measured.samples.items()},
         machine_cpu_mean=measured.machine_cpu_mean,
         generator_saturated=measured.generator_saturated(),

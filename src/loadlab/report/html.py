@@ -200,7 +200,13 @@ def _where_time_went(variants: dict[str, Any]) -> str:
     return (
         intro
         + table
-        + "<h3>CPU and memory of each component (sampled each second while measuring)</h3>"
+        + "<h3>CPU and memory of each component (sampled each second"
+        + (
+            " while measuring"
+            if all(v.get("resources_window") == "measured" for v in variants.values())
+            else ", warm-up included"
+        )
+        + ")</h3>"
         + resources
     )
 

@@ -25,25 +25,47 @@ def run_id(scenario: str, users: int, now: datetime | None = None) -> str:
 
 def flags(variants: dict[str, Any]) -> list[str]:
     """Warnings for the top of the report; those starting with FAIL fail the run. With
-    several rounds, every round is checked."""
+    several rounds every round is checked: a failure is named by its round, a warning is
+    said once per variant with the rounds it concerns."""
     found = []
     for name, variant in variants.items():
         rounds = variant.get("rounds") or [variant]
         for number, v in enumerate(rounds, 1):
-            who = name if len(rounds) == 1 else f"{name} round {number}"
-            found.extend(_round_flags(who, v))
+            found.extend(_failures(name if len(rounds) == 1 else f"{name} round {number}", v))
+        saturated = [n for n, v in enumerate(rounds, 1) if v["generator_saturated"]]
+        if saturated:
+            found.append(
+                f"{name}{_which(saturated, len(rounds))}: the load generator was saturated (a "
+                f"Locust process at >= {SATURATED_CPU:.0f}% of a core for {SATURATED_SECONDS} s "
+                "or more); these figures are generator-bound, not the service's. Add Locust "
+                "workers (--workers) or a second machine."
+            )
+        busy = [
+            (n, v["machine_cpu_mean"])
+            for n, v in enumerate(rounds, 1)
+            if v["machine_cpu_mean"] >= 90
+        ]
+        if busy:
+            shares = sorted(cpu for _, cpu in busy)
+            share = (
+                f"{shares[0]:.0f}%" if len(shares) == 1 else f"{shares[0]:.0f}-{shares[-1]:.0f}%"
+            )
+            found.append(
+                f"{name}{_which([n for n, _ in busy], len(rounds))}: the whole machine was "
+                f"{share} busy on average: generator, service and database competed for the "
+                "same cores."
+            )
     return found
 
 
-def _round_flags(name: str, v: dict[str, Any]) -> list[str]:
+def _which(numbers: list[int], rounds: int) -> str:
+    if rounds == 1:
+        return ""
+    return f" (in {len(numbers)} of {rounds} rounds: {', '.join(map(str, numbers))})"
+
+
+def _failures(name: str, v: dict[str, Any]) -> list[str]:
     found = []
-    if v["generator_saturated"]:
-        found.append(
-            f"{name}: the load generator was saturated (a Locust process at >= "
-            f"{SATURATED_CPU:.0f}% of a core for {SATURATED_SECONDS} s or more); these "
-            "figures are generator-bound, not the service's. Add Locust workers "
-            "(--workers) or a second machine."
-        )
     if v["requests"] != v["locust_requests"]:
         found.append(
             f"FAIL {name}: the exact recorder counted {v['requests']:,} requests, "
@@ -56,11 +78,6 @@ def _round_flags(name: str, v: dict[str, Any]) -> list[str]:
                 f"{c['acknowledged']:,}, applied {c['applied']:,}, in doubt "
                 f"{c['in_doubt']:,}"
             )
-    if v["machine_cpu_mean"] >= 90:
-        found.append(
-            f"{name}: the whole machine was {v['machine_cpu_mean']:.0f}% busy on "
-            "average: generator, service and database competed for the same cores."
-        )
     return found
 
 
