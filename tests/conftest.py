@@ -22,6 +22,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture
+def own_state_dir(tmp_path: Path) -> Iterator[Path]:
+    """A state folder for a test that runs `up` itself. Purged afterwards even when the test
+    fails, since the cluster may live outside tmp_path (/tmp/loadlab-<hash>)."""
+    state_dir = tmp_path / "state"
+    yield state_dir
+    lifecycle.down(StackSettings(state_dir=state_dir), purge=True)
+
+
 @dataclass(frozen=True)
 class Stack:
     settings: StackSettings

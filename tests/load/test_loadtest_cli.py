@@ -8,8 +8,10 @@ from pathlib import Path
 from tests.stack.test_cli import loadlab, port_flags
 
 
-def test_loadtest_brings_up_verifies_runs_reports_and_stops(tmp_path: Path) -> None:
-    state_dir, out = tmp_path / "state", tmp_path / "report"
+def test_loadtest_brings_up_verifies_runs_reports_and_stops(
+    tmp_path: Path, own_state_dir: Path
+) -> None:
+    state_dir, out = own_state_dir, tmp_path / "report"
     result = loadlab(
         "loadtest",
         *port_flags(state_dir),
@@ -35,4 +37,3 @@ def test_loadtest_brings_up_verifies_runs_reports_and_stops(tmp_path: Path) -> N
     assert not (state_dir / "state.json").exists()
     status = loadlab("status", "--json", "--state-dir", str(state_dir))
     assert json.loads(status.stdout)["components"] == []
-    loadlab("down", "--purge", "--state-dir", str(state_dir))

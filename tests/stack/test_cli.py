@@ -147,10 +147,10 @@ def _running_with_port(ports: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("after", [1, 2, 3], ids=lambda n: f"after-{n}-started")
-def test_interrupt_during_up_leaves_nothing_running(tmp_path: Path, after: int) -> None:
+def test_interrupt_during_up_leaves_nothing_running(own_state_dir: Path, after: int) -> None:
     """Ctrl-C at three points of `up` (PostgreSQL, one service, both services started):
     everything stopped, including a process started but not yet recorded."""
-    flags = port_flags(tmp_path)
+    flags = port_flags(own_state_dir)
     ports = [flags[i + 1] for i, f in enumerate(flags) if f.endswith("-port")]
     proc = subprocess.Popen(
         [sys.executable, "-m", "loadlab", "up", *flags],
@@ -159,9 +159,9 @@ def test_interrupt_during_up_leaves_nothing_running(tmp_path: Path, after: int) 
         text=True,
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(recorded_pids(tmp_path)) < after:
+    while time.monotonic() < deadline and len(recorded_pids(own_state_dir)) < after:
         time.sleep(0.01)
-    started = recorded_pids(tmp_path)
+    started = recorded_pids(own_state_dir)
     assert len(started) >= after, "up never got that far"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -176,7 +176,6 @@ def test_interrupt_during_up_leaves_nothing_running(tmp_path: Path, after: int) 
         if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
     ] == []
     assert _running_with_port(ports) == []
-    loadlab("down", "--purge", "--state-dir", str(tmp_path))
 
 
 def test_up_on_an_existing_database_starts_only_the_services(tmp_path: Path) -> None:
