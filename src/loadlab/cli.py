@@ -147,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--scenario", default="select_update")
     ui.add_argument("--web-port", type=int, default=8089)
     ui.add_argument(
-        "--run-time", default="10m", help="each test started in the UI stops after this"
+        "--run-time",
+        type=duration,
+        default=600.0,
+        help="each test started in the UI stops after this (default: 10m)",
     )
     report = sub.add_parser("report", help="render a run's index.html again from its summary.json")
     report.add_argument("runs", nargs="+", help="report folders, e.g. reports/2026...-200u")

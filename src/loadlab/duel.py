@@ -161,10 +161,14 @@ def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -
     return code
 
 
-def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time: str) -> int:
-    """The Locust web UI (127.0.0.1 only) against one running service, until Ctrl-C."""
+def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time: float) -> int:
+    """The Locust web UI (127.0.0.1 only) against one service, until Ctrl-C; starts the
+    stack if it is not up, and leaves it up."""
     check_variants([variant], None)
     LoadPlan(scenario=scenario, users=1, spawn_rate=1, duration=1, warmup=0)  # validates
+    if run_time <= 0:
+        raise UsageError("--run-time must be more than 0")
+    lifecycle.check_port_free(port, "--web-port")
     state, _ = lifecycle.up(settings)
     component = state.get(variant)
     assert component is not None
@@ -181,7 +185,7 @@ def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time
         "--web-port",
         str(port),
         "--run-time",
-        run_time,
+        f"{run_time:g}s",
         "--users",
         "200",
         "--spawn-rate",
@@ -189,7 +193,7 @@ def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time
     ]
     print(
         f"Locust web UI: http://127.0.0.1:{port} driving {variant} at {component.url}; "
-        f"each test stops after {run_time}. Ctrl-C ends the UI; the stack stays up "
+        f"each test stops after {run_time:g} s. Ctrl-C ends the UI; the stack stays up "
         "(`make down` stops it).",
         flush=True,
     )

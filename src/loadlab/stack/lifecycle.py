@@ -15,7 +15,8 @@ from loadlab.stack import pgbouncer, postgres, procs, seed, services
 from loadlab.stack.procs import Component, State
 
 
-def _check_port_free(port: int, flag: str) -> None:
+def check_port_free(port: int, flag: str) -> None:
+    """Exit 2 (UsageError) naming `flag` when something already listens on the port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # As the servers do: a port left in TIME_WAIT by the last run is free to listen on.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -58,7 +59,7 @@ def up(settings: StackSettings) -> tuple[State, bool]:
     if settings.pgbouncer:
         ports.append((settings.pgbouncer_port, "--pgbouncer-port"))
     for port, flag in ports:
-        _check_port_free(port, flag)
+        check_port_free(port, flag)
     pg_bin = postgres.find_bin(settings.pg_bin) if settings.database_url is None else None
     if settings.pgbouncer:
         pgbouncer.find_binary()
