@@ -58,8 +58,8 @@ def stack_settings(state_dir: Path, **overrides: object) -> StackSettings:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     settings = stack_settings(tmp_path_factory.mktemp("stack"))
-    state, _ = lifecycle.up(settings)
     try:
+        state, _ = lifecycle.up(settings)
         urls = {c.name: c.url for c in state.components if c.url.startswith("http")}
         yield Stack(settings, urls, state.direct_database_url)
     finally:

@@ -1,5 +1,9 @@
 -- The one schema for every way of running loadlab (native `loadlab up` and docker compose).
 -- Money is integer cents so both services serialise it identically (no Decimal vs float drift).
+
+-- Marks a database as loadlab's: `loadlab up`/`seed` refuse to touch one that already holds
+-- tables without this mark, since the seed empties users, orders and the rest.
+CREATE TABLE IF NOT EXISTS loadlab_schema (created_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS users (
     id          bigserial PRIMARY KEY,
     name        text        NOT NULL,

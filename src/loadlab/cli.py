@@ -188,8 +188,13 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
 
 
 def _cmd_up(settings: StackSettings) -> int:
-    from loadlab.stack import lifecycle
+    from loadlab.stack import lifecycle, postgres
 
+    if settings.database_url:
+        print(
+            f"using the existing database {postgres.redact(settings.database_url)} (from "
+            "--database-url, LOADLAB_DATABASE_URL or DATABASE_URL)"
+        )
     state, started = lifecycle.up(settings)
     print("loadlab is up" if started else "loadlab was already up")
     _print_status(lifecycle.status(settings))

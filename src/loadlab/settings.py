@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loadlab import ROOT
@@ -13,7 +13,7 @@ from loadlab import ROOT
 class StackSettings(BaseSettings):
     """What `loadlab up` starts, and where."""
 
-    model_config = SettingsConfigDict(env_prefix="LOADLAB_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LOADLAB_", extra="ignore", populate_by_name=True)
 
     state_dir: Path = ROOT / ".loadlab"
     pg_bin: Path | None = None  # None: the newest /usr/lib/postgresql/*/bin, then PATH
@@ -24,8 +24,11 @@ class StackSettings(BaseSettings):
     pgbouncer_port: int = Field(16432, ge=1024, le=65535)
     flask_port: int = Field(8001, ge=1024, le=65535)
     fastapi_port: int = Field(8002, ge=1024, le=65535)
-    # An existing PostgreSQL to use instead of starting one (its loadlab tables are reset).
-    database_url: str | None = None
+    # An existing PostgreSQL to use instead of starting one (its loadlab tables are reset;
+    # postgres.apply_schema refuses a database holding tables loadlab did not create).
+    database_url: str | None = Field(
+        None, validation_alias=AliasChoices("LOADLAB_DATABASE_URL", "DATABASE_URL")
+    )
     scale: float = Field(1.0, gt=0, le=100)
     web_workers: int = Field(2, ge=1, le=32)
     web_threads: int = Field(15, ge=1, le=256)

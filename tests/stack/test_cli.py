@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from loadlab.stack import procs
-from tests.conftest import free_port
+from tests.conftest import Stack, free_port
 
 
 def loadlab(
@@ -178,14 +178,49 @@ def test_interrupt_during_up_leaves_nothing_running(own_state_dir: Path, after: 
     assert _running_with_port(ports) == []
 
 
+def test_up_refuses_a_database_holding_tables_it_did_not_create(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """An app's own DATABASE_URL in the environment is taken, but loadlab's seed (which
+    empties `users`) never runs over tables it did not create."""
+    import psycopg2
+
+    from loadlab.stack import postgres
+
+    admin = psycopg2.connect(postgres.url(stack.settings.pg_port, "postgres"))
+    admin.autocommit = True
+    theirs = postgres.url(stack.settings.pg_port, "someone_elses")
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS someone_elses")
+        cur.execute("CREATE DATABASE someone_elses")
+    try:
+        conn = psycopg2.connect(theirs)
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE users (id int PRIMARY KEY, visits int)")
+            cur.execute("INSERT INTO users VALUES (1, 41)")
+        up = loadlab("up", *port_flags(tmp_path / "state"), env={"DATABASE_URL": theirs})
+        _assert_usage_error(up, "already holds tables loadlab did not create (users)")
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT id, visits FROM users")
+            assert cur.fetchall() == [(1, 41)]
+            cur.execute("SELECT to_regclass('loadlab_schema')")
+            assert cur.fetchone() == (None,)
+        conn.close()
+        assert recorded_pids(tmp_path / "state") == []
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS someone_elses WITH (FORCE)")
+        admin.close()
+
+
 def test_up_on_an_existing_database_starts_only_the_services(tmp_path: Path) -> None:
     from loadlab.stack import lifecycle
     from tests.conftest import stack_settings
 
     # An "existing" PostgreSQL: one loadlab cluster, started outside the `up` under test.
     db_settings = stack_settings(tmp_path / "db")
-    db_state, _ = lifecycle.up(db_settings)
     try:
+        db_state, _ = lifecycle.up(db_settings)
         existing = db_state.direct_database_url
         state_dir = tmp_path / "state"
         up = loadlab("up", "--database-url", existing, *port_flags(state_dir))
@@ -200,3 +235,15 @@ def test_up_on_an_existing_database_starts_only_the_services(tmp_path: Path) -> 
         assert all(c.alive() for c in db_state.components if c.name == "postgres")
     finally:
         lifecycle.down(db_settings, purge=True)
+
+
+def test_loadlab_database_url_wins_over_an_apps_database_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loadlab.settings import StackSettings
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db/app")
+    assert StackSettings().database_url == "postgresql://app@db/app"
+    monkeypatch.setenv("LOADLAB_DATABASE_URL", "postgresql://loadlab@db/loadlab")
+    assert StackSettings().database_url == "postgresql://loadlab@db/loadlab"
+    assert StackSettings(database_url="postgresql://flag@db/x").database_url.endswith("/x")

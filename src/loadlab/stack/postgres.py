@@ -147,12 +147,30 @@ def create_database(port: int) -> None:
     conn.close()
 
 
+MARK = "loadlab_schema"  # the table schema.sql creates first
+
+
 def apply_schema(database_url: str) -> None:
-    """infra/postgres/schema.sql (idempotent: CREATE ... IF NOT EXISTS)."""
+    """infra/postgres/schema.sql (idempotent: CREATE ... IF NOT EXISTS), only into an empty
+    database or one loadlab made: the seed that follows empties its tables."""
     conn = psycopg2.connect(database_url)
-    with conn, conn.cursor() as cur:
-        cur.execute(SCHEMA.read_text())
-    conn.close()
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' "
+                "ORDER BY table_name"
+            )
+            tables = [row[0] for row in cur.fetchall()]
+            if tables and MARK not in tables:
+                raise UsageError(
+                    f"{redact(database_url)} already holds tables loadlab did not create "
+                    f"({', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}): give "
+                    "loadlab an empty database of its own, since its seed empties its tables"
+                )
+            cur.execute(SCHEMA.read_text())
+    finally:
+        conn.close()
 
 
 def fetch_one(database_url: str, sql: str) -> tuple[Any, ...]:
