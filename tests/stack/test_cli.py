@@ -79,6 +79,18 @@ def test_up_status_verify_down_with_pgbouncer(tmp_path: Path) -> None:
         assert "48 of 48 requests identical" in verify.stdout
         again = loadlab("up", "--state-dir", str(tmp_path))
         assert again.returncode == 0 and "already up" in again.stdout
+        # Concurrent load through PgBouncer in transaction mode: asyncpg's prepared
+        # statements and psycopg2's sessions must survive server connections being shared.
+        run = loadlab(
+            "run", "--state-dir", str(tmp_path), "--out", str(tmp_path / "report"),
+            "--users", "20", "--spawn-rate", "20", "--duration", "3s", "--warmup", "1s",
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+        assert summary["environment"]["pgbouncer"] != "not used"
+        for name, v in summary["variants"].items():
+            assert v["requests"] > 0 and v["failures"] == 0, (name, v["errors"])
+            assert all(c["holds"] for c in v["integrity"])
     finally:
         down = loadlab("down", "--purge", "--state-dir", str(tmp_path))
     assert down.returncode == 0
