@@ -30,7 +30,7 @@ run: setup
 VARIANT ?= flask_sync
 SCENARIO ?= select_update
 ui: setup
-	$(LOADLAB) ui --variant $(VARIANT) --scenario $(SCENARIO)
+	$(LOADLAB) ui --variant $(VARIANT) --scenario $(SCENARIO) $(ARGS)
 
 up: setup
 	$(LOADLAB) up $(ARGS)
@@ -42,7 +42,7 @@ status: setup
 	$(LOADLAB) status $(ARGS)
 
 verify: setup
-	$(LOADLAB) verify
+	$(LOADLAB) verify $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check src services tests locustfiles
