@@ -69,7 +69,7 @@ def _headline(variants: dict[str, Any]) -> str:
 
 def _across_rounds(variants: dict[str, Any]) -> str:
     """With repeated rounds: the mean of each headline figure and its 95% interval, then
-    every round's own figures in the order they ran."""
+    every round's own figures."""
     if not all(v.get("across_rounds") for v in variants.values()):
         return ""
     head = ["variant", "rounds"] + [label for _, label, _, _, _ in METRICS]
