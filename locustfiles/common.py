@@ -21,12 +21,13 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, constant, events
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from loadlab.load.recorder import Recorder, latency_ms, new_histogram
 from loadlab.stack.seed import Scale
 
 RECORDER = Recorder()
+MEASURE_MESSAGE = "loadlab_measure"  # master -> workers: the warm-up is over
 SCALE = Scale.of(float(os.environ.get("LOADLAB_SCALE", "1")))
 
 USER_KEYS = ("id", "name", "email", "visits", "last_seen", "created_at")
@@ -166,9 +167,23 @@ def _start(environment: Environment, **_: Any) -> None:
 
 def _end_warmup(environment: Environment, seconds: float) -> None:
     gevent.sleep(seconds)
+    if isinstance(environment.runner, MasterRunner):
+        # Workers ship their figures every 3 s; told now, they drop what they hold from the
+        # warm-up instead of shipping it into the measured figures.
+        environment.runner.send_message(MEASURE_MESSAGE)
+    _start_measuring(environment)
+
+
+def _start_measuring(environment: Environment, **_: Any) -> None:
     environment.events.reset_stats.fire()
     if environment.runner is not None:
         environment.runner.stats.reset_all()
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.register_message(MEASURE_MESSAGE, _start_measuring)
 
 
 def _recent_p99(seconds: int = 5) -> float:
