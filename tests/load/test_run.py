@@ -41,6 +41,8 @@ def test_summary_figures_are_present_and_consistent(report: Path) -> None:
         assert sum(v["errors"].values()) == v["failures"]
         assert v["throughput_rps"] > 0
         assert {"mean"} <= set(lat)
+        # One process: every counted request finished inside the measured seconds.
+        assert sum(row["rps"] for row in v["timeline"]) == v["requests"]
 
 
 def test_exact_count_equals_locusts_count(report: Path) -> None:
