@@ -93,7 +93,7 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
         "--repeat",
         type=int,
         default=1,
-        help="rounds per variant, interleaved; 4 or more give a significance test (default: 1)",
+        help="rounds per variant, interleaved; 5 or more can show a difference is real",
     )
 
 

@@ -83,24 +83,35 @@ def test_with_rounds_keeps_round_one_and_adds_the_means() -> None:
     assert "rounds" not in _variant([_round(100.0)])
 
 
+def test_holm_shares_the_level_over_the_figures() -> None:
+    # Thresholds 0.05/3, 0.05/2, 0.05/1 for the smallest, next and largest p.
+    assert repeats.holm([0.01, 0.02, 0.04]) == [True, True, True]
+    assert repeats.holm([0.02, 0.01, 0.04]) == [True, True, True]
+    assert repeats.holm([0.02, 0.03, 0.04]) == [False, False, False]  # 0.02 > 0.0167
+    assert repeats.holm([0.001, 0.03, 0.04]) == [True, False, False]  # 0.03 > 0.025: stop
+    assert repeats.holm([0.04]) == [True]
+
+
 def test_verdict_names_the_better_variant_when_rounds_separate() -> None:
     a = _variant([_round(p) for p in (100, 110, 105, 95, 102)])
     b = _variant([_round(p) for p in (300, 310, 305, 295, 302)])
     p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
     assert p99.startswith("p99 latency: a 102.4 ms vs b 302.4 ms (mean of 5 and 5 rounds")
-    assert "p = 0.008" in p99 and "a is better" in p99
+    assert "p = 0.008" in p99 and "a is better" in p99 and "over the 3 figures" in p99
 
 
-def test_verdict_says_two_rounds_cannot_tell() -> None:
-    a = _variant([_round(100), _round(110)])
-    b = _variant([_round(300), _round(310)])
+def test_verdict_says_four_rounds_cannot_tell_three_figures_at_once() -> None:
+    # Fully separated, p = 2/70 = 0.029 < 0.05, but above 0.05/3 for three figures.
+    a = _variant([_round(p) for p in (100, 110, 105, 95)])
+    b = _variant([_round(p) for p in (300, 310, 305, 295)])
     p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
-    assert "too few rounds to tell" in p99 and "0.33" in p99
+    assert "p = 0.029" in p99 and "too few rounds to tell" in p99
+    assert "--repeat 5 or more" in p99
 
 
 def test_verdict_calls_overlapping_rounds_noise() -> None:
-    a = _variant([_round(p) for p in (100, 300, 200, 250)])
-    b = _variant([_round(p) for p in (120, 290, 210, 240)])
+    a = _variant([_round(p) for p in (100, 300, 200, 250, 150)])
+    b = _variant([_round(p) for p in (120, 290, 210, 240, 160)])
     p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
     assert "not distinguishable from round-to-round noise" in p99
 

@@ -107,34 +107,62 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.2%}" if unit == "" else f"{value:,.1f} {unit}"
 
 
+def holm(p_values: list[float], alpha: float = ALPHA) -> list[bool]:
+    """Holm's step-down test: which of several p-values are significant at `alpha` taken
+    over all of them together (testing four figures at 5% each would call a difference
+    real by chance far more often than one time in twenty)."""
+    significant = [False] * len(p_values)
+    order = sorted(range(len(p_values)), key=p_values.__getitem__)
+    for rank, i in enumerate(order):
+        if p_values[i] > alpha / (len(p_values) - rank):
+            break
+        significant[i] = True
+    return significant
+
+
+def rounds_needed(figures: int, alpha: float = ALPHA) -> int:
+    """Rounds per variant for the most extreme result to pass Holm's first threshold."""
+    return next(n for n in range(2, 100) if smallest_p(n, n) <= alpha / figures)
+
+
 def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
-    """One sentence per metric for the first two variants, from their rounds."""
+    """One sentence per figure that differs, for the first two variants, from their rounds:
+    the means and intervals, the permutation test, and Holm's verdict over those figures."""
     if len(variants) != 2:
         return []
     (name_a, a), (name_b, b) = variants.items()
     rounds_a, rounds_b = a.get("rounds") or [a], b.get("rounds") or [b]
-    floor = smallest_p(len(rounds_a), len(rounds_b))
-    sentences = []
+    tested = []
     for _, label, unit, higher_is_better, read in METRICS:
         values_a = [float(read(r)) for r in rounds_a]
         values_b = [float(read(r)) for r in rounds_b]
         ia, ib = interval(values_a), interval(values_b)
-        if ia["mean"] == ib["mean"]:
-            continue
-        a_better = (ia["mean"] > ib["mean"]) == higher_is_better
-        p = permutation_p(values_a, values_b)
+        if ia["mean"] != ib["mean"]:
+            a_better = (ia["mean"] > ib["mean"]) == higher_is_better
+            tested.append((label, unit, a_better, ia, ib, permutation_p(values_a, values_b)))
+    if not tested:
+        return []
+    significant = holm([t[-1] for t in tested])
+    first_threshold = ALPHA / len(tested)
+    floor = smallest_p(len(rounds_a), len(rounds_b))
+    sentences = []
+    for (label, unit, a_better, ia, ib, p), real in zip(tested, significant, strict=True):
         (better, good), (worse, bad) = ((name_a, ia), (name_b, ib))[:: 1 if a_better else -1]
         sentence = (
             f"{label}: {better} {_fmt(good['mean'], unit)} vs {worse} {_fmt(bad['mean'], unit)} "
             f"(mean of {ia['n']} and {ib['n']} rounds; 95% intervals "
             f"{_span(good, unit)} vs {_span(bad, unit)}); permutation test p = {p:.3f}: "
         )
-        if p < ALPHA:
-            sentence += f"{better} is better, and the difference is unlikely to be noise."
-        elif floor >= ALPHA:
+        if real:
             sentence += (
-                f"too few rounds to tell (the smallest p they allow is {floor:.2f}; "
-                "use --repeat 4 or more)."
+                f"{better} is better, and the difference is unlikely to be noise (5% level "
+                f"over the {len(tested)} figures compared, Holm)."
+            )
+        elif floor > first_threshold:
+            sentence += (
+                f"too few rounds to tell (their smallest possible p is {floor:.3f}, above the "
+                f"{first_threshold:.3f} that {len(tested)} figures compared at once need; use "
+                f"--repeat {rounds_needed(len(tested))} or more)."
             )
         else:
             sentence += "not distinguishable from round-to-round noise."
