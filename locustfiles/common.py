@@ -23,7 +23,7 @@ from locust import FastHttpUser, constant, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadlab.load.recorder import Recorder, latency_ms, new_histogram
+from loadlab.load.recorder import Recorder, latency_ms, new_histogram, parse_server_timing
 from loadlab.stack.seed import Scale
 
 RECORDER = Recorder()
@@ -86,6 +86,8 @@ class LoadlabUser(FastHttpUser):
                 method, path, name=name, catch_response=True, **kwargs
             ) as response:
                 answered = True
+                if timing := response.headers.get("Server-Timing"):
+                    RECORDER.record_server(parse_server_timing(timing))
                 kind = problem(response, expect, keys)
                 if kind is None:
                     response.success()

@@ -15,15 +15,16 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common import sqlcount
+from services.common import instrument
 from services.common.errors import ApiError, database_error, http_error
 from services.common.settings import ServiceSettings
 from services.fastapi_async.db import make_engine
 from services.fastapi_async.routes import router
 
 
-class SqlCountMiddleware:
-    """Adds X-SQL-Statements to every response (pure ASGI: no extra task per request)."""
+class CostMiddleware:
+    """Adds the statement count and Server-Timing to every response (services/common/
+    instrument.py; pure ASGI: no extra task per request)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -32,19 +33,19 @@ class SqlCountMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = sqlcount.start()
+        token = instrument.start()
 
-        async def send_with_count(message: Message) -> None:
+        async def send_with_cost(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((sqlcount.HEADER.lower().encode(), str(sqlcount.count()).encode()))
+                headers += [(k.lower().encode(), v.encode()) for k, v in instrument.headers()]
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_count)
+            await self.app(scope, receive, send_with_cost)
         finally:
-            sqlcount.stop(token)
+            instrument.stop(token)
 
 
 def _error_response(error: ApiError) -> Response:
@@ -67,7 +68,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     # redirect_slashes=False: Flask answers /orders/ with 404, so must we (not a 307).
     app = FastAPI(title="loadlab fastapi_async", lifespan=lifespan, redirect_slashes=False)
     app.include_router(router)
-    app.add_middleware(SqlCountMiddleware)
+    app.add_middleware(CostMiddleware)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from services.common import sqlcount
+from services.common import instrument
 from services.common.settings import ServiceSettings
 
 
@@ -33,7 +33,7 @@ def make_engine(settings: ServiceSettings) -> AsyncEngine:
     engine = create_async_engine(
         settings.url_for("asyncpg"), connect_args=connect_args, **settings.engine_kwargs()
     )
-    sqlcount.install(engine.sync_engine)
+    instrument.install(engine.sync_engine)
     return engine
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 
-from services.common import queries, sqlcount
+from services.common import instrument, queries
 from services.common.errors import MAX_BODY_BYTES, ApiError, database_error, http_error
 from services.common.schemas import (
     HealthOut,
@@ -33,7 +33,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     """A Flask app bound to its own engine and pool."""
     settings = settings or ServiceSettings()  # type: ignore[call-arg]
     engine = create_engine(settings.url_for("psycopg2"), **settings.engine_kwargs())
-    sqlcount.install(engine)
+    instrument.install(engine)
     make_session = sessionmaker(engine, expire_on_commit=settings.expire_on_commit)
 
     app = Flask(__name__)
@@ -41,14 +41,15 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     app.extensions["loadlab_engine"] = engine
 
     @app.before_request
-    def _start_count() -> None:
-        g.sql_token = sqlcount.start()
+    def _start_measuring() -> None:
+        g.cost_token = instrument.start()
 
     @app.after_request
-    def _send_count(response: Response) -> Response:
-        token = g.pop("sql_token", None)
+    def _send_cost(response: Response) -> Response:
+        token = g.pop("cost_token", None)
         if token is not None:
-            response.headers[sqlcount.HEADER] = str(sqlcount.stop(token))
+            response.headers.update(instrument.headers())
+            instrument.stop(token)
         return response
 
     @app.errorhandler(ApiError)

@@ -18,7 +18,7 @@ import httpx
 from loadlab.errors import GateFailed, UsageError
 from loadlab.settings import StackSettings
 from loadlab.stack import procs, seed, services
-from services.common import sqlcount
+from services.common import instrument
 
 CLOCK_FIELDS = {"last_seen", "created_at"}
 ORDER: dict[str, Any] = {
@@ -118,7 +118,7 @@ def _send(base: str, step: Step) -> Answer:
         body = response.json()
     except ValueError:
         body = {"<not json>": response.text[:200]}
-    header = response.headers.get(sqlcount.HEADER)
+    header = response.headers.get(instrument.SQL_HEADER)
     return Answer(response.status_code, body, int(header) if header is not None else None)
 
 

@@ -43,6 +43,14 @@ def test_summary_figures_are_present_and_consistent(report: Path) -> None:
         assert {"mean"} <= set(lat)
         # One process: every counted request finished inside the measured seconds.
         assert sum(row["rps"] for row in v["timeline"]) == v["requests"]
+        # Every visit answered with its Server-Timing; the app's part fits inside what the
+        # client saw, the SQL part inside the app's.
+        server = v["server_ms"]
+        assert v["failures"] == 0, v["errors"]
+        assert {p: server[p]["count"] for p in server} == dict.fromkeys(
+            ("app", "conn", "sql"), v["requests"]
+        )
+        assert server["sql"]["mean"] <= server["app"]["mean"] <= lat["mean"]
 
 
 def test_exact_count_equals_locusts_count(report: Path) -> None:

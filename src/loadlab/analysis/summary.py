@@ -32,6 +32,12 @@ def variant_summary(result: dict[str, Any]) -> dict[str, Any]:
         "locust_requests": result["locust_requests"],
         "locust_failures": result["locust_failures"],
         "percentile_curve": percentile_curve(recorder.total),
+        # The services' Server-Timing parts (None: the target sends no such header).
+        "server_ms": {
+            part: {**latency_ms(h), "count": h.get_total_count()}
+            for part, h in sorted(recorder.server.items())
+        }
+        or None,
         "timeline": timeline,
     }
 

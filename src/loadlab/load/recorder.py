@@ -9,6 +9,7 @@ outcome counts for the whole run, warm-up included, for the integrity check.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ class Recorder:
     per_second: dict[int, HdrHistogram] = field(default_factory=dict)
     failures_per_second: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    # The services' own Server-Timing parts (app, conn, sql), measured like `total`.
+    server: dict[str, HdrHistogram] = field(default_factory=dict)
     # (request name, outcome) -> count, for the whole run: never cleared by the warm-up.
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     measure_start: float | None = None
@@ -60,6 +63,13 @@ class Recorder:
             self.failures_per_second[second] += 1
         self.outcomes[(name, outcome(status))] += 1
 
+    def record_server(self, timing: dict[str, float]) -> None:
+        """The parts of one response's Server-Timing header (ms)."""
+        for part, ms in timing.items():
+            if part not in self.server:
+                self.server[part] = new_histogram()
+            self.server[part].record_value(min(max(int(ms * 1000), 1), HIGHEST_US))
+
     def interrupted(self, name: str) -> None:
         """A request cut off by the end of the run: sent, never answered."""
         self.outcomes[(name, "in_doubt")] += 1
@@ -67,6 +77,7 @@ class Recorder:
     def start_measuring(self) -> None:
         """The warm-up is over: clear the measured histograms (outcomes stay)."""
         self.total = new_histogram()
+        self.server.clear()
         self.per_second.clear()
         self.failures_per_second.clear()
         self.errors.clear()
@@ -79,6 +90,7 @@ class Recorder:
             "per_second": {str(s): _encode(h) for s, h in self.per_second.items()},
             "failures_per_second": {str(s): n for s, n in self.failures_per_second.items()},
             "errors": dict(self.errors),
+            "server": {part: _encode(h) for part, h in self.server.items()},
             "outcomes": [[name, kind, n] for (name, kind), n in self.outcomes.items()],
         }
         measure_start = self.measure_start
@@ -98,8 +110,27 @@ class Recorder:
         for second, n in data["failures_per_second"].items():
             self.failures_per_second[int(second)] += n
         self.errors.update(data["errors"])
+        for part, encoded in data.get("server", {}).items():
+            if part not in self.server:
+                self.server[part] = new_histogram()
+            if encoded:
+                self.server[part].decode_and_add(encoded.encode())
         for name, kind, n in data["outcomes"]:
             self.outcomes[(name, kind)] += n
+
+
+def parse_server_timing(value: str) -> dict[str, float]:
+    """`app;dur=1.5, conn;dur=0.2` -> {"app": 1.5, "conn": 0.2} (ms); parts with no
+    readable duration are left out."""
+    found = {}
+    for part in value.split(","):
+        name, _, params = part.strip().partition(";")
+        for param in params.split(";"):
+            key, _, number = param.strip().partition("=")
+            if key.strip() == "dur":
+                with contextlib.suppress(ValueError):
+                    found[name.strip()] = float(number)
+    return found
 
 
 def _encode(histogram: HdrHistogram) -> str:

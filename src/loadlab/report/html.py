@@ -143,23 +143,50 @@ def _charts(variants: dict[str, Any]) -> str:
     )
 
 
+def _mean_p99(figures: dict[str, Any] | None) -> str:
+    if not figures:
+        return "-"
+    return f"{figures['mean']:,.1f}<br><span class=muted>p99 {figures['p99']:,.1f}</span>"
+
+
 def _where_time_went(variants: dict[str, Any]) -> str:
     rows = []
     for name, v in variants.items():
-        db = v.get("database_time")
-        in_db = "not measured" if not db else f"{db['exec_ms_per_request']:,.3f}"
-        share = (
-            "-"
-            if not db or not v["latency_ms"]["mean"]
-            else f"{db['exec_ms_per_request'] / v['latency_ms']['mean']:.2%}"
+        lat, server, db = v["latency_ms"], v.get("server_ms") or {}, v.get("database_time")
+        app = server.get("app")
+        rows.append(
+            [
+                escape(name),
+                _mean_p99(lat),
+                "-" if not app else f"{lat['mean'] - app['mean']:,.1f}",
+                _mean_p99(app),
+                _mean_p99(server.get("conn")),
+                _mean_p99(server.get("sql")),
+                "not measured" if not db else f"{db['exec_ms_per_request']:,.3f}",
+            ]
         )
-        rows.append([escape(name), _ms(v["latency_ms"]["mean"]), in_db, share])
     intro = (
-        "<p>Time inside PostgreSQL (pg_stat_statements, execution only) against the "
-        "latency the client saw. The rest is Python, drivers, the network and queueing "
-        "for a worker or a pooled connection.</p>"
+        "<p>Mean ms per request, p99 under it. The services measure their own part and send "
+        "it in a <code>Server-Timing</code> header, which the load generator records: "
+        "<i>in the app</i> from the app receiving the request to its answer, of which "
+        "<i>waiting for a connection</i> until the pool handed one over and <i>in SQL "
+        "calls</i> inside the driver (network and server included). <i>Before the app</i> "
+        "is the client's mean minus the app's: queued for a worker thread or the event loop, "
+        "and the network. <i>PostgreSQL executing</i> is pg_stat_statements' execution time "
+        "per request over the whole run.</p>"
     )
-    table = _table(["variant", "mean latency ms", "PostgreSQL ms per request", "share"], rows)
+    table = _table(
+        [
+            "variant",
+            "client saw",
+            "before the app",
+            "in the app",
+            "waiting for a connection",
+            "in SQL calls",
+            "PostgreSQL executing",
+        ],
+        rows,
+    )
     events = [
         f"{escape(name)}: " + ", ".join(f"{n} {kind}" for kind, n in v["database_events"].items())
         for name, v in variants.items()

@@ -1,0 +1,88 @@
+"""What each request cost on the server: SQL statements, and where its time went.
+
+Both services send back two headers:
+- `X-SQL-Statements`: how many statements the request ran, so `loadlab verify` can check that
+  an endpoint costs the same number in each;
+- `Server-Timing` (the W3C header): `app` (ms from the app receiving the request to its
+  response headers), `conn` (ms from then until the first pooled connection was handed over:
+  waiting for the pool), `sql` (ms inside the driver's execute calls, network included).
+  The load generator records them, so a report can split a client's latency into time queued
+  before the app, waiting for a connection, and in the database.
+
+A context variable holds the request's figures: it follows a request through gunicorn's
+threads and through SQLAlchemy's greenlet bridge (which shares the caller's context).
+"""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar, Token
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+SQL_HEADER = "X-SQL-Statements"
+TIMING_HEADER = "Server-Timing"
+
+
+class _Cost:
+    __slots__ = ("statements", "started", "connected", "sql_seconds", "sql_started")
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.started = time.perf_counter()
+        self.connected: float | None = None
+        self.sql_seconds = 0.0
+        self.sql_started = 0.0
+
+
+_current: ContextVar[_Cost | None] = ContextVar("loadlab_request_cost", default=None)
+
+
+def _before_execute(*_args: Any) -> None:
+    cost = _current.get()
+    if cost is not None:
+        cost.statements += 1
+        cost.sql_started = time.perf_counter()
+
+
+def _after_execute(*_args: Any) -> None:
+    cost = _current.get()
+    if cost is not None:
+        cost.sql_seconds += time.perf_counter() - cost.sql_started
+
+
+def _checked_out(*_args: Any) -> None:
+    cost = _current.get()
+    if cost is not None and cost.connected is None:
+        cost.connected = time.perf_counter()
+
+
+def install(engine: Engine) -> None:
+    """Watch every statement and pool checkout of this (sync, or an async engine's
+    sync_engine) engine."""
+    event.listen(engine, "before_cursor_execute", _before_execute)
+    event.listen(engine, "after_cursor_execute", _after_execute)
+    event.listen(engine.pool, "checkout", _checked_out)
+
+
+def start() -> Token[_Cost | None]:
+    """Begin measuring the current request."""
+    return _current.set(_Cost())
+
+
+def headers() -> list[tuple[str, str]]:
+    """The two headers for the current request, as measured so far."""
+    cost = _current.get()
+    if cost is None:
+        return [(SQL_HEADER, "0")]
+    timing = [f"app;dur={(time.perf_counter() - cost.started) * 1000:.3f}"]
+    if cost.connected is not None:
+        timing.append(f"conn;dur={(cost.connected - cost.started) * 1000:.3f}")
+        timing.append(f"sql;dur={cost.sql_seconds * 1000:.3f}")
+    return [(SQL_HEADER, str(cost.statements)), (TIMING_HEADER, ", ".join(timing))]
+
+
+def stop(token: Token[_Cost | None]) -> None:
+    """End measuring the current request."""
+    _current.reset(token)
