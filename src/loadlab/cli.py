@@ -251,7 +251,9 @@ def _cmd_seed(settings: StackSettings, scale_given: float | None) -> int:
     if url is None:
         raise UsageError("no database: give --database-url or start the stack with `up`")
     postgres.wait_ready(url, settings.ready_timeout)
-    postgres.apply_schema(url)
+    server = state.get("postgres") if state else None
+    own = settings.database_url is None and server is not None and server.pid is not None
+    postgres.apply_schema(url, own_cluster=own)  # a cluster `up` started is loadlab's own
     # Without --scale, keep the running stack's scale: the scenarios draw ids from it.
     scale = seed.Scale.of(scale_given or (state.scale if state else settings.scale))
     seed.reset(url, scale)

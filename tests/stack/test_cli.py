@@ -259,3 +259,23 @@ def test_loadlab_database_url_wins_over_an_apps_database_url(
     monkeypatch.setenv("LOADLAB_DATABASE_URL", "postgresql://loadlab@db/loadlab")
     assert StackSettings().database_url == "postgresql://loadlab@db/loadlab"
     assert StackSettings(database_url="postgresql://flag@db/x").database_url.endswith("/x")
+
+
+def test_a_cluster_up_started_is_its_own_even_without_the_mark(stack: Stack) -> None:
+    """A cluster made before the loadlab_schema mark existed is still loadlab's own: `seed`
+    (and `up`) on it must not refuse it, and they put the mark back."""
+    import psycopg2
+
+    conn = psycopg2.connect(stack.database_url)
+    with conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE loadlab_schema")
+    try:
+        seeded = loadlab("seed", "--state-dir", str(stack.settings.state_dir))
+        assert seeded.returncode == 0, seeded.stderr
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('loadlab_schema') IS NOT NULL")
+            assert cur.fetchone() == (True,)
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS loadlab_schema (created_at timestamptz)")
+        conn.close()

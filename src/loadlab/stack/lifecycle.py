@@ -107,7 +107,7 @@ def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
         )
         postgres.create_database(settings.pg_port)
     state.direct_database_url = state.database_url = direct
-    postgres.apply_schema(direct)
+    postgres.apply_schema(direct, own_cluster=settings.database_url is None)
     seed.reset(direct, seed.Scale.of(settings.scale))
 
     if settings.pgbouncer:

@@ -150,9 +150,11 @@ def create_database(port: int) -> None:
 MARK = "loadlab_schema"  # the table schema.sql creates first
 
 
-def apply_schema(database_url: str) -> None:
-    """infra/postgres/schema.sql (idempotent: CREATE ... IF NOT EXISTS), only into an empty
-    database or one loadlab made: the seed that follows empties its tables."""
+def apply_schema(database_url: str, own_cluster: bool = False) -> None:
+    """infra/postgres/schema.sql (idempotent: CREATE ... IF NOT EXISTS). Into a database
+    given by URL only when it is empty or loadlab made it, since the seed that follows
+    empties its tables; a cluster loadlab started itself is its own (and may predate the
+    mark)."""
     conn = psycopg2.connect(database_url)
     try:
         with conn, conn.cursor() as cur:
@@ -162,7 +164,7 @@ def apply_schema(database_url: str) -> None:
                 "ORDER BY table_name"
             )
             tables = [row[0] for row in cur.fetchall()]
-            if tables and MARK not in tables:
+            if tables and MARK not in tables and not own_cluster:
                 raise UsageError(
                     f"{redact(database_url)} already holds tables loadlab did not create "
                     f"({', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}): give "
