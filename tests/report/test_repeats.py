@@ -127,3 +127,10 @@ def test_a_busy_machine_is_said_once_with_its_rounds() -> None:
     rounds[1]["machine_cpu_mean"], rounds[3]["machine_cpu_mean"] = 95.0, 91.0
     (flag,) = flags({"fastapi_async": _variant(rounds)})
     assert flag.startswith("fastapi_async (in 2 of 4 rounds: 2, 4): the whole machine was 91-95%")
+
+
+def test_a_busy_share_that_rounds_to_one_figure_is_said_once() -> None:
+    rounds = [_round(100.0) for _ in range(2)]
+    rounds[0]["machine_cpu_mean"], rounds[1]["machine_cpu_mean"] = 99.6, 99.9
+    (flag,) = flags({"a": _variant(rounds)})
+    assert "the whole machine was 100% busy" in flag

@@ -46,10 +46,8 @@ def flags(variants: dict[str, Any]) -> list[str]:
             if v["machine_cpu_mean"] >= 90
         ]
         if busy:
-            shares = sorted(cpu for _, cpu in busy)
-            share = (
-                f"{shares[0]:.0f}%" if len(shares) == 1 else f"{shares[0]:.0f}-{shares[-1]:.0f}%"
-            )
+            low, high = round(min(c for _, c in busy)), round(max(c for _, c in busy))
+            share = f"{low}%" if low == high else f"{low}-{high}%"
             found.append(
                 f"{name}{_which([n for n, _ in busy], len(rounds))}: the whole machine was "
                 f"{share} busy on average: generator, service and database competed for the "
