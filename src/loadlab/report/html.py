@@ -322,6 +322,9 @@ def render(summary: dict[str, Any]) -> str:
         for f in summary["flags"]
     )
     verdicts = "".join(f"<li>{escape(s)}</li>" for s in summary["verdicts"])
+    verdict_section = (
+        f"<h2>Is the difference real?</h2><ul>{verdicts or '<li>Only one variant ran.</li>'}</ul>"
+    )
     repeated = all(v.get("rounds") for v in variants.values())
     side_note = " (round 1; the charts and resources below are round 1's too)" if repeated else ""
     links = " · ".join(
@@ -337,11 +340,12 @@ def render(summary: dict[str, Any]) -> str:
 rounds per variant: {plan.get("repeat", 1)}</p>
 {flags}
 {_across_rounds(variants)}
+{verdict_section if repeated else ""}
 <h2>Side by side{side_note}</h2>
 {_headline(variants)}
 <p class=muted>Latencies are exact (HdrHistogram, 3 significant digits) over every measured
 request, failed ones included; throughput ± the standard deviation of per-second rates.</p>
-<h2>Is the difference real?</h2><ul>{verdicts or "<li>Only one variant ran.</li>"}</ul>
+{"" if repeated else verdict_section}
 <h2>Charts</h2>
 {_charts(variants)}
 <h2>Where the time went</h2>
