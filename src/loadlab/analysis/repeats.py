@@ -91,6 +91,11 @@ def smallest_p(n_a: int, n_b: int) -> float:
     return (2 if n_a == n_b else 1) / math.comb(n_a + n_b, n_a)
 
 
+def is_repeated(variants: dict[str, dict[str, Any]]) -> bool:
+    """Whether every variant ran in several rounds (see `with_rounds`)."""
+    return bool(variants) and all(v.get("rounds") for v in variants.values())
+
+
 def with_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One variant's figures: round 1 in full (charts, resources, database time), plus,
     with two rounds or more, every round's headline and the mean and interval over them."""

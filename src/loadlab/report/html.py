@@ -6,7 +6,7 @@ import json
 from html import escape
 from typing import Any
 
-from loadlab.analysis.repeats import METRICS
+from loadlab.analysis.repeats import METRICS, is_repeated
 from loadlab.report import claims
 from loadlab.report.svg import NINES_TICKS, line_chart, nines
 
@@ -70,7 +70,7 @@ def _headline(variants: dict[str, Any]) -> str:
 def _across_rounds(variants: dict[str, Any]) -> str:
     """With repeated rounds: the mean of each headline figure and its 95% interval, then
     every round's own figures."""
-    if not all(v.get("across_rounds") for v in variants.values()):
+    if not is_repeated(variants):
         return ""
     head = ["variant", "rounds"] + [label for _, label, _, _, _ in METRICS]
     rows = []
@@ -325,7 +325,7 @@ def render(summary: dict[str, Any]) -> str:
     verdict_section = (
         f"<h2>Is the difference real?</h2><ul>{verdicts or '<li>Only one variant ran.</li>'}</ul>"
     )
-    repeated = all(v.get("rounds") for v in variants.values())
+    repeated = is_repeated(variants)
     side_note = " (round 1; the charts and resources below are round 1's too)" if repeated else ""
     links = " · ".join(
         f'<a href="{escape(n)}/locust.html">{escape(n)} Locust report</a>' for n in variants

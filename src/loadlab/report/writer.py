@@ -84,8 +84,8 @@ def derive(summary: dict[str, Any]) -> dict[str, Any]:
     when each variant ran more than once, else from one run's per-second spread."""
     variants = summary["variants"]
     summary["flags"] = flags(variants)
-    repeated = all(v.get("rounds") for v in variants.values())
-    summary["verdicts"] = (repeats.verdicts if repeated else verdicts)(variants)
+    judge = repeats.verdicts if repeats.is_repeated(variants) else verdicts
+    summary["verdicts"] = judge(variants)
     return summary
 
 
