@@ -45,7 +45,8 @@ def new_order() -> dict[str, Any]:
 
 
 def problem(response: Any, expect: int, keys: tuple[str, ...]) -> str | None:
-    """The failure kind of a response, or None when status and JSON shape are right."""
+    """The failure kind of a response, or None when status and JSON shape are right. A
+    request that got no answer (a dropped connection, a timeout) is "no answer: <why>"."""
     if not response.status_code:
         return f"no answer: {type(response.error).__name__}"
     try:
@@ -78,23 +79,30 @@ class LoadlabUser(FastHttpUser):
         keys: tuple[str, ...],
         **kwargs: Any,
     ) -> None:
-        """Send one request and validate it; a request cut off by the end of the run is
-        counted as in doubt (it may have been applied)."""
-        answered = False
+        """Send one request and count it, whatever happens: passed, failed by kind (no
+        answer included, which is also in doubt: it may have been applied), or cut off by the
+        end of the run (in doubt). Nothing in the block may raise: Locust would then file the
+        request under exceptions and count it nowhere."""
+        reported = False
         try:
             with self.client.request(
                 method, path, name=name, catch_response=True, **kwargs
             ) as response:
-                answered = True
-                if timing := response.headers.get("Server-Timing"):
-                    RECORDER.record_server(parse_server_timing(timing))
-                kind = problem(response, expect, keys)
+                reported = True
+                try:
+                    kind = problem(response, expect, keys)
+                    # No answer: no headers either (reading them raised before this fix).
+                    timing = response.status_code and (response.headers or {}).get("Server-Timing")
+                    if timing:
+                        RECORDER.record_server(parse_server_timing(timing))
+                except Exception as exc:  # a response too odd to read is a failure too
+                    kind = f"unreadable response: {type(exc).__name__}"
                 if kind is None:
                     response.success()
                 else:
                     response.failure(kind)
         finally:
-            if not answered:
+            if not reported:
                 RECORDER.interrupted(f"{method} {name}")
 
     # The requests of the contract, on random seeded rows; scenarios pick and weigh them.

@@ -41,15 +41,42 @@ def http_error(status: int, method: str, path: str) -> ApiError:
     return ApiError(status, phrase.lower().replace(" ", "_"), phrase)
 
 
+# SQLSTATE classes that mean "the database is not available now": connection exceptions
+# (08), insufficient resources such as too many connections (53), operator intervention such
+# as a shutdown, a server still starting up or a cancelled statement (57), failed
+# authentication (28) and a missing database (3D). Both drivers report these codes; only
+# psycopg2 also makes them OperationalError, so the code, not the class, decides.
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "28", "3D")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str) and code:
+            return code
+    return None
+
+
 def database_error(exc: BaseException) -> ApiError | None:
     """503 for a database that cannot be reached or a pool with no free connection.
 
-    Anything else from the database (a constraint violation, bad SQL) stays a bug: None.
+    Anything else from the database (a constraint violation, bad SQL, a deadlock) stays a
+    bug: None, so the service answers 500 and logs it.
     """
     if isinstance(exc, sa_exc.TimeoutError):
         return ApiError(503, "pool_timeout", "no database connection free within the pool timeout")
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | OSError):
-        return ApiError(503, "database_unavailable", "the database cannot be reached")
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+    unavailable = ApiError(503, "database_unavailable", "the database cannot be reached")
+    if isinstance(exc, OSError):
+        return unavailable
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    if exc.connection_invalidated:
         return ApiError(503, "database_unavailable", "the database connection was lost")
+    code = _sqlstate(exc)
+    if code is not None:
+        return unavailable if code.startswith(UNAVAILABLE_SQLSTATE_CLASSES) else None
+    # No SQLSTATE: the driver lost or never had a connection (refused, reset, closed).
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return unavailable
     return None

@@ -1,8 +1,11 @@
 """What each request cost on the server: SQL statements, and where its time went.
 
-Both services send back two headers:
+Both services send back three headers:
 - `X-SQL-Statements`: how many statements the request ran, so `loadlab verify` can check that
   an endpoint costs the same number in each;
+- `X-DB-Connections-Held`: pooled connections the request still held when its response
+  started. The contract says 0: both services give the connection back before answering, so
+  neither keeps a connection (and its ROLLBACK) out of the pool while the client reads;
 - `Server-Timing` (the W3C header): `app` (ms from the app receiving the request to its
   response headers), `conn` (ms from then until the first pooled connection was handed over:
   waiting for the pool), `sql` (ms inside the driver's execute calls, network included).
@@ -22,14 +25,16 @@ from typing import Any
 from sqlalchemy import Engine, event
 
 SQL_HEADER = "X-SQL-Statements"
+HELD_HEADER = "X-DB-Connections-Held"
 TIMING_HEADER = "Server-Timing"
 
 
 class _Cost:
-    __slots__ = ("statements", "started", "connected", "sql_seconds", "sql_started")
+    __slots__ = ("statements", "held", "started", "connected", "sql_seconds", "sql_started")
 
     def __init__(self) -> None:
         self.statements = 0
+        self.held = 0
         self.started = time.perf_counter()
         self.connected: float | None = None
         self.sql_seconds = 0.0
@@ -54,8 +59,16 @@ def _after_execute(*_args: Any) -> None:
 
 def _checked_out(*_args: Any) -> None:
     cost = _current.get()
-    if cost is not None and cost.connected is None:
-        cost.connected = time.perf_counter()
+    if cost is not None:
+        cost.held += 1
+        if cost.connected is None:
+            cost.connected = time.perf_counter()
+
+
+def _checked_in(*_args: Any) -> None:
+    cost = _current.get()
+    if cost is not None:
+        cost.held -= 1
 
 
 def install(engine: Engine) -> None:
@@ -64,6 +77,7 @@ def install(engine: Engine) -> None:
     event.listen(engine, "before_cursor_execute", _before_execute)
     event.listen(engine, "after_cursor_execute", _after_execute)
     event.listen(engine.pool, "checkout", _checked_out)
+    event.listen(engine.pool, "checkin", _checked_in)
 
 
 def start() -> Token[_Cost | None]:
@@ -72,15 +86,19 @@ def start() -> Token[_Cost | None]:
 
 
 def headers() -> list[tuple[str, str]]:
-    """The two headers for the current request, as measured so far."""
+    """The headers for the current request, as measured so far."""
     cost = _current.get()
     if cost is None:
-        return [(SQL_HEADER, "0")]
+        return [(SQL_HEADER, "0"), (HELD_HEADER, "0")]
     timing = [f"app;dur={(time.perf_counter() - cost.started) * 1000:.3f}"]
     if cost.connected is not None:
         timing.append(f"conn;dur={(cost.connected - cost.started) * 1000:.3f}")
         timing.append(f"sql;dur={cost.sql_seconds * 1000:.3f}")
-    return [(SQL_HEADER, str(cost.statements)), (TIMING_HEADER, ", ".join(timing))]
+    return [
+        (SQL_HEADER, str(cost.statements)),
+        (HELD_HEADER, str(cost.held)),
+        (TIMING_HEADER, ", ".join(timing)),
+    ]
 
 
 def stop(token: Token[_Cost | None]) -> None:

@@ -38,10 +38,13 @@ def make_engine(settings: ServiceSettings) -> AsyncEngine:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, closed when the request ends."""
+    """One session per request, closed as soon as the handler returns."""
     make_session: async_sessionmaker[AsyncSession] = request.app.state.make_session
     async with make_session() as session:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": close the session (ROLLBACK, connection back to the pool) when the
+# handler returns, before the response is sent, as Flask's `with make_session()` does. The
+# default ("request") closes it after the response, holding the connection meanwhile.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

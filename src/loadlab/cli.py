@@ -205,8 +205,13 @@ def _cmd_up(settings: StackSettings) -> int:
 def _cmd_down(settings: StackSettings, purge: bool) -> int:
     from loadlab.stack import lifecycle
 
-    stopped = lifecycle.down(settings, purge)
-    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    stopped, held = lifecycle.down(settings, purge)
+    if held:
+        print(
+            f"loadlab: {'; '.join(held)}: stop it by hand, then run `down` again", file=sys.stderr
+        )
+        return 1
+    print(f"stopped: {', '.join(stopped)}; ports free" if stopped else "nothing was running")
     return 0
 
 

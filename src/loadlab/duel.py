@@ -30,19 +30,20 @@ def local_targets(settings: StackSettings, variants: list[str]) -> tuple[list[Ta
             "the stack is not up: run `python -m loadlab up` first (or give --target URL)"
         )
     shared = {
-        c.name: c.pid
+        c.name: pid
         for c in state.components
-        if c.name in ("postgres", "pgbouncer") and c.pid is not None
+        if c.name in ("postgres", "pgbouncer") and (pid := c.current_pid()) is not None
     }
     targets = []
     for name in variants:
         component = state.get(name)
-        if component is None or component.pid is None or not services.healthy(component.url):
+        pid = component.current_pid() if component else None
+        # A few seconds' grace: after a database restart each stale pooled connection
+        # answers one 503 before the pool renews it.
+        if component is None or pid is None or not services.becomes_healthy(component.url, 10):
             raise UsageError(f"{name} is not healthy: see `python -m loadlab status`")
         targets.append(
-            Target(
-                name, services.VARIANTS[name].label, component.url, {name: component.pid, **shared}
-            )
+            Target(name, services.VARIANTS[name].label, component.url, {name: pid, **shared})
         )
     return targets, state
 
@@ -156,7 +157,9 @@ def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -
         code, index = run(settings, plan, list(services.VARIANTS), None, out)
     finally:
         if started:
-            lifecycle.down(settings)
+            _, held = lifecycle.down(settings)
+            for sentence in held:
+                print(f"  ! {sentence}: stop it by hand", file=sys.stderr)
     print(f"report: {index}")
     return code
 

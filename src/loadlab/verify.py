@@ -106,6 +106,7 @@ class Answer:
     status: int
     body: Any
     sql: int | None
+    held: int | None = None  # pooled connections still held when the response started
 
 
 def _send(base: str, step: Step) -> Answer:
@@ -118,8 +119,13 @@ def _send(base: str, step: Step) -> Answer:
         body = response.json()
     except ValueError:
         body = {"<not json>": response.text[:200]}
-    header = response.headers.get(instrument.SQL_HEADER)
-    return Answer(response.status_code, body, int(header) if header is not None else None)
+    sql, held = (response.headers.get(h) for h in (instrument.SQL_HEADER, instrument.HELD_HEADER))
+    return Answer(
+        response.status_code,
+        body,
+        int(sql) if sql is not None else None,
+        int(held) if held is not None else None,
+    )
 
 
 def _is_timestamp(value: Any) -> bool:
@@ -156,6 +162,11 @@ def problems(step: Step, a: Answer, b: Answer, names: tuple[str, str]) -> list[s
     elif step.sql is not None and a.sql != step.sql:
         found.append(f"SQL statements {a.sql}, the contract says {step.sql}")
     for name, answer in zip(names, (a, b), strict=True):
+        if answer.held != 0:
+            found.append(
+                f"{name} still held {answer.held} database connection(s) when it answered "
+                "(the contract: give it back before answering)"
+            )
         if answer.status >= 500 or answer.status == 0:
             found.append(f"{name} answered {answer.status or 'nothing'} (a 500 is a bug)")
         if answer.status >= 400 and set(answer.body) != {"error", "detail"}:

@@ -112,6 +112,8 @@ def _loadlab(*args: str) -> subprocess.CompletedProcess[str]:
         ["--repeat", "0"],
         ["--variants", "django"],
         ["--target", "http://127.0.0.1:9"],
+        ["--tags", "read"],  # select_update has no tagged task
+        ["--scenario", "mixed", "--tags", "nope"],
     ],
 )
 def test_bad_run_input_is_one_line_exit_2_and_writes_nothing(

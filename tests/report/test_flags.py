@@ -12,6 +12,8 @@ def _variant(**changes: Any) -> dict[str, Any]:
     base = {
         "generator_saturated": False,
         "requests": 100,
+        "failures": 0,
+        "error_rate": 0.0,
         "locust_requests": 100,
         "machine_cpu_mean": 50.0,
         "integrity": [
@@ -45,6 +47,16 @@ def test_broken_integrity_and_count_mismatch_fail_the_run() -> None:
     summary = {"flags": found}
     assert len(failed(summary)) == 2
     assert any("integrity broken" in f for f in found)
+
+
+def test_a_run_with_no_success_or_mostly_failures_fails() -> None:
+    (none,) = flags({"a": _variant(failures=100, error_rate=1.0)})
+    assert none.startswith("FAIL a: no request succeeded")
+    (most,) = flags({"a": _variant(failures=51, error_rate=0.51)})
+    assert most.startswith("FAIL a: 51.0% of requests failed")
+    assert flags({"a": _variant(failures=50, error_rate=0.5)}) == []
+    (nothing,) = flags({"a": _variant(requests=0, locust_requests=0)})
+    assert "no request succeeded (0 measured)" in nothing
 
 
 def test_saturated_generator_is_flagged_but_does_not_fail() -> None:

@@ -6,6 +6,7 @@ run time bounds it, and a watchdog kills it if it overstays by a minute.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -34,6 +35,20 @@ def scenarios() -> list[str]:
     return sorted(p.stem for p in LOCUSTFILES.glob("*.py") if p.stem != "common")
 
 
+def scenario_tags(scenario: str) -> set[str]:
+    """The Locust tags a scenario's tasks carry (`@tag("read")`), read from its source: importing
+    it would import Locust, whose gevent patches do not belong in this process."""
+    tree = ast.parse((LOCUSTFILES / f"{scenario}.py").read_text())
+    return {
+        arg.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", getattr(node.func, "attr", None)) == "tag"
+        for arg in node.args
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+    }
+
+
 @dataclass(frozen=True)
 class LoadPlan:
     """The load to drive at each variant."""
@@ -59,6 +74,12 @@ class LoadPlan:
                 raise UsageError(f"--{name.replace('_', '-')} must be more than 0")
         if min(self.warmup, self.workers, self.remote_workers) < 0:
             raise UsageError("--warmup, --workers and --remote-workers cannot be negative")
+        if self.tags and not set(self.tags) & scenario_tags(self.scenario):
+            known = ", ".join(sorted(scenario_tags(self.scenario))) or "none"
+            raise UsageError(
+                f"--tags {' '.join(self.tags)} selects no task of {self.scenario} "
+                f"(its tags: {known})"
+            )
 
 
 def _locust_argv(plan: LoadPlan, host: str, out: Path, role: list[str]) -> list[str]:

@@ -62,8 +62,21 @@ def _which(numbers: list[int], rounds: int) -> str:
     return f" (in {len(numbers)} of {rounds} rounds: {', '.join(map(str, numbers))})"
 
 
+MAX_ERROR_RATE = 0.5  # above it a run measures failures, not the service
+
+
 def _failures(name: str, v: dict[str, Any]) -> list[str]:
     found = []
+    if v["requests"] == v["failures"]:
+        found.append(
+            f"FAIL {name}: no request succeeded ({v['requests']:,} measured): these figures "
+            "describe failures, not the service"
+        )
+    elif v["error_rate"] > MAX_ERROR_RATE:
+        found.append(
+            f"FAIL {name}: {v['error_rate']:.1%} of requests failed (more than "
+            f"{MAX_ERROR_RATE:.0%}): these figures describe failures more than the service"
+        )
     if v["requests"] != v["locust_requests"]:
         found.append(
             f"FAIL {name}: the exact recorder counted {v['requests']:,} requests, "

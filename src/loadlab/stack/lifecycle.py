@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
 from typing import Any
+from urllib.parse import urlsplit
 
+import psutil
 import psycopg2
 
 from loadlab.errors import UsageError
@@ -15,17 +18,24 @@ from loadlab.stack import pgbouncer, postgres, procs, seed, services
 from loadlab.stack.procs import Component, State
 
 
-def check_port_free(port: int, flag: str) -> None:
-    """Exit 2 (UsageError) naming `flag` when something already listens on the port."""
+def port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:port now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # As the servers do: a port left in TIME_WAIT by the last run is free to listen on.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
-            raise UsageError(
-                f"port {port} on 127.0.0.1 is already in use: stop what holds it or pass {flag}"
-            ) from None
+            return False
+    return True
+
+
+def check_port_free(port: int, flag: str) -> None:
+    """Exit 2 (UsageError) naming `flag` when something already listens on the port."""
+    if not port_free(port):
+        raise UsageError(
+            f"port {port} on 127.0.0.1 is already in use: stop what holds it or pass {flag}"
+        )
 
 
 def _existing(settings: StackSettings) -> State | None:
@@ -128,25 +138,44 @@ def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
         services.wait_healthy(component, settings.ready_timeout)
 
 
-def _stop_all(settings: StackSettings, state: State) -> None:
+def _stop_all(settings: StackSettings, state: State) -> list[str]:
+    """Stop every recorded component; the ports they served that are still taken, each as
+    a sentence (the state file is kept then, so `down` can be run again)."""
     for component in reversed(state.components):
         procs.stop(component)
-    (settings.state_dir / procs.STATE_FILE).unlink(missing_ok=True)
+    held = [
+        f"port {port} ({c.name}) is still in use{_holder(port)}"
+        for c in state.components
+        if c.pid is not None and (port := urlsplit(c.url).port) and not port_free(port)
+    ]
+    if not held:
+        (settings.state_dir / procs.STATE_FILE).unlink(missing_ok=True)
+    return held
 
 
-def down(settings: StackSettings, purge: bool = False) -> list[str]:
-    """Stop exactly what `up` recorded; with purge, delete the cluster and logs too.
-    Returns the names of what was stopped."""
+def _holder(port: int) -> str:
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            with contextlib.suppress(psutil.Error):
+                return f" by pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    return ""
+
+
+def down(settings: StackSettings, purge: bool = False) -> tuple[list[str], list[str]]:
+    """Stop everything `up` recorded, leftovers included (workers whose master died, a
+    PostgreSQL restarted outside loadlab); with purge, delete the cluster and logs too.
+    Returns the names of what was running, and the ports still taken afterwards."""
     state = procs.load_state(settings.state_dir)
-    stopped = []
+    stopped: list[str] = []
+    held: list[str] = []
     if state is not None:
-        stopped = [c.name for c in state.components if c.alive()]
-        _stop_all(settings, state)
-    if purge:
+        stopped = [c.name for c in state.components if c.alive() or c.leftovers()]
+        held = _stop_all(settings, state)
+    if purge and not held:
         runtime = procs.runtime_dir(settings.state_dir, procs.unprivileged_user())
         shutil.rmtree(runtime, ignore_errors=True)
         shutil.rmtree(settings.state_dir, ignore_errors=True)
-    return stopped
+    return stopped, held
 
 
 def _db_healthy(url: str) -> bool:
@@ -165,19 +194,13 @@ def status(settings: StackSettings) -> list[dict[str, Any]]:
         return []
     rows = []
     for c in state.components:
+        pid = c.current_pid()  # PostgreSQL's may have changed: restarted outside loadlab
+        running = c.pid is None or pid is not None
         if c.name in services.VARIANTS:
-            ok = c.alive() and services.healthy(c.url)
+            ok = running and services.healthy(c.url)
         elif c.name == "postgres":
-            ok = (c.pid is None or c.alive()) and _db_healthy(state.direct_database_url)
+            ok = running and _db_healthy(state.direct_database_url)
         else:
-            ok = c.alive() and _db_healthy(state.database_url)
-        rows.append(
-            {
-                "name": c.name,
-                "pid": c.pid,
-                "running": c.pid is None or c.alive(),
-                "healthy": ok,
-                "url": c.url,
-            }
-        )
+            ok = running and _db_healthy(state.database_url)
+        rows.append({"name": c.name, "pid": pid, "running": running, "healthy": ok, "url": c.url})
     return rows

@@ -109,7 +109,7 @@ def start(pg_bin: Path, pgdata: Path, port: int, log: Path, user: str | None) ->
         user=user,
         cwd=Path("/"),
         stop_signal=signal.SIGINT,  # "fast" shutdown: roll back sessions, exit cleanly
-        signal_group=False,
+        data_dir=pgdata,
     )
 
 

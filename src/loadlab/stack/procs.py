@@ -15,8 +15,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import psutil
@@ -34,17 +34,72 @@ class Component:
     pid: int | None = None  # None: not started by loadlab (an existing database)
     create_time: float | None = None
     stop_signal: int = signal.SIGTERM
-    signal_group: bool = True  # False: signal only the leader (PostgreSQL stops its own children)
     log: str | None = None
+    # PostgreSQL's data directory: its postmaster.pid names the server that runs there now,
+    # also after a restart outside loadlab (`pg_ctl restart` starts a new postmaster).
+    data_dir: str | None = None
+
+    def current_pid(self) -> int | None:
+        """The PID of its server now: the recorded one, or for PostgreSQL whichever
+        postmaster serves its data directory. None when no server of it runs (orphaned
+        workers are not a server: see `leftovers`)."""
+        if self.data_dir is not None and (pid := postmaster_pid(Path(self.data_dir))):
+            return pid
+        if self.pid is None or not self._leader_is_ours() or not _running(self.pid):
+            return None
+        return self.pid
 
     def alive(self) -> bool:
-        if self.pid is None:
-            return False
+        return self.current_pid() is not None
+
+    def leftovers(self) -> list[psutil.Process]:
+        """Processes of its own still running: its process group, whose members stay after
+        the leader dies (uvicorn's workers after `kill -9` of their master)."""
+        if self.pid is None or not self._leader_is_ours():
+            return []
+        return group_members(self.pid)
+
+    def _leader_is_ours(self) -> bool:
+        """False when the recorded PID now belongs to another process (PIDs are reused)."""
         try:
-            proc = psutil.Process(self.pid)
-            return proc.create_time() == self.create_time and proc.status() != psutil.STATUS_ZOMBIE
+            return psutil.Process(self.pid).create_time() == self.create_time
+        except psutil.NoSuchProcess:
+            return True  # gone: its group, if any is left, is still ours (see group_members)
         except psutil.Error:
             return False
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """Every live process in this process group. Linux hands out no PID that is still in use
+    as a group id, so while members remain, the group is the one we started."""
+    members = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The postmaster running in this data directory (the first line of postmaster.pid),
+    checked by its working directory, which PostgreSQL sets to its data directory."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE or Path(proc.cwd()) != data_dir.resolve():
+            return None
+        return pid
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return None
 
 
 @dataclass
@@ -66,8 +121,11 @@ def load_state(state_dir: Path) -> State | None:
     if not path.exists():
         return None
     raw = json.loads(path.read_text())
+    known = {f.name for f in fields(Component)}  # older state files had other fields
     return State(
-        components=[Component(**c) for c in raw.pop("components")],
+        components=[
+            Component(**{k: v for k, v in c.items() if k in known}) for c in raw.pop("components")
+        ],
         **raw,
     )
 
@@ -153,7 +211,7 @@ def start(
     cwd: Path | None = None,
     user: str | None = None,
     stop_signal: int = signal.SIGTERM,
-    signal_group: bool = True,
+    data_dir: Path | None = None,
 ) -> Component:
     """Start a process in its own session (it outlives this CLI, and `down` can stop its
     whole process group: gunicorn and uvicorn workers included)."""
@@ -177,40 +235,52 @@ def start(
         pid=proc.pid,
         create_time=psutil.Process(proc.pid).create_time(),
         stop_signal=int(stop_signal),
-        signal_group=signal_group,
         log=str(log),
+        data_dir=str(data_dir) if data_dir is not None else None,
     )
 
 
 def stop(component: Component, timeout: float = 20.0) -> None:
-    """Stop one component and everything in its process group; SIGKILL after `timeout`."""
-    if not component.alive() or component.pid is None:
+    """Stop one component and everything left of it: PostgreSQL through its data directory
+    (whichever postmaster runs there), any other server through its whole process group,
+    even when the leader is already gone. SIGKILL what is left after `timeout`."""
+    if component.data_dir is not None:
+        _stop_postmaster(component, timeout)
         return
-    pid = component.pid
-    send = os.killpg if component.signal_group else os.kill
-    try:
-        send(pid, component.stop_signal)
-    except ProcessLookupError:
+    if component.pid is None or not component.leftovers():
         return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _group_alive(pid):
-        time.sleep(0.1)
-    if _group_alive(pid):
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(component.pid, component.stop_signal)
+    if not _wait(lambda: not component.leftovers(), timeout):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.1)
+            os.killpg(component.pid, signal.SIGKILL)
+        _wait(lambda: not component.leftovers(), 5)
 
 
-def _group_alive(pgid: int) -> bool:
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(proc.info["pid"]) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
+def _stop_postmaster(component: Component, timeout: float) -> None:
+    # The postmaster stops its own backends; signalling them directly could leave shared
+    # memory behind. SIGQUIT is PostgreSQL's "immediate" shutdown, SIGKILL the last resort.
+    for sig, wait in (
+        (component.stop_signal, timeout),
+        (signal.SIGQUIT, 5.0),
+        (signal.SIGKILL, 5.0),
+    ):
+        pid = component.current_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        if _wait(lambda: component.current_pid() is None, wait):
+            return
+
+
+def _wait(done: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def exited_early(component: Component) -> str | None:

@@ -93,6 +93,16 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def becomes_healthy(url: str, timeout: float) -> bool:
+    """Whether GET /healthz answers 200 within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not healthy(url, timeout=1.0):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def wait_healthy(component: Component, timeout: float) -> None:
     """Until GET /healthz answers 200, or the process dies, or `timeout` passes."""
     deadline = time.monotonic() + timeout
