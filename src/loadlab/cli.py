@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -160,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_options(seed_cmd)
     seed_cmd.add_argument("--database-url", help="default: the running stack's database")
     seed_cmd.add_argument("--scale", type=float, help="1.0 = 10,000 users and orders")
+    seed_cmd.add_argument(
+        "--app-role",
+        action="store_true",
+        help="also create the services' role loadlab_app, password from LOADLAB_APP_PASSWORD "
+        "(the compose setup does this)",
+    )
     verify = sub.add_parser(
         "verify", help="check both services give the same answers and SQL counts"
     )
@@ -188,11 +195,11 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
 
 
 def _cmd_up(settings: StackSettings) -> int:
-    from loadlab.stack import lifecycle, postgres
+    from loadlab.stack import credentials, lifecycle
 
     if settings.database_url:
         print(
-            f"using the existing database {postgres.redact(settings.database_url)} (from "
+            f"using the existing database {credentials.redact(settings.database_url)} (from "
             "--database-url, LOADLAB_DATABASE_URL or DATABASE_URL)"
         )
     state, started = lifecycle.up(settings)
@@ -248,8 +255,12 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
     return code
 
 
-def _cmd_seed(settings: StackSettings, scale_given: float | None) -> int:
-    from loadlab.stack import postgres, procs, seed
+def _cmd_seed(settings: StackSettings, scale_given: float | None, app_role: bool) -> int:
+    from loadlab.stack import credentials, postgres, procs, seed
+
+    app_password = os.environ.get("LOADLAB_APP_PASSWORD", "")
+    if app_role and not app_password:
+        raise UsageError("--app-role needs the role's password in LOADLAB_APP_PASSWORD")
 
     state = procs.load_state(settings.state_dir)
     url = settings.database_url or (state.direct_database_url if state else None)
@@ -259,10 +270,12 @@ def _cmd_seed(settings: StackSettings, scale_given: float | None) -> int:
     server = state.get("postgres") if state else None
     own = settings.database_url is None and server is not None and server.pid is not None
     postgres.apply_schema(url, own_cluster=own)  # a cluster `up` started is loadlab's own
+    if app_role:
+        postgres.grant_app_role(url, credentials.scram_sha_256(app_password))
     # Without --scale, keep the running stack's scale: the scenarios draw ids from it.
     scale = seed.Scale.of(scale_given or (state.scale if state else settings.scale))
     seed.reset(url, scale)
-    print(f"seeded {postgres.redact(url)}: {scale.users:,} users, {scale.orders:,} orders")
+    print(f"seeded {credentials.redact(url)}: {scale.users:,} users, {scale.orders:,} orders")
     return 0
 
 
@@ -289,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"report: {rerender(Path(run))}")
             return 0
         if args.command == "seed":
-            return _cmd_seed(settings, args.scale)
+            return _cmd_seed(settings, args.scale, args.app_role)
         if args.command == "run":
             return _cmd_run(settings, args)
         if args.command == "loadtest":

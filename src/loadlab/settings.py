@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_serializer
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loadlab import ROOT
@@ -36,6 +36,13 @@ class StackSettings(BaseSettings):
     db_max_overflow: int = Field(5, ge=0, le=200)
     db_pool_timeout: float = Field(30.0, gt=0)
     ready_timeout: float = Field(60.0, gt=0)
+
+    @field_serializer("database_url")
+    def _without_password(self, url: str | None) -> str | None:
+        # Settings are written into every report: never with a password.
+        from loadlab.stack.credentials import redact
+
+        return None if url is None else redact(url)
 
     def service_env(self) -> dict[str, str]:
         """The environment names both services read (services/common/settings.py)."""

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import psutil
 import pytest
 
 from loadlab.stack import procs
+from loadlab.verify import SEQUENCE
 from tests.conftest import Stack, free_port
 
 
@@ -70,13 +72,16 @@ def test_up_status_verify_down_with_pgbouncer(tmp_path: Path) -> None:
             "fastapi_async",
         ]
         assert all(c["healthy"] and c["pid"] in pids for c in components)
-        assert all(
-            "@" not in c["url"] or ":" not in c["url"].split("@")[0].split("//")[1]
-            for c in components
-        )  # no password in any URL
+        # The generated passwords live in the password file (mode 600) and nowhere else.
+        passwords = _passwords(tmp_path)
+        assert len(passwords) == 2
+        shown = status.stdout + loadlab("status", "--state-dir", str(tmp_path)).stdout + up.stdout
+        assert not [p for p in passwords if p in shown]
+        assert _files_holding(tmp_path, passwords) == [tmp_path / "pgpass"]
         verify = loadlab("verify", "--state-dir", str(tmp_path))
         assert verify.returncode == 0, verify.stdout + verify.stderr
-        assert "48 of 48 requests identical" in verify.stdout
+        n = len(SEQUENCE)
+        assert f"{n} of {n} requests identical" in verify.stdout
         again = loadlab("up", "--state-dir", str(tmp_path))
         assert again.returncode == 0 and "already up" in again.stdout
         # Concurrent load through PgBouncer in transaction mode: asyncpg's prepared
@@ -98,6 +103,23 @@ def test_up_status_verify_down_with_pgbouncer(tmp_path: Path) -> None:
         psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids
     )
     assert not tmp_path.joinpath("state.json").exists()
+
+
+def _passwords(state_dir: Path) -> list[str]:
+    """The passwords in the state folder's password file (the last field of each line)."""
+    passfile = state_dir / "pgpass"
+    assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
+    return [line.rsplit(":", 1)[1] for line in passfile.read_text().splitlines()]
+
+
+def _files_holding(folder: Path, secrets: list[str]) -> list[Path]:
+    """Every file under `folder` (any depth, whoever owns it) holding one of `secrets`."""
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if any(secret.encode() in data for secret in secrets):
+            found.append(path)
+    return found
 
 
 def _assert_usage_error(result: subprocess.CompletedProcess[str], words: str) -> None:
@@ -197,11 +219,12 @@ def test_up_refuses_a_database_holding_tables_it_did_not_create(
     empties `users`) never runs over tables it did not create."""
     import psycopg2
 
-    from loadlab.stack import postgres
+    from loadlab.stack import credentials, postgres
 
-    admin = psycopg2.connect(postgres.url(stack.settings.pg_port, "postgres"))
+    passfile = credentials.passfile(stack.settings.state_dir)
+    admin = psycopg2.connect(postgres.url(stack.settings.pg_port, "postgres", passfile=passfile))
     admin.autocommit = True
-    theirs = postgres.url(stack.settings.pg_port, "someone_elses")
+    theirs = postgres.url(stack.settings.pg_port, "someone_elses", passfile=passfile)
     with admin.cursor() as cur:
         cur.execute("DROP DATABASE IF EXISTS someone_elses")
         cur.execute("CREATE DATABASE someone_elses")
@@ -279,3 +302,67 @@ def test_a_cluster_up_started_is_its_own_even_without_the_mark(stack: Stack) -> 
         with conn, conn.cursor() as cur:
             cur.execute("CREATE TABLE IF NOT EXISTS loadlab_schema (created_at timestamptz)")
         conn.close()
+
+
+def test_a_password_in_the_database_url_is_written_nowhere(stack: Stack, tmp_path: Path) -> None:
+    """The issue's reproduction: `--database-url postgresql://user:PASSWORD@...` put the
+    password in up's output, status, state.json, summary.json and the page."""
+    import psycopg2
+
+    from loadlab.stack import credentials, postgres
+
+    password = "Tr0ub4dor-and-3"
+    admin = psycopg2.connect(
+        postgres.url(
+            stack.settings.pg_port,
+            "postgres",
+            passfile=credentials.passfile(stack.settings.state_dir),
+        )
+    )
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS theirs WITH (FORCE)")
+        cur.execute("DROP ROLE IF EXISTS their_app")
+        cur.execute(f"CREATE ROLE their_app LOGIN PASSWORD '{password}'")
+        cur.execute("CREATE DATABASE theirs OWNER their_app")
+    state_dir, report = tmp_path / "state", tmp_path / "report"
+    url = f"postgresql://their_app:{password}@127.0.0.1:{stack.settings.pg_port}/theirs"
+    try:
+        outputs = [loadlab("up", "--database-url", url, *port_flags(state_dir))]
+        assert outputs[0].returncode == 0, outputs[0].stderr
+        outputs.append(loadlab("status", "--state-dir", str(state_dir)))
+        outputs.append(loadlab("status", "--json", "--state-dir", str(state_dir)))
+        outputs.append(
+            loadlab(
+                "run",
+                "--state-dir",
+                str(state_dir),
+                "--out",
+                str(report),
+                "--variants",
+                "fastapi_async",
+                "--users",
+                "5",
+                "--duration",
+                "2s",
+                "--warmup",
+                "1s",
+            )  # fmt: skip
+        )
+        assert outputs[-1].returncode == 0, outputs[-1].stderr
+        summary = json.loads((report / "summary.json").read_text())
+        assert summary["environment"]["settings"]["database_url"] is None  # from the state
+        assert summary["variants"]["fastapi_async"]["requests"] > 0
+        outputs.append(loadlab("down", "--state-dir", str(state_dir)))
+        assert outputs[-1].returncode == 0, outputs[-1].stderr
+        assert not [o for o in outputs if password in o.stdout + o.stderr]
+        assert _files_holding(report, [password]) == []
+        # The one place it is kept: the password file, mode 600.
+        assert _files_holding(state_dir, [password]) == [state_dir / "pgpass"]
+        assert _passwords(state_dir) == [password]
+    finally:
+        loadlab("down", "--state-dir", str(state_dir))
+        with admin.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS theirs WITH (FORCE)")
+            cur.execute("DROP ROLE IF EXISTS their_app")
+        admin.close()

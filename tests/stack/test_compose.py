@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from loadlab import ROOT
 from loadlab.settings import StackSettings
@@ -32,7 +33,9 @@ def _validator() -> jsonschema.Draft7Validator:
 
 
 def _defaults(value: str) -> str:
-    """Resolve ${NAME:-default} the way compose does when NAME is unset."""
+    """Resolve ${NAME:-default} the way compose does when NAME is unset, and a required
+    ${NAME:?message} as if NAME were set to "<NAME>"."""
+    value = re.sub(r"\$\{([A-Z_]+):\?[^}]*\}", r"<\1>", value)
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
 
 
@@ -68,6 +71,24 @@ def test_services_read_the_native_environment(compose: dict[str, Any]) -> None:
     assert env["DATABASE_URL"].startswith("postgresql://")
     for name in services.VARIANTS:
         assert compose["services"][name]["environment"] == compose["x-service-env"]
+
+
+def test_the_same_roles_with_passwords_from_the_environment(compose: dict[str, Any]) -> None:
+    """No trusted logins and no password in the file: the superuser for the seed job, the
+    services' role for the services, each password required from the environment."""
+    assert "trust" not in COMPOSE.read_text()
+    pg = compose["services"]["postgres"]["environment"]
+    assert pg["POSTGRES_USER"] == postgres.ADMIN
+    assert pg["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
+    assert _defaults(pg["POSTGRES_PASSWORD"]) == "<LOADLAB_ADMIN_PASSWORD>"
+    seed = compose["services"]["seed"]
+    assert seed["command"][-2:] == ["seed", "--app-role"]
+    assert _defaults(seed["environment"]["LOADLAB_APP_PASSWORD"]) == "<LOADLAB_APP_PASSWORD>"
+    service_url = make_url(_defaults(compose["x-service-env"]["DATABASE_URL"]))
+    assert service_url.username == postgres.APP
+    assert service_url.password == "<LOADLAB_APP_PASSWORD>"
+    bouncer = " ".join(compose["services"]["pgbouncer"]["command"])
+    assert f"'{postgres.APP}', os.environ['LOADLAB_APP_PASSWORD']" in bouncer
 
 
 def test_mounted_files_are_the_native_ones(compose: dict[str, Any]) -> None:

@@ -6,15 +6,17 @@ import contextlib
 import shutil
 import signal
 import socket
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
 import psycopg2
+from sqlalchemy.engine import make_url
 
 from loadlab.errors import UsageError
 from loadlab.settings import StackSettings
-from loadlab.stack import pgbouncer, postgres, procs, seed, services
+from loadlab.stack import credentials, pgbouncer, postgres, procs, seed, services
 from loadlab.stack.procs import Component, State
 
 
@@ -95,38 +97,48 @@ def _record(settings: StackSettings, state: State, component: Component) -> Comp
     return component
 
 
+def _log(settings: StackSettings, name: str) -> Path:
+    return settings.state_dir / "logs" / f"{name}.log"
+
+
 def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
     user = procs.unprivileged_user()
-    logs = settings.state_dir / "logs"
+    passfile = credentials.passfile(settings.state_dir)
     if settings.database_url is not None:
-        direct = settings.database_url
-        _record(settings, state, Component(name="postgres", url=postgres.redact(direct)))
+        # The services use the role given; its password, if any, goes to the password file.
+        direct = credentials.store(passfile, settings.database_url)
+        _record(settings, state, Component(name="postgres", url=credentials.redact(direct)))
         postgres.wait_ready(direct, settings.ready_timeout)
+        postgres.apply_schema(direct)
+        role = make_url(direct).username or ""
+        secret, state.database_url = str(make_url(settings.database_url).password or ""), direct
     else:
-        pgdata = procs.runtime_dir(settings.state_dir, user) / "pgdata"
-        postgres.init_cluster(pg_bin, pgdata, user)
-        with procs.interrupts_held():
-            component = _record(
-                settings,
-                state,
-                postgres.start(pg_bin, pgdata, settings.pg_port, logs / "postgres.log", user),
-            )
-        direct = postgres.url(settings.pg_port)
-        postgres.wait_ready(
-            postgres.url(settings.pg_port, "postgres"), settings.ready_timeout, component
-        )
-        postgres.create_database(settings.pg_port)
-    state.direct_database_url = state.database_url = direct
-    postgres.apply_schema(direct, own_cluster=settings.database_url is None)
+        direct, secret = _own_cluster(settings, state, pg_bin, user, passfile)
+        role = postgres.APP
+        state.database_url = postgres.url(settings.pg_port, user=role, passfile=passfile)
+    state.direct_database_url = direct
     seed.reset(direct, seed.Scale.of(settings.scale))
 
     if settings.pgbouncer:
+        if not secret:
+            raise UsageError("--pgbouncer with --database-url needs the password in the URL")
         folder = procs.runtime_dir(settings.state_dir, user) / "pgbouncer"
         with procs.interrupts_held():
-            component, state.database_url = pgbouncer.start(
-                direct, settings.pgbouncer_port, folder, logs / "pgbouncer.log", user
+            component, through = pgbouncer.start(
+                direct,
+                role,
+                secret,
+                settings.pgbouncer_port,
+                folder,
+                _log(settings, "pgbouncer"),
+                user,
             )
             _record(settings, state, component)
+        if settings.database_url is not None:  # its password serves PgBouncer's port too
+            with_password = make_url(through).set(password=secret)
+            state.database_url = credentials.store(passfile, with_password.render_as_string(False))
+        else:
+            state.database_url = credentials.with_passfile(through, passfile)
         postgres.wait_ready(state.database_url, settings.ready_timeout, component)
 
     started = []
@@ -136,6 +148,33 @@ def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
             started.append(_record(settings, state, component))
     for component in started:
         services.wait_healthy(component, settings.ready_timeout)
+
+
+def _own_cluster(
+    settings: StackSettings, state: State, pg_bin: Any, user: str | None, passfile: Path
+) -> tuple[str, str]:
+    """Start loadlab's own PostgreSQL (password authentication only) with the schema and the
+    services' role; returns the superuser's URL and the SCRAM verifier of the services'
+    role (for PgBouncer, which passes the services' proof on to PostgreSQL)."""
+    pgdata = procs.runtime_dir(settings.state_dir, user) / "pgdata"
+    postgres.init_cluster(pg_bin, pgdata, user, credentials.role_password(passfile, postgres.ADMIN))
+    with procs.interrupts_held():
+        component = _record(
+            settings,
+            state,
+            postgres.start(pg_bin, pgdata, settings.pg_port, _log(settings, "postgres"), user),
+        )
+    direct = postgres.url(settings.pg_port, passfile=passfile)
+    postgres.wait_ready(
+        postgres.url(settings.pg_port, "postgres", passfile=passfile),
+        settings.ready_timeout,
+        component,
+    )
+    postgres.create_database(settings.pg_port, passfile)
+    postgres.apply_schema(direct, own_cluster=True)
+    verifier = credentials.scram_sha_256(credentials.role_password(passfile, postgres.APP))
+    postgres.grant_app_role(direct, verifier)
+    return direct, verifier
 
 
 def _stop_all(settings: StackSettings, state: State) -> list[str]:

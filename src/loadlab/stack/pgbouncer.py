@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,15 +26,21 @@ def find_binary() -> str:
     return found
 
 
-def render_config(direct_url: str, listen_addr: str, port: int, folder: Path) -> str:
-    """Write pgbouncer.ini and its auth file into `folder` from infra/pgbouncer/pgbouncer.ini
-    (the compose setup calls this too); returns the URL that reaches the database through it."""
+def render_config(
+    direct_url: str, listen_addr: str, port: int, folder: Path, user: str, secret: str
+) -> str:
+    """Write pgbouncer.ini and its auth file (mode 600) into `folder` from
+    infra/pgbouncer/pgbouncer.ini (the compose setup calls this too). `secret` is the
+    role's SCRAM verifier (the server's own, so PgBouncer can pass the client's proof on) or
+    its password. Returns the URL that reaches the database through PgBouncer (no password)."""
     target = urlsplit(direct_url)
     dbname = target.path.lstrip("/")
-    db_user = target.username or "postgres"
     folder.mkdir(parents=True, exist_ok=True)
     auth_file = folder / "userlist.txt"
-    auth_file.write_text(f'"{db_user}" ""\n')
+    auth_file.unlink(missing_ok=True)
+    fd = os.open(auth_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(f'"{user}" "{secret}"\n')
     (folder / "pgbouncer.ini").write_text(
         TEMPLATE.read_text().format(
             dbname=dbname,
@@ -42,28 +49,27 @@ def render_config(direct_url: str, listen_addr: str, port: int, folder: Path) ->
             listen_addr=listen_addr,
             listen_port=port,
             auth_file=auth_file,
-            user=db_user,
         )
     )
-    return f"postgresql://{db_user}@{listen_addr}:{port}/{dbname}"
+    return f"postgresql://{user}@{listen_addr}:{port}/{dbname}"
 
 
 def start(
-    direct_url: str, port: int, folder: Path, log: Path, user: str | None
+    direct_url: str, user: str, secret: str, port: int, folder: Path, log: Path, run_as: str | None
 ) -> tuple[Component, str]:
-    """Start PgBouncer on 127.0.0.1:port in front of `direct_url`; returns it and the URL
-    the services should use instead."""
+    """Start PgBouncer on 127.0.0.1:port in front of `direct_url` for `user`; returns it and
+    the URL the services should use instead (without a password)."""
     binary = find_binary()
-    service_url = render_config(direct_url, "127.0.0.1", port, folder)
-    if user:
+    service_url = render_config(direct_url, "127.0.0.1", port, folder, user, secret)
+    if run_as:
         for path in (folder, *folder.iterdir()):
-            procs.give_to(path, user)
+            procs.give_to(path, run_as)
     component = procs.start(
         "pgbouncer",
         [binary, str(folder / "pgbouncer.ini")],
         url=service_url,
         log=log,
-        user=user,
+        user=run_as,
         cwd=Path("/"),
     )
     return component, service_url

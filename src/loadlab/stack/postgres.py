@@ -10,17 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
-from sqlalchemy.engine import make_url
+from psycopg2 import sql
 
 from loadlab import ROOT
 from loadlab.errors import UsageError
 from loadlab.stack import procs
+from loadlab.stack.credentials import redact
 from loadlab.stack.procs import Component
 
 DB_NAME = "loadlab"
-DB_USER = "loadlab"
+ADMIN = "loadlab_admin"  # the cluster's superuser: up and seed (schema, seed, statistics)
+APP = "loadlab_app"  # the services: may only read and write the application tables
 CONF = ROOT / "infra" / "postgres" / "postgresql.conf"
 SCHEMA = ROOT / "infra" / "postgres" / "schema.sql"
+GRANTS = ROOT / "infra" / "postgres" / "grants.sql"
 
 
 def find_bin(configured: Path | None) -> Path:
@@ -50,39 +53,56 @@ def _major(path: Path) -> int:
     return int(name) if name.isdigit() else 0
 
 
-def redact(database_url: str) -> str:
-    """A database URL without its password, safe to print and to store."""
-    return make_url(database_url).set(password=None).render_as_string(hide_password=False)
+def url(port: int, dbname: str = DB_NAME, user: str = ADMIN, passfile: Path | None = None) -> str:
+    """A URL of loadlab's own cluster; the password comes from `passfile`."""
+    query = f"?passfile={passfile}" if passfile is not None else ""
+    return f"postgresql://{user}@127.0.0.1:{port}/{dbname}{query}"
 
 
-def url(port: int, dbname: str = DB_NAME) -> str:
-    return f"postgresql://{DB_USER}@127.0.0.1:{port}/{dbname}"
+def _password_protected(pgdata: Path) -> bool:
+    hba = (pgdata / "pg_hba.conf").read_text().splitlines()
+    rules = [line.split() for line in hba if line.strip() and not line.lstrip().startswith("#")]
+    return bool(rules) and all(rule[-1] == "scram-sha-256" for rule in rules)
 
 
-def init_cluster(pg_bin: Path, pgdata: Path, user: str | None) -> None:
-    """initdb once; the cluster is kept between `up`s until `down --purge`."""
+def init_cluster(pg_bin: Path, pgdata: Path, user: str | None, admin_password: str) -> None:
+    """initdb once, password authentication only; the cluster is kept between `up`s until
+    `down --purge`. A cluster made by an older loadlab, which trusted every local
+    connection, holds only seed data: it is made anew."""
     if (pgdata / "PG_VERSION").exists():
-        return
+        if _password_protected(pgdata):
+            return
+        print(f"the cluster in {pgdata} lets anyone log in without a password: making it anew")
+        shutil.rmtree(pgdata)
     pgdata.mkdir(parents=True, exist_ok=True)
     if user:
         procs.give_to(pgdata, user)
     pgdata.chmod(0o700)
-    result = subprocess.run(
-        [
-            str(pg_bin / "initdb"),
-            "-D",
-            str(pgdata),
-            "-U",
-            DB_USER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-        ],
-        capture_output=True,
-        text=True,
-        user=user,
-        cwd="/",
-    )
+    pwfile = pgdata.parent / ".initdb-password"  # mode 600, for initdb only
+    pwfile.touch(mode=0o600)
+    pwfile.write_text(admin_password)
+    if user:
+        procs.give_to(pwfile, user)
+    try:
+        result = subprocess.run(
+            [
+                str(pg_bin / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                ADMIN,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+            capture_output=True,
+            text=True,
+            user=user,
+            cwd="/",
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
     if result.returncode != 0:
         raise UsageError(f"initdb failed in {pgdata}: {result.stderr.strip().splitlines()[-1:]}")
     with (pgdata / "postgresql.conf").open("a") as conf:
@@ -131,20 +151,41 @@ def wait_ready(database_url: str, timeout: float, component: Component | None = 
     raise UsageError(f"{redact(database_url)} did not answer within {timeout:.0f}s ({last})")
 
 
-def create_database(port: int) -> None:
-    """The `loadlab` database in our own cluster, with pg_stat_statements."""
-    conn = psycopg2.connect(url(port, "postgres"))
+def create_database(port: int, passfile: Path) -> None:
+    """The `loadlab` database in our own cluster, with pg_stat_statements; other databases
+    closed to anyone but the superuser."""
+    conn = psycopg2.connect(url(port, "postgres", passfile=passfile))
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,))
         if cur.fetchone() is None:
             cur.execute(f"CREATE DATABASE {DB_NAME}")
+        cur.execute("REVOKE ALL ON DATABASE postgres FROM PUBLIC")
     conn.close()
-    conn = psycopg2.connect(url(port))
+    conn = psycopg2.connect(url(port, passfile=passfile))
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     conn.close()
+
+
+def grant_app_role(admin_url: str, verifier: str) -> None:
+    """Create (or update) the services' role with this SCRAM verifier as its password, and
+    give it exactly infra/postgres/grants.sql: read and write the application tables."""
+    conn = psycopg2.connect(admin_url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            cur.execute(
+                sql.SQL(
+                    verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %s"
+                ).format(sql.Identifier(APP)),
+                (verifier,),
+            )
+            cur.execute(GRANTS.read_text())
+    finally:
+        conn.close()
 
 
 MARK = "loadlab_schema"  # the table schema.sql creates first
