@@ -180,11 +180,15 @@ def _end_warmup(environment: Environment, seconds: float) -> None:
     if isinstance(environment.runner, MasterRunner):
         # Workers ship their figures every 3 s; told now, they drop what they hold from the
         # warm-up instead of shipping it into the measured figures.
-        environment.runner.send_message(MEASURE_MESSAGE)
+        # With it, the master's clock: a worker on another machine keys its per-second
+        # figures by the master's seconds, so the timeline adds up the same seconds.
+        environment.runner.send_message(MEASURE_MESSAGE, {"master_time": time.time()})
     _start_measuring(environment)
 
 
-def _start_measuring(environment: Environment, **_: Any) -> None:
+def _start_measuring(environment: Environment, msg: Any = None, **_: Any) -> None:
+    if msg is not None and isinstance(msg.data, dict) and "master_time" in msg.data:
+        RECORDER.align_clock(float(msg.data["master_time"]))
     environment.events.reset_stats.fire()
     if environment.runner is not None:
         environment.runner.stats.reset_all()
@@ -197,7 +201,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
 
 
 def _recent_p99(seconds: int = 5) -> float:
-    now = int(time.time())
+    now = int(RECORDER.now())
     merged = new_histogram()
     for second in range(now - seconds, now):
         if second in RECORDER.per_second:
@@ -230,7 +234,7 @@ def _write_result(environment: Environment, **_: Any) -> None:
     total = environment.runner.stats.total
     result = {
         "measure_start": RECORDER.measure_start,
-        "measure_end": time.time(),
+        "measure_end": RECORDER.now(),
         "locust_requests": total.num_requests,
         "locust_failures": total.num_failures,
         "recorder": RECORDER.export(),

@@ -283,38 +283,51 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # same clean-up path as Ctrl-C
 
 
+# Commands that start, stop, reset or drive the stack: one at a time per state folder.
+LOCKED = {"up", "down", "seed", "run", "loadtest", "verify"}
+
+
+def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
+    if args.command == "up":
+        return _cmd_up(settings)
+    if args.command == "down":
+        return _cmd_down(settings, args.purge)
+    if args.command == "status":
+        return _cmd_status(settings, args.json)
+    if args.command == "report":
+        from loadlab.report.writer import rerender
+
+        for run in args.runs:
+            print(f"report: {rerender(Path(run))}")
+        return 0
+    if args.command == "seed":
+        return _cmd_seed(settings, args.scale, args.app_role)
+    if args.command == "run":
+        return _cmd_run(settings, args)
+    if args.command == "loadtest":
+        from loadlab import duel
+
+        out = Path(args.out) if args.out else None
+        return duel.loadtest(settings, _plan(args, settings.scale), out)
+    if args.command == "ui":
+        from loadlab import duel
+
+        return duel.ui(settings, args.variant, args.scenario, args.web_port, args.run_time)
+    return _cmd_verify(settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 1 a check failed, 2 bad usage)."""
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         settings = settings_from(args)
-        if args.command == "up":
-            return _cmd_up(settings)
-        if args.command == "down":
-            return _cmd_down(settings, args.purge)
-        if args.command == "status":
-            return _cmd_status(settings, args.json)
-        if args.command == "report":
-            from loadlab.report.writer import rerender
+        if args.command in LOCKED:
+            from loadlab.stack.procs import state_lock
 
-            for run in args.runs:
-                print(f"report: {rerender(Path(run))}")
-            return 0
-        if args.command == "seed":
-            return _cmd_seed(settings, args.scale, args.app_role)
-        if args.command == "run":
-            return _cmd_run(settings, args)
-        if args.command == "loadtest":
-            from loadlab import duel
-
-            out = Path(args.out) if args.out else None
-            return duel.loadtest(settings, _plan(args, settings.scale), out)
-        if args.command == "ui":
-            from loadlab import duel
-
-            return duel.ui(settings, args.variant, args.scenario, args.web_port, args.run_time)
-        return _cmd_verify(settings)
+            with state_lock(settings.state_dir, args.command):
+                return _dispatch(args, settings)
+        return _dispatch(args, settings)
     except UsageError as exc:
         print(f"loadlab: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -172,7 +172,8 @@ def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time
     if run_time <= 0:
         raise UsageError("--run-time must be more than 0")
     lifecycle.check_port_free(port, "--web-port")
-    state, _ = lifecycle.up(settings)
+    with procs.state_lock(settings.state_dir, "ui"):  # only while starting: the UI stays
+        state, _ = lifecycle.up(settings)
     component = state.get(variant)
     assert component is not None
     argv = [

@@ -71,10 +71,10 @@ def _run_with_fault(
     return figures
 
 
-def _busiest_worker(component: procs.Component) -> psutil.Process:
-    """The worker process holding the most client connections on the service's port."""
+def _kill_busiest_worker(component: procs.Component, killed: dict[str, int]) -> None:
+    """Kill the worker process holding the most client connections on the service's port
+    (uvicorn's children include multiprocessing's resource tracker, which serves none)."""
     port = int(component.url.rsplit(":", 1)[1])
-    workers = psutil.Process(component.pid).children()
 
     def serving(proc: psutil.Process) -> int:
         try:
@@ -85,7 +85,16 @@ def _busiest_worker(component: procs.Component) -> psutil.Process:
         except psutil.Error:
             return 0
 
-    return max(workers, key=serving)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        counts = {w: serving(w) for w in psutil.Process(component.pid).children()}
+        busiest = max(counts, key=counts.__getitem__)
+        if counts[busiest] > 0:
+            busiest.kill()
+            killed.update(pid=busiest.pid, connections=counts[busiest])
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no worker of {component.name} was serving a connection")
 
 
 def _exceptions(report: Path, variant: str) -> list[dict[str, str]]:
@@ -98,15 +107,16 @@ def test_a_killed_worker_is_counted_as_no_answer(
     fault_stack: StackSettings, tmp_path: Path, variant: str
 ) -> None:
     component = _component(fault_stack, variant)
+    killed: dict[str, int] = {}
     figures = _run_with_fault(
-        fault_stack, variant, tmp_path / "r", lambda: _busiest_worker(component).kill()
+        fault_stack, variant, tmp_path / "r", lambda: _kill_busiest_worker(component, killed)
     )
     # Every request counted: the exact recorder agrees with Locust, Locust filed nothing
     # under exceptions, and the dropped requests are failures of their own kind.
     assert figures["requests"] == figures["locust_requests"]
     assert _exceptions(tmp_path / "r", variant) == []
     dropped = {k: n for k, n in figures["errors"].items() if k.startswith("no answer")}
-    assert dropped, figures["errors"]
+    assert dropped, (killed, figures["errors"], figures["requests"])
     # ... and in doubt, so the database may have applied them or not: integrity holds.
     (visits,) = figures["integrity"]
     assert visits["holds"] and visits["in_doubt"] >= sum(dropped.values()), visits

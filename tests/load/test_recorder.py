@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from loadlab.load.recorder import Recorder, latency_ms, outcome
@@ -59,3 +61,25 @@ def test_warmup_clears_histograms_but_keeps_outcomes() -> None:
 )
 def test_outcome_of_a_status(status: int, kind: str) -> None:
     assert outcome(status) == kind
+
+
+def test_a_worker_on_another_clock_lands_in_the_masters_seconds() -> None:
+    """A remote worker's clock an hour ahead: after taking the master's time its seconds are
+    the master's, so the merged timeline adds up the same seconds."""
+    master, worker = Recorder(), Recorder()
+    worker.clock_offset = 3600.0  # as if its own clock were an hour behind the master's
+    worker.align_clock(time.time())  # the master's time arrives with the warm-up message
+    assert abs(worker.clock_offset) < 1.0
+    master.record("GET /x", 200, 1.0, None)
+    worker.record("GET /x", 200, 1.0, None)
+    master.merge(worker.export())
+    assert sum(h.get_total_count() for h in master.per_second.values()) == 2
+    assert max(master.per_second) - min(master.per_second) <= 1
+
+
+def test_clock_offset_moves_the_seconds() -> None:
+    r = Recorder()
+    r.align_clock(time.time() - 7200.0)  # the master is two hours behind this process
+    r.record("GET /x", 200, 1.0, None)
+    (second,) = r.per_second
+    assert abs(second - (time.time() - 7200.0)) < 2

@@ -177,7 +177,9 @@ def test_repeated_rounds_alternate_and_are_summarised(stack: Stack, tmp_path: Pa
         p99 = v["across_rounds"]["p99"]
         values = [r["latency_ms"]["p99"] for r in v["rounds"]]
         assert p99["n"] == 2 and p99["mean"] == pytest.approx(sum(values) / 2)
-        assert p99["ci95"][0] <= min(values) <= max(values) <= p99["ci95"][1]
+        # Two rounds: sd = |a - b| / sqrt(2), so the half-width is t(0.975, 1) * |a - b| / 2.
+        half = 12.706 * abs(values[0] - values[1]) / 2
+        assert p99["ci95"] == pytest.approx([p99["mean"] - half, p99["mean"] + half], rel=1e-3)
         assert (out / name / "round-2" / "locust.html").stat().st_size > 0
     # Round 1 ran flask then fastapi, round 2 the other way round.
     finished = {

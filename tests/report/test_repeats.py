@@ -4,6 +4,7 @@ constructed figures (the real repeated run is in tests/load/test_run.py)."""
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 import pytest
@@ -12,16 +13,30 @@ from loadlab.analysis import repeats
 from loadlab.report.writer import flags
 
 
-def test_interval_is_the_t_interval_of_the_mean() -> None:
-    i = repeats.interval([10.0, 11.0, 12.0])
-    assert (i["n"], i["mean"], i["sd"], i["min"], i["max"]) == (3, 11.0, 1.0, 10.0, 12.0)
-    half = 4.303 / math.sqrt(3)  # t(0.975, 2 degrees of freedom) * sd / sqrt(n)
-    assert i["ci95"] == pytest.approx([11.0 - half, 11.0 + half])
+@pytest.mark.parametrize(
+    ("n", "t"),
+    # Student's t at 97.5% from printed tables, for 2, 9, 30 and 40 degrees of freedom: the
+    # old hand-written table stopped at 30 and used the normal 1.96 beyond.
+    [(3, 4.303), (10, 2.262), (31, 2.042), (41, 2.021)],
+)
+def test_interval_is_the_t_interval_of_the_mean(n: int, t: float) -> None:
+    values = [10.0, 12.0] * (n // 2) + [11.0] * (n % 2)
+    i = repeats.interval(values)
+    sd = statistics.stdev(values)
+    assert (i["n"], i["mean"], i["min"], i["max"]) == (n, 11.0, 10.0, 12.0)
+    assert i["ci95"] == pytest.approx(
+        [11.0 - t * sd / math.sqrt(n), 11.0 + t * sd / math.sqrt(n)], abs=2e-3
+    )
 
 
-def test_interval_stops_at_zero() -> None:
+def test_interval_is_not_cut_at_zero() -> None:
+    """With three rounds of 1, 2 and 3 the mean is pinned down only to 2 +- 2.48: a lower
+    end below 0 says so; cutting it at 0 hid it."""
     i = repeats.interval([1.0, 2.0, 3.0])
-    assert i["ci95"] == pytest.approx([0.0, 2.0 + 4.303 / math.sqrt(3)])
+    assert i["ci95"] == pytest.approx(
+        [2.0 - 4.303 / math.sqrt(3), 2.0 + 4.303 / math.sqrt(3)], abs=1e-3
+    )
+    assert i["ci95"][0] < 0
 
 
 def test_one_value_has_no_interval() -> None:
@@ -97,7 +112,7 @@ def test_verdict_names_the_better_variant_when_rounds_separate() -> None:
     b = _variant([_round(p) for p in (300, 310, 305, 295, 302)])
     p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
     assert p99.startswith("p99 latency: a 102.4 ms vs b 302.4 ms (mean of 5 and 5 rounds")
-    assert "p = 0.008" in p99 and "a is better" in p99 and "over the 3 figures" in p99
+    assert "p = 0.008" in p99 and "a is better" in p99 and "over the 5 figures" in p99
 
 
 def test_verdict_says_four_rounds_cannot_tell_three_figures_at_once() -> None:
@@ -107,6 +122,19 @@ def test_verdict_says_four_rounds_cannot_tell_three_figures_at_once() -> None:
     p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
     assert "p = 0.029" in p99 and "too few rounds to tell" in p99
     assert "--repeat 5 or more" in p99
+
+
+def test_figures_with_equal_means_stay_in_the_family() -> None:
+    """Only p99 differs, fully separated over 4 rounds (p = 2/70 = 0.029). Holm's family is
+    the 5 figures declared beforehand, not the 1 that happened to differ: 0.029 is above
+    0.05/5, so 4 rounds cannot tell (a family of 1 would have called it real)."""
+    a = _variant([_round(100.0) for _ in range(4)])
+    b = _variant([_round(100.0) for _ in range(4)])
+    for number, r in enumerate(b["rounds"]):
+        r["latency_ms"] = {**r["latency_ms"], "p99": 200.0 + number}
+    (p99,) = repeats.verdicts({"a": a, "b": b})
+    assert p99.startswith("p99 latency: a 100.0 ms") and "p = 0.029" in p99
+    assert "too few rounds to tell" in p99 and "5 figures" in p99
 
 
 def test_verdict_calls_overlapping_rounds_noise() -> None:

@@ -14,13 +14,9 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from scipy import stats
+
 ALPHA = 0.05
-# Student's t, 97.5th percentile, for 1..30 degrees of freedom; the normal 1.96 beyond.
-T_975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 EXACT_LIMIT = 200_000  # beyond this many splits, sample them
 SAMPLED_SPLITS = 20_000
 
@@ -49,17 +45,17 @@ METRICS: tuple[tuple[str, str, str, bool, Callable[[dict[str, Any]], float]], ..
 
 
 def interval(values: list[float]) -> dict[str, Any]:
-    """Mean, sample standard deviation and the t-based 95% confidence interval of the mean,
-    cut at 0 (None with a single value: one round says nothing about the spread)."""
+    """Mean, sample standard deviation and the 95% confidence interval of the mean from
+    Student's t with n - 1 degrees of freedom (None with a single value: one round says
+    nothing about the spread). The interval is not cut at 0: with few rounds it can reach
+    below, and that says how little the rounds pin the mean down."""
     n = len(values)
     mean = statistics.fmean(values)
     sd = statistics.stdev(values) if n > 1 else None
     ci = None
     if sd is not None:
-        half = (T_975[n - 2] if n - 1 <= len(T_975) else 1.96) * sd / math.sqrt(n)
-        # Throughput, latency and error rate cannot be negative; with few rounds the
-        # interval would reach below 0, which only confuses a reader.
-        ci = [max(mean - half, 0.0), mean + half]
+        half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * sd / math.sqrt(n)
+        ci = [mean - half, mean + half]
     return {"n": n, "mean": mean, "sd": sd, "ci95": ci, "min": min(values), "max": max(values)}
 
 
@@ -132,26 +128,30 @@ def rounds_needed(figures: int, alpha: float = ALPHA) -> int:
 
 def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
     """One sentence per figure that differs, for the first two variants, from their rounds:
-    the means and intervals, the permutation test, and Holm's verdict over those figures."""
+    the means and intervals, the permutation test, and Holm's verdict. The family Holm
+    corrects over is every figure in METRICS, fixed before any data is seen: a figure whose
+    means happen to be equal still counts (with p = 1), or the correction would shrink
+    with the data."""
     if len(variants) != 2:
         return []
     (name_a, a), (name_b, b) = variants.items()
     rounds_a, rounds_b = a.get("rounds") or [a], b.get("rounds") or [b]
-    tested = []
+    family = []
     for _, label, unit, higher_is_better, read in METRICS:
         values_a = [float(read(r)) for r in rounds_a]
         values_b = [float(read(r)) for r in rounds_b]
         ia, ib = interval(values_a), interval(values_b)
-        if ia["mean"] != ib["mean"]:
-            a_better = (ia["mean"] > ib["mean"]) == higher_is_better
-            tested.append((label, unit, a_better, ia, ib, permutation_p(values_a, values_b)))
-    if not tested:
-        return []
-    significant = holm([t[-1] for t in tested])
-    first_threshold = ALPHA / len(tested)
+        a_better = (ia["mean"] > ib["mean"]) == higher_is_better
+        differs = ia["mean"] != ib["mean"]
+        p = permutation_p(values_a, values_b) if differs else 1.0
+        family.append((label, unit, a_better, ia, ib, p, differs))
+    significant = holm([f[5] for f in family])
+    first_threshold = ALPHA / len(family)
     floor = smallest_p(len(rounds_a), len(rounds_b))
     sentences = []
-    for (label, unit, a_better, ia, ib, p), real in zip(tested, significant, strict=True):
+    for (label, unit, a_better, ia, ib, p, differs), real in zip(family, significant, strict=True):
+        if not differs:
+            continue
         (better, good), (worse, bad) = ((name_a, ia), (name_b, ib))[:: 1 if a_better else -1]
         sentence = (
             f"{label}: {better} {_fmt(good['mean'], unit)} vs {worse} {_fmt(bad['mean'], unit)} "
@@ -161,13 +161,13 @@ def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
         if real:
             sentence += (
                 f"{better} is better, and the difference is unlikely to be noise (5% level "
-                f"over the {len(tested)} figures compared, Holm)."
+                f"over the {len(family)} figures compared, Holm)."
             )
         elif floor > first_threshold:
             sentence += (
                 f"too few rounds to tell (their smallest possible p is {floor:.3f}, above the "
-                f"{first_threshold:.3f} that {len(tested)} figures compared at once need; use "
-                f"--repeat {rounds_needed(len(tested))} or more)."
+                f"{first_threshold:.3f} that {len(family)} figures compared at once need; use "
+                f"--repeat {rounds_needed(len(family))} or more)."
             )
         else:
             sentence += "not distinguishable from round-to-round noise."

@@ -72,6 +72,7 @@ class Monitor:
         self.machine_t: list[float] = []
         self._procs: dict[int, psutil.Process] = {}
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # roots and samples change together
         self._thread = threading.Thread(target=self._loop, name="loadlab-monitor", daemon=True)
 
     def __enter__(self) -> Monitor:
@@ -85,16 +86,21 @@ class Monitor:
         self._thread.join(timeout=5)
 
     def add(self, name: str, pid: int) -> None:
-        """Watch one more process tree (e.g. Locust, once started)."""
-        self.roots.setdefault(name, []).append(pid)
-        self.samples.setdefault(name, Samples())
+        """Watch one more process tree (e.g. Locust, once started). Its samples exist before
+        the sampling thread can see the tree: the other order once killed that thread with
+        a KeyError, and the resources table and the saturation flag went missing."""
+        with self._lock:
+            self.samples.setdefault(name, Samples())
+            self.roots.setdefault(name, []).append(pid)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             now = time.time()
             self.machine_cpu.append(psutil.cpu_percent())
             self.machine_t.append(now)
-            for name, samples in self._sample().items():
+            with self._lock:
+                sampled = self._sample()
+            for name, samples in sampled.items():
                 self.samples[name].t.append(now)
                 self.samples[name].cpu.append(samples[0])
                 self.samples[name].memory_mb.append(samples[1])

@@ -49,11 +49,23 @@ class Recorder:
     # (request name, outcome) -> count, for the whole run: never cleared by the warm-up.
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     measure_start: float | None = None
+    # Seconds to add to this process's clock to read the master's: per-second figures from
+    # workers on other machines must land in the master's seconds (see `align_clock`).
+    clock_offset: float = 0.0
+
+    def now(self) -> float:
+        """The time on the master's clock."""
+        return time.time() + self.clock_offset
+
+    def align_clock(self, master_time: float) -> None:
+        """Take the master's clock, as read when it sent `master_time` (a message on the
+        local network takes well under a second, the resolution of the timeline)."""
+        self.clock_offset = master_time - time.time()
 
     def record(self, name: str, status: int, latency_ms: float, error: str | None) -> None:
         """One finished request; `error` is its failure kind, None if it passed."""
         micros = min(max(int(latency_ms * 1000), 1), HIGHEST_US)
-        second = int(time.time())
+        second = int(self.now())
         self.total.record_value(micros)
         if second not in self.per_second:
             self.per_second[second] = new_histogram()
@@ -81,7 +93,7 @@ class Recorder:
         self.per_second.clear()
         self.failures_per_second.clear()
         self.errors.clear()
-        self.measure_start = time.time()
+        self.measure_start = self.now()
 
     def export(self) -> dict[str, Any]:
         """Everything recorded since the last export, as JSON-safe data; then start afresh."""
@@ -93,9 +105,9 @@ class Recorder:
             "server": {part: _encode(h) for part, h in self.server.items()},
             "outcomes": [[name, kind, n] for (name, kind), n in self.outcomes.items()],
         }
-        measure_start = self.measure_start
+        measure_start, offset = self.measure_start, self.clock_offset
         self.__init__()  # type: ignore[misc]
-        self.measure_start = measure_start
+        self.measure_start, self.clock_offset = measure_start, offset
         return data
 
     def merge(self, data: dict[str, Any]) -> None:

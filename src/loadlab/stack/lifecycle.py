@@ -97,6 +97,12 @@ def _record(settings: StackSettings, state: State, component: Component) -> Comp
     return component
 
 
+def _runtime(settings: StackSettings, user: str | None) -> Path:
+    folder = procs.runtime_dir(settings.state_dir, user)
+    assert folder is not None  # created when missing
+    return folder
+
+
 def _log(settings: StackSettings, name: str) -> Path:
     return settings.state_dir / "logs" / f"{name}.log"
 
@@ -122,7 +128,7 @@ def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
     if settings.pgbouncer:
         if not secret:
             raise UsageError("--pgbouncer with --database-url needs the password in the URL")
-        folder = procs.runtime_dir(settings.state_dir, user) / "pgbouncer"
+        folder = _runtime(settings, user) / "pgbouncer"
         with procs.interrupts_held():
             component, through = pgbouncer.start(
                 direct,
@@ -156,7 +162,7 @@ def _own_cluster(
     """Start loadlab's own PostgreSQL (password authentication only) with the schema and the
     services' role; returns the superuser's URL and the SCRAM verifier of the services'
     role (for PgBouncer, which passes the services' proof on to PostgreSQL)."""
-    pgdata = procs.runtime_dir(settings.state_dir, user) / "pgdata"
+    pgdata = _runtime(settings, user) / "pgdata"
     postgres.init_cluster(pg_bin, pgdata, user, credentials.role_password(passfile, postgres.ADMIN))
     with procs.interrupts_held():
         component = _record(
@@ -211,8 +217,9 @@ def down(settings: StackSettings, purge: bool = False) -> tuple[list[str], list[
         stopped = [c.name for c in state.components if c.alive() or c.leftovers()]
         held = _stop_all(settings, state)
     if purge and not held:
-        runtime = procs.runtime_dir(settings.state_dir, procs.unprivileged_user())
-        shutil.rmtree(runtime, ignore_errors=True)
+        runtime = procs.runtime_dir(settings.state_dir, procs.unprivileged_user(), create=False)
+        if runtime is not None:
+            shutil.rmtree(runtime, ignore_errors=True)
         shutil.rmtree(settings.state_dir, ignore_errors=True)
     return stopped, held
 

@@ -7,12 +7,14 @@ that was started (same creation time), so a reused PID is never signalled.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import fcntl
 import json
 import os
 import pwd
 import signal
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +22,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import psutil
+
+from loadlab.errors import UsageError
 
 STATE_FILE = "state.json"
 _HELD = (signal.SIGINT, signal.SIGTERM)  # what `interrupts_held` holds back
@@ -159,20 +163,70 @@ def give_to(path: Path, user: str) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def runtime_dir(state_dir: Path, user: str | None) -> Path:
+RUNTIME_POINTER = "runtime-dir"  # in the state folder: where its runtime folder is
+
+
+def runtime_dir(state_dir: Path, user: str | None, create: bool = True) -> Path | None:
     """Where files read or written by the unprivileged user live (cluster, PgBouncer config).
 
     That user must be able to pass through every parent folder; when one does not let it
-    (a clone under /root, pytest's private /tmp folders), use a folder under /tmp instead.
+    (a clone under /root, pytest's private /tmp folders), a folder of our own under /tmp,
+    made with an unguessable name (mkdtemp) and recorded in the state folder. A recorded
+    folder is used again only while it is still ours: a real folder (no symlink) owned by
+    us that nobody else can write to. None when `create` is false and there is none.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     folders = [state_dir.resolve(), *state_dir.resolve().parents]
     if user is None or all(os.stat(folder).st_mode & 0o001 for folder in folders):
         return state_dir
-    digest = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:12]
-    folder = Path("/tmp") / f"loadlab-{digest}"
-    folder.mkdir(mode=0o755, exist_ok=True)
+    pointer = state_dir / RUNTIME_POINTER
+    if pointer.exists():
+        folder = Path(pointer.read_text().strip())
+        if folder.exists() or folder.is_symlink():
+            check_own_folder(folder)
+            return folder
+    if not create:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="loadlab-"))
+    folder.chmod(0o711)  # the unprivileged user may pass through it, not list or write it
+    pointer.write_text(f"{folder}\n")
     return folder
+
+
+def check_own_folder(folder: Path) -> None:
+    """UsageError unless `folder` is a real folder owned by us that only we can write."""
+    info = os.lstat(folder)
+    if (
+        not stat.S_ISDIR(info.st_mode)
+        or info.st_uid != os.geteuid()
+        or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    ):
+        raise UsageError(
+            f"{folder} is not a folder of loadlab's own (a symlink, another owner, or "
+            "writable by others): remove it, or the state folder's runtime-dir file"
+        )
+
+
+@contextlib.contextmanager
+def state_lock(state_dir: Path, command: str) -> Iterator[None]:
+    """One loadlab command at a time on a state folder: two `up`s must not share a data
+    directory, and a `run` must not have its data reset under it by another. The lock is
+    the kernel's (flock), so it goes with the process however it ends."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / "lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another loadlab command"
+            raise UsageError(
+                f"{holder} is using {state_dir}: wait for it to end, or use another --state-dir"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"`loadlab {command}` (pid {os.getpid()})")
+        lock.flush()
+        yield
 
 
 @contextlib.contextmanager
