@@ -132,10 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     _load_options(run)
     run.add_argument(
         "--variants",
-        default=",".join(VARIANTS),
-        help="comma-separated, in order (default: %(default)s)",
+        help=f"comma-separated, in order (default: {','.join(VARIANTS)})",
     )
-    run.add_argument("--target", help="drive this running service instead of the local ones")
+    run.add_argument(
+        "--target",
+        metavar="[NAME=]URL",
+        help="drive this running service instead of the local ones (named NAME in the report)",
+    )
     run.add_argument("--out", help=OUT_HELP)
     loadtest = sub.add_parser("loadtest", help="up, verify, run both variants, report, down")
     _stack_options(loadtest)
@@ -247,10 +250,10 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
 
     state = procs.load_state(settings.state_dir)
     plan = _plan(args, state.scale if state else settings.scale)
-    variants = [v for v in args.variants.split(",") if v]
-    code, index = duel.run(
-        settings, plan, variants, args.target, Path(args.out) if args.out else None
-    )
+    if args.target is not None and args.variants is not None:
+        raise UsageError("--target names its service itself (--target NAME=URL): drop --variants")
+    names = args.variants.split(",") if args.variants is not None else list(VARIANTS)
+    code, index = duel.run(settings, plan, names, args.target, Path(args.out) if args.out else None)
     print(f"report: {index}")
     return code
 

@@ -48,8 +48,13 @@ def local_targets(settings: StackSettings, variants: list[str]) -> tuple[list[Ta
     return targets, state
 
 
-def external_target(url: str, variants: list[str] | None) -> Target:
-    """A service elsewhere that implements the contract; it must answer /healthz."""
+def external_target(target: str) -> Target:
+    """A service elsewhere that implements the contract, given as [NAME=]URL; it must answer
+    /healthz."""
+    name, _, url = target.rpartition("=") if "=" in target.split("://")[0] else ("", "", target)
+    name = name or "target"
+    if not url.startswith(("http://", "https://")) or not name.replace("_", "").isalnum():
+        raise UsageError(f"--target {target!r}: give NAME=http://host:port (or just the URL)")
     try:
         httpx.get(f"{url.rstrip('/')}/healthz", timeout=5)
     except httpx.HTTPError as exc:
@@ -57,18 +62,36 @@ def external_target(url: str, variants: list[str] | None) -> Target:
             f"--target {url} does not answer ({type(exc).__name__}): "
             "check the URL and that the service is running"
         ) from None
-    name = variants[0] if variants else "target"
     return Target(name, f"external service at {url}", url.rstrip("/"))
 
 
-def check_variants(names: list[str], target: str | None) -> None:
+def check_variants(names: list[str]) -> None:
+    """The variants to drive: known, at least one, none twice."""
+    if not [n for n in names if n.strip()]:
+        raise UsageError(f"--variants names no variant: choose from {', '.join(services.VARIANTS)}")
     unknown = [n for n in names if n not in services.VARIANTS]
-    if unknown and target is None:
+    if unknown:
         raise UsageError(
             f"unknown variant {unknown[0]!r}: choose from {', '.join(services.VARIANTS)}"
         )
-    if target is not None and len(names) > 1:
-        raise UsageError("--target drives one service: give at most one name in --variants")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"--variants names {twice[0]} twice: each variant runs once per round")
+
+
+def prepare_out(final: Path) -> Path:
+    """The temporary folder a report is written into before it moves to `final`, created
+    now, so a folder that cannot be written is said before any load is sent."""
+    if final.exists():
+        raise UsageError(f"{final} exists already: choose another --out or remove it")
+    tmp = final.parent / f".tmp-{final.name}"
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        writer.discard(tmp)
+        tmp.mkdir()
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {final}: {exc.strerror or exc}") from None
+    return tmp
 
 
 def run(
@@ -79,14 +102,14 @@ def run(
     out: Path | None,
     live: bool = True,
 ) -> tuple[int, Path]:
-    """Drive `plan` at each variant in turn and publish the report; (exit code, index.html)."""
-    check_variants(variants, target)
+    """Drive `plan` at each variant in turn and publish the report; (exit code, index.html).
+    With `target`, that one service instead of `variants`."""
+    if target is None:
+        check_variants(variants)
     final = out or ROOT / writer.REPORTS / writer.run_id(plan.scenario, plan.users)
-    if final.exists():
-        raise UsageError(f"{final} exists already: choose another --out or remove it")
     if target is not None:
         targets, database_url, pg_version, pgbouncer = (
-            [external_target(target, variants)],
+            [external_target(target)],
             None,
             "unknown (external target)",
             False,
@@ -95,16 +118,16 @@ def run(
         targets, state = local_targets(settings, variants)
         database_url, pgbouncer = state.direct_database_url, state.pgbouncer
         pg_version = postgres.server_version(database_url)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{final.name}"
-    writer.discard(tmp)
+    tmp = prepare_out(final)
     try:
+        order = run_order([t.name for t in targets], plan.repeat)
         figures = {
             name: repeats.with_rounds(rounds)
             for name, rounds in _drive_rounds(plan, targets, database_url, tmp, live).items()
         }
         environment = describe(pg_version, pgbouncer, settings.model_dump(mode="json"))
         summary = writer.build_summary(final.name, plan_dict(plan), environment, figures)
+        summary["run_order"] = order
         index = writer.publish(summary, tmp, final)
     except BaseException:
         writer.discard(tmp)
@@ -125,30 +148,41 @@ def run(
     return (1 if writer.failed(summary) else 0), index
 
 
+def run_order(names: list[str], repeat: int) -> list[list[Any]]:
+    """[variant, round] in the order they run: alternating (A B, B A, ...) so that a machine
+    that slows down or speeds up over time favours neither. With one round the first named
+    runs first, and the page says so."""
+    return [
+        [name, number]
+        for number in range(1, repeat + 1)
+        for name in (names if number % 2 else names[::-1])
+    ]
+
+
 def _drive_rounds(
     plan: LoadPlan, targets: list[Target], database_url: str | None, tmp: Path, live: bool
 ) -> dict[str, list[dict[str, Any]]]:
-    """Each target `plan.repeat` times, never two at once; the order alternates (A B, B A,
-    ...) so that a machine that slows down or speeds up over time favours neither. Round 1
-    is written to <variant>/, later rounds to <variant>/round-<n>/."""
+    """Each target `plan.repeat` times, never two at once, in `run_order`. Round 1 is
+    written to <variant>/, later rounds to <variant>/round-<n>/."""
     rounds: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
-    for number in range(1, plan.repeat + 1):
-        for t in targets if number % 2 else targets[::-1]:
-            of = "" if plan.repeat == 1 else f" (round {number} of {plan.repeat})"
-            print(
-                f"{t.name}{of}: {plan.users} users, {plan.warmup:.0f} s warm-up + "
-                f"{plan.duration:.0f} s measured against {t.url}",
-                flush=True,
-            )
-            out = tmp / t.name if number == 1 else tmp / t.name / f"round-{number}"
-            rounds[t.name].append(run_variant(plan, t, database_url, out, live))
+    by_name = {t.name: t for t in targets}
+    for name, number in run_order(list(by_name), plan.repeat):
+        t = by_name[name]
+        of = "" if plan.repeat == 1 else f" (round {number} of {plan.repeat})"
+        print(
+            f"{t.name}{of}: {plan.users} users, {plan.warmup:.0f} s warm-up + "
+            f"{plan.duration:.0f} s measured against {t.url}",
+            flush=True,
+        )
+        out = tmp / t.name if number == 1 else tmp / t.name / f"round-{number}"
+        rounds[t.name].append(run_variant(plan, t, database_url, out, live))
     return rounds
 
 
 def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -> int:
     """up -> verify -> run both variants -> report -> down (if this command started the stack)."""
-    if out is not None and out.exists():
-        raise UsageError(f"{out} exists already: choose another --out or remove it")
+    if out is not None:
+        writer.discard(prepare_out(out))  # said now, not after the stack is up
     state, started = lifecycle.up(settings)
     try:
         print("stack up; verifying the contract on both services ...", flush=True)
@@ -167,7 +201,7 @@ def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -
 def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time: float) -> int:
     """The Locust web UI (127.0.0.1 only) against one service, until Ctrl-C; starts the
     stack if it is not up, and leaves it up."""
-    check_variants([variant], None)
+    check_variants([variant])
     LoadPlan(scenario=scenario, users=1, spawn_rate=1, duration=1, warmup=0)  # validates
     if run_time <= 0:
         raise UsageError("--run-time must be more than 0")

@@ -53,6 +53,14 @@ def test_summary_figures_are_present_and_consistent(report: Path) -> None:
         assert server["sql"]["mean"] <= server["app"]["mean"] <= lat["mean"]
 
 
+def test_the_order_the_variants_ran_in_is_said(report: Path) -> None:
+    summary = _summary(report)
+    assert summary["run_order"] == [["flask_sync", 1], ["fastapi_async", 1]]
+    assert (
+        "Order: flask_sync then fastapi_async, one run each." in (report / "index.html").read_text()
+    )
+
+
 def test_exact_count_equals_locusts_count(report: Path) -> None:
     for v in _summary(report)["variants"].values():
         assert v["requests"] == v["locust_requests"]
@@ -111,7 +119,15 @@ def _loadlab(*args: str) -> subprocess.CompletedProcess[str]:
         ["--spawn-rate", "0"],
         ["--repeat", "0"],
         ["--variants", "django"],
+        ["--variants", ""],
+        ["--variants", ","],
+        ["--variants", "flask_sync,flask_sync"],
+        ["--spawn-rate", "nan"],
+        ["--spawn-rate", "inf"],
         ["--target", "http://127.0.0.1:9"],
+        ["--target", "x y=http://127.0.0.1:9"],
+        ["--target", "127.0.0.1:9"],
+        ["--target", "http://127.0.0.1:9", "--variants", "flask_sync"],
         ["--tags", "read"],  # select_update has no tagged task
         ["--scenario", "mixed", "--tags", "nope"],
     ],
@@ -122,6 +138,24 @@ def test_bad_run_input_is_one_line_exit_2_and_writes_nothing(
     out = tmp_path / "never"
     result = _loadlab("run", "--state-dir", str(stack.settings.state_dir), "--out", str(out), *bad)
     assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("parent", ["a-file", "read-only"])
+def test_an_unwritable_report_folder_is_one_line_exit_2(
+    stack: Stack, tmp_path: Path, parent: str
+) -> None:
+    """Said before any load is sent: a parent that is a file, or (as on a read-only mount)
+    one where nothing can be created: /proc refuses even root."""
+    if parent == "a-file":
+        (tmp_path / "a-file").write_text("not a folder")
+        out = tmp_path / "a-file" / "report"
+    else:
+        out = Path("/proc/loadlab-report")
+    result = _loadlab("run", "--state-dir", str(stack.settings.state_dir), "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"loadlab: cannot write the report to {out}")
     assert len(result.stderr.strip().splitlines()) == 1
     assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
 
@@ -190,6 +224,9 @@ def test_repeated_rounds_alternate_and_are_summarised(stack: Stack, tmp_path: Pa
     order = sorted(finished, key=finished.__getitem__)
     assert order == [
         ("flask_sync", 1), ("fastapi_async", 1), ("fastapi_async", 2), ("flask_sync", 2)
+    ]  # fmt: skip
+    assert summary["run_order"] == [
+        ["flask_sync", 1], ["fastapi_async", 1], ["fastapi_async", 2], ["flask_sync", 2]
     ]  # fmt: skip
     assert summary["verdicts"] and all("permutation test p = " in s for s in summary["verdicts"])
     assert "Across rounds" in (out / "index.html").read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -70,8 +71,11 @@ class LoadPlan:
                 f"unknown scenario {self.scenario!r}: choose one of {', '.join(scenarios())}"
             )
         for name in ("users", "spawn_rate", "duration", "repeat"):
-            if getattr(self, name) <= 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be more than 0")
+            # `not > 0` also refuses nan, for which every comparison is false.
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
+                raise UsageError(f"--{name.replace('_', '-')} must be a number above 0")
+        if not math.isfinite(self.warmup):
+            raise UsageError("--warmup must be a finite number of seconds")
         if min(self.warmup, self.workers, self.remote_workers) < 0:
             raise UsageError("--warmup, --workers and --remote-workers cannot be negative")
         if self.tags and not set(self.tags) & scenario_tags(self.scenario):

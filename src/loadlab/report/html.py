@@ -313,6 +313,24 @@ def _what_ran(summary: dict[str, Any]) -> str:
     )
 
 
+def _order(summary: dict[str, Any]) -> str:
+    """Which variant ran when: one after another on a machine that may drift."""
+    order = summary.get("run_order")
+    if not order or len(summary["variants"]) < 2:
+        return ""
+    if summary["plan"].get("repeat", 1) > 1:
+        return (
+            "<p class=muted>Order: the variants alternated from round to round "
+            f"({escape(' → '.join(f'{n} {r}' for n, r in order))}).</p>"
+        )
+    return (
+        f"<p class=muted>Order: {escape(' then '.join(n for n, _ in order))}, one run each. "
+        "A machine that warms up, cools down or gets busier over the run favours one of "
+        "them; <code>--repeat</code> alternates the order and tells drift from difference."
+        "</p>"
+    )
+
+
 def render(summary: dict[str, Any]) -> str:
     """The whole page for a run's summary (as written to summary.json)."""
     variants = summary["variants"]
@@ -338,6 +356,7 @@ def render(summary: dict[str, Any]) -> str:
 {plan["duration"]:.0f} s measured after {plan["warmup"]:.0f} s warm-up · spawn rate
 {plan["spawn_rate"]}/s · Locust workers: {plan["workers"] or "none (one process)"} ·
 rounds per variant: {plan.get("repeat", 1)}</p>
+{_order(summary)}
 {flags}
 {_across_rounds(variants)}
 {verdict_section if repeated else ""}
