@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from loadlab.verify import SEQUENCE
 from tests.stack.test_cli import loadlab, port_flags
 
 
@@ -28,7 +29,8 @@ def test_loadtest_brings_up_verifies_runs_reports_and_stops(
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "48 of 48 requests identical" in result.stdout
+    n = len(SEQUENCE)
+    assert f"{n} of {n} requests identical" in result.stdout
     assert f"report: {out / 'index.html'}" in result.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["variants"]) == ["flask_sync", "fastapi_async"]

@@ -54,7 +54,8 @@ def test_order_has_three_relations_loaded_in_one_statement(stack: Stack, service
     assert order["total_cents"] == total
 
 
-def test_order_pages_follow_the_keyset(stack: Stack, service_url: str) -> None:
+def test_order_pages_follow_the_keyset(fresh: Stack, service_url: str) -> None:
+    """From the seed: an order created by an earlier test would lengthen the last page."""
     first = httpx.get(f"{service_url}/orders", params={"status": "paid", "limit": 7}).json()
     ids = [o["id"] for o in first["orders"]]
     assert len(ids) == 7 and ids == sorted(ids)
