@@ -75,6 +75,9 @@ def up(settings: StackSettings) -> tuple[State, bool]:
     pg_bin = postgres.find_bin(settings.pg_bin) if settings.database_url is None else None
     if settings.pgbouncer:
         pgbouncer.find_binary()
+        if settings.database_url is not None and not make_url(settings.database_url).password:
+            # PgBouncer logs in to PostgreSQL itself, with the password in its auth file.
+            raise UsageError("--pgbouncer with --database-url needs the password in the URL")
 
     state = State(pgbouncer=settings.pgbouncer, scale=settings.scale)
     try:
@@ -126,8 +129,6 @@ def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
     seed.reset(direct, seed.Scale.of(settings.scale))
 
     if settings.pgbouncer:
-        if not secret:
-            raise UsageError("--pgbouncer with --database-url needs the password in the URL")
         folder = _runtime(settings, user) / "pgbouncer"
         with procs.interrupts_held():
             component, through = pgbouncer.start(
