@@ -24,4 +24,4 @@ def test_a_tree_has_its_samples_before_the_sampler_can_see_it() -> None:
         monitor.add("locust", os.getpid())
         monitor.add("locust", os.getpid())  # a second process of the same component
     assert monitor.roots == {"locust": [os.getpid(), os.getpid()]}
-    assert monitor._thread.is_alive() is False  # stopped by the with-block, not by an error
+    assert monitor._thread.is_alive() is False  # the with-block stopped it

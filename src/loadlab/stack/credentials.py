@@ -52,15 +52,20 @@ def _read(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def _write(path: Path, lines: list[str]) -> None:
-    """Replace the file atomically; it is created with mode 600, as libpq demands."""
+def write_private(path: Path, text: str) -> None:
+    """Replace the file atomically with one readable by its owner only (mode 600 from its
+    creation, as libpq demands of a password file; never a moment with wider rights)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write("".join(f"{line}\n" for line in lines))
+        out.write(text)
     tmp.replace(path)
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    write_private(path, "".join(f"{line}\n" for line in lines))
 
 
 def role_password(path: Path, role: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -10,6 +9,7 @@ from urllib.parse import urlsplit
 from loadlab import ROOT
 from loadlab.errors import UsageError
 from loadlab.stack import procs
+from loadlab.stack.credentials import write_private
 from loadlab.stack.procs import Component
 
 TEMPLATE = ROOT / "infra" / "pgbouncer" / "pgbouncer.ini"
@@ -37,10 +37,7 @@ def render_config(
     dbname = target.path.lstrip("/")
     folder.mkdir(parents=True, exist_ok=True)
     auth_file = folder / "userlist.txt"
-    auth_file.unlink(missing_ok=True)
-    fd = os.open(auth_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(f'"{user}" "{secret}"\n')
+    write_private(auth_file, f'"{user}" "{secret}"\n')
     (folder / "pgbouncer.ini").write_text(
         TEMPLATE.read_text().format(
             dbname=dbname,

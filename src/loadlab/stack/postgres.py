@@ -15,7 +15,7 @@ from psycopg2 import sql
 from loadlab import ROOT
 from loadlab.errors import UsageError
 from loadlab.stack import procs
-from loadlab.stack.credentials import redact
+from loadlab.stack.credentials import redact, with_passfile, write_private
 from loadlab.stack.procs import Component
 
 DB_NAME = "loadlab"
@@ -55,8 +55,8 @@ def _major(path: Path) -> int:
 
 def url(port: int, dbname: str = DB_NAME, user: str = ADMIN, passfile: Path | None = None) -> str:
     """A URL of loadlab's own cluster; the password comes from `passfile`."""
-    query = f"?passfile={passfile}" if passfile is not None else ""
-    return f"postgresql://{user}@127.0.0.1:{port}/{dbname}{query}"
+    base = f"postgresql://{user}@127.0.0.1:{port}/{dbname}"
+    return base if passfile is None else with_passfile(base, passfile)
 
 
 def _password_protected(pgdata: Path) -> bool:
@@ -78,9 +78,8 @@ def init_cluster(pg_bin: Path, pgdata: Path, user: str | None, admin_password: s
     if user:
         procs.give_to(pgdata, user)
     pgdata.chmod(0o700)
-    pwfile = pgdata.parent / ".initdb-password"  # mode 600, for initdb only
-    pwfile.touch(mode=0o600)
-    pwfile.write_text(admin_password)
+    pwfile = pgdata.parent / ".initdb-password"  # for initdb only, removed after
+    write_private(pwfile, admin_password)
     if user:
         procs.give_to(pwfile, user)
     try:

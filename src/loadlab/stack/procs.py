@@ -305,10 +305,10 @@ def stop(component: Component, timeout: float = 20.0) -> None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(component.pid, component.stop_signal)
-    if not _wait(lambda: not component.leftovers(), timeout):
+    if not wait_until(lambda: not component.leftovers(), timeout):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(component.pid, signal.SIGKILL)
-        _wait(lambda: not component.leftovers(), 5)
+        wait_until(lambda: not component.leftovers(), 5)
 
 
 def _stop_postmaster(component: Component, timeout: float) -> None:
@@ -324,16 +324,17 @@ def _stop_postmaster(component: Component, timeout: float) -> None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        if _wait(lambda: component.current_pid() is None, wait):
+        if wait_until(lambda: component.current_pid() is None, wait):
             return
 
 
-def _wait(done: Callable[[], bool], timeout: float) -> bool:
+def wait_until(done: Callable[[], bool], timeout: float, poll: float = 0.1) -> bool:
+    """Whether `done()` became true within `timeout` seconds (asked every `poll`)."""
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
             return False
-        time.sleep(0.1)
+        time.sleep(poll)
     return True
 
 

@@ -95,12 +95,7 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
 
 def becomes_healthy(url: str, timeout: float) -> bool:
     """Whether GET /healthz answers 200 within `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not healthy(url, timeout=1.0):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
+    return procs.wait_until(lambda: healthy(url, timeout=1.0), timeout, poll=0.2)
 
 
 def wait_healthy(component: Component, timeout: float) -> None:
