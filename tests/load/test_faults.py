@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -107,18 +108,27 @@ def test_a_killed_worker_is_counted_as_no_answer(
     fault_stack: StackSettings, tmp_path: Path, variant: str
 ) -> None:
     component = _component(fault_stack, variant)
-    killed: dict[str, int] = {}
-    figures = _run_with_fault(
-        fault_stack, variant, tmp_path / "r", lambda: _kill_busiest_worker(component, killed)
-    )
+    # A kill cuts a request only if one is in flight on that worker: now and then (Locust
+    # starved of CPU had every answer already) it cuts none, which the database confirms
+    # (applied = acknowledged, nothing failed, nothing filed under exceptions). Then the
+    # fault did not happen, and the run is made again.
+    for attempt in range(3):
+        killed: dict[str, int] = {}
+        report = tmp_path / f"r{attempt}"
+        figures = _run_with_fault(
+            fault_stack, variant, report, partial(_kill_busiest_worker, component, killed)
+        )
+        (visits,) = figures["integrity"]
+        cut_nothing = visits["applied"] == visits["acknowledged"] and not figures["errors"]
+        if not (cut_nothing and _exceptions(report, variant) == []):
+            break
     # Every request counted: the exact recorder agrees with Locust, Locust filed nothing
     # under exceptions, and the dropped requests are failures of their own kind.
     assert figures["requests"] == figures["locust_requests"]
-    assert _exceptions(tmp_path / "r", variant) == []
+    assert _exceptions(report, variant) == []
     dropped = {k: n for k, n in figures["errors"].items() if k.startswith("no answer")}
     assert dropped, (killed, figures["errors"], figures["requests"])
     # ... and in doubt, so the database may have applied them or not: integrity holds.
-    (visits,) = figures["integrity"]
     assert visits["holds"] and visits["in_doubt"] >= sum(dropped.values()), visits
     assert httpx.get(f"{component.url}/healthz", timeout=10).status_code == 200
 
