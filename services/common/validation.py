@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
 
@@ -41,6 +42,15 @@ def _int_param(name: str, raw: str, low: int, high: int) -> int:
             f"{name} must be an integer from {low} to {high}, got {raw[:40]!r}",
         )
     return int(raw)
+
+
+def query_pairs(raw: bytes) -> list[tuple[str, str]]:
+    """The query string's name=value pairs from its raw bytes, which must be UTF-8 once
+    percent-decoded (each framework would otherwise put its own replacement in, or not)."""
+    try:
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise ApiError(422, "invalid_query", "the query string is not valid UTF-8") from None
 
 
 def parse_order_page(params: Iterable[tuple[str, str]]) -> OrderPageQuery:

@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common import instrument
+from services.common import edge, instrument
 from services.common.errors import ApiError, database_error, http_error
 from services.common.settings import ServiceSettings
 from services.fastapi_async.db import make_engine
@@ -48,8 +49,45 @@ class CostMiddleware:
             instrument.stop(token)
 
 
-def _error_response(error: ApiError) -> Response:
-    return Response(error.body(), status_code=error.status, media_type="application/json")
+class RequestGuard:
+    """Applies services/common/edge.py's limits before any route (and outside the cost
+    headers, as gunicorn does): uvicorn itself limits neither targets nor headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"")
+            target = scope.get("raw_path", b"") + (b"?" + query if query else b"")
+            raw_headers = scope["headers"]
+            error = edge.refusal(
+                scope["method"],
+                scope["http_version"],
+                target,
+                edge.joined_headers(raw_headers),
+                len(raw_headers),
+            )
+            if error is not None:
+                await _error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        error.body(), status_code=error.status, headers=headers, media_type="application/json"
+    )
+
+
+def _allowed_methods(path: str) -> str:
+    """Every method some route takes at this path. Starlette's own 405 names only the first
+    route that matched the path (GET /orders and POST /orders are two routes)."""
+    methods: set[str] = set()
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.path_regex.match(path):
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -65,10 +103,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         yield
         await engine.dispose()
 
-    # redirect_slashes=False: Flask answers /orders/ with 404, so must we (not a 307).
-    app = FastAPI(title="loadlab fastapi_async", lifespan=lifespan, redirect_slashes=False)
+    # redirect_slashes=False: Flask answers /orders/ with 404, so must we (not a 307). No
+    # /docs, /redoc or /openapi.json: the contract's routes only, the same as Flask's.
+    app = FastAPI(
+        title="loadlab fastapi_async",
+        lifespan=lifespan,
+        redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.include_router(router)
     app.add_middleware(CostMiddleware)
+    app.add_middleware(RequestGuard)  # added last, so outermost
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
@@ -76,7 +123,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _error_response(http_error(exc.status_code, request.method, request.url.path))
+        error = http_error(exc.status_code, request.method, request.url.path)
+        if exc.status_code == 405:
+            return _error_response(error, {"Allow": _allowed_methods(request.url.path)})
+        return _error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 
-from services.common import queries
+from services.common import edge, queries
 from services.common.errors import MAX_BODY_BYTES, body_too_large
 from services.common.schemas import (
     HealthOut,
@@ -18,10 +19,14 @@ from services.common.validation import (
     parse_id,
     parse_order_create,
     parse_order_page,
+    query_pairs,
 )
 from services.fastapi_async.db import SessionDep
 
 router = APIRouter()
+# HTTP servers must answer HEAD wherever they answer GET (RFC 9110 9.3.2); Flask does so for
+# every GET route and FastAPI for none, so each read route takes both (uvicorn sends no body).
+READ = ["GET", "HEAD"]
 
 
 def _json(body: bytes, status: int = 200) -> Response:
@@ -34,21 +39,26 @@ async def _read_body(request: Request) -> bytes:
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise body_too_large()
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise body_too_large()
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise body_too_large()
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left, or uvicorn refused the rest of the body (a bad chunk) and has
+        # already answered 400: as Flask does for a body gunicorn cannot read.
+        raise edge.bad_request() from None
     return b"".join(chunks)
 
 
-@router.get("/healthz")
+@router.api_route("/healthz", methods=READ)
 async def healthz(session: SessionDep) -> Response:
     await session.execute(queries.PING)
     return _json(to_json(HealthOut(status="ok")))
 
 
-@router.get("/users/{user_id}")
+@router.api_route("/users/{user_id}", methods=READ)
 async def get_user(user_id: str, session: SessionDep) -> Response:
     uid = parse_id(user_id, "user id")
     user = (await session.scalars(queries.user_by_id(uid))).one_or_none()
@@ -68,7 +78,7 @@ async def visit_user(user_id: str, session: SessionDep) -> Response:
     return _json(to_json(UserOut.model_validate(user)))
 
 
-@router.get("/orders/{order_id}")
+@router.api_route("/orders/{order_id}", methods=READ)
 async def get_order(order_id: str, session: SessionDep) -> Response:
     oid = parse_id(order_id, "order id")
     order = (await session.scalars(queries.order_with_relations(oid))).unique().one_or_none()
@@ -77,9 +87,9 @@ async def get_order(order_id: str, session: SessionDep) -> Response:
     return _json(to_json(OrderOut.model_validate(order)))
 
 
-@router.get("/orders")
+@router.api_route("/orders", methods=READ)
 async def list_orders(request: Request, session: SessionDep) -> Response:
-    page = parse_order_page(request.query_params.multi_items())
+    page = parse_order_page(query_pairs(request.scope["query_string"]))
     orders = (await session.scalars(queries.order_page(page))).all()
     body = OrderPageOut(
         orders=[OrderSummaryOut.model_validate(o) for o in orders],

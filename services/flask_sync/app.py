@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from flask import Flask, Response, g, request
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from services.common import instrument, queries
+from services.common import edge, instrument, queries
 from services.common.errors import MAX_BODY_BYTES, ApiError, database_error, http_error
 from services.common.schemas import (
     HealthOut,
@@ -22,11 +25,51 @@ from services.common.validation import (
     parse_id,
     parse_order_create,
     parse_order_page,
+    query_pairs,
 )
 
 
 def _json(body: bytes, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="application/json")
+
+
+def _path() -> str:
+    """The path as sent, percent-decoded as UTF-8 (werkzeug's request.path drops the leading
+    slashes of //users/1; Starlette's keeps them)."""
+    return request.environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")
+
+
+def _read_body() -> bytes:
+    try:
+        return request.get_data(cache=False)
+    except HTTPException:
+        raise  # 413 over MAX_CONTENT_LENGTH
+    except Exception as exc:
+        # The server could not read the body it was sent (gunicorn: a bad chunk size, a
+        # connection closed before Content-Length bytes): the client's fault, not a 500.
+        raise edge.bad_request() from exc
+
+
+class RequestGuard:
+    """WSGI middleware applying services/common/edge.py's limits before Flask routes (and
+    outside the cost headers, as uvicorn's guard is). gunicorn counts the header lines."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        headers = [(k, v) for k, v in environ.items() if k.startswith("HTTP_")]
+        target = environ.get("RAW_URI", "").encode("latin-1")
+        version = environ.get("SERVER_PROTOCOL", "").removeprefix("HTTP/")
+        method = environ["REQUEST_METHOD"]
+        error = edge.refusal(method, version, target, headers, header_count=None)
+        if error is None:
+            # No WebSocket here, so an Upgrade header is ignored (RFC 9110 7.8 allows it), as
+            # uvicorn does with --ws none; werkzeug would answer it 400 on an HTTP route.
+            environ.pop("HTTP_UPGRADE", None)
+            return self.app(environ, start_response)
+        # werkzeug's Response leaves the body out for HEAD.
+        return _json(error.body(), error.status)(environ, start_response)
 
 
 def create_app(settings: ServiceSettings | None = None) -> Flask:
@@ -36,13 +79,25 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     instrument.install(engine)
     make_session = sessionmaker(engine, expire_on_commit=settings.expire_on_commit)
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no /static route: the contract's routes only
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # The contract's routes, before any is added: OPTIONS is a 405 like any method a route
+    # does not take, and /users//1 is no route (werkzeug would merge the slashes).
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.url_map.merge_slashes = False
+    app.wsgi_app = RequestGuard(app.wsgi_app)  # type: ignore[method-assign]
     app.extensions["loadlab_engine"] = engine
 
     @app.before_request
     def _start_measuring() -> None:
         g.cost_token = instrument.start()
+
+    @app.before_request
+    def _no_leading_empty_segment() -> None:
+        # werkzeug strips a path's leading slashes before it matches (merge_slashes or not),
+        # so //users/1 would be /users/1 here and no route at all in FastAPI.
+        if _path().startswith("//"):
+            raise NotFound()
 
     @app.after_request
     def _send_cost(response: Response) -> Response:
@@ -58,8 +113,11 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        error = http_error(exc.code or 500, request.method, request.path)
-        return _json(error.body(), error.status)
+        error = http_error(exc.code or 500, request.method, _path())
+        response = _json(error.body(), error.status)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
@@ -105,7 +163,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
 
     @app.get("/orders")
     def list_orders() -> Response:
-        page = parse_order_page(request.args.items(multi=True))
+        page = parse_order_page(query_pairs(request.query_string))
         with make_session() as session:
             orders = session.scalars(queries.order_page(page)).all()
             body = OrderPageOut(
@@ -116,7 +174,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
 
     @app.post("/orders")
     def create_order() -> Response:
-        data = parse_order_create(request.get_data(cache=False))
+        data = parse_order_create(_read_body())
         with make_session() as session:
             with session.begin():
                 customer = session.scalars(queries.customer_by_id(data.customer_id)).one_or_none()

@@ -9,6 +9,8 @@ compared as "both a valid timestamp".
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,17 +31,23 @@ ORDER: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Step:
+    """One request: sent with httpx, or as `raw` bytes on a socket when httpx would not send
+    it (a malformed request, a lower-case method). `sql` is what the request must cost; a
+    refusal before the app carries no statement header, which counts as 0."""
+
     method: str
     path: str
     body: bytes | None = None
-    sql: int | None = None  # statements this request must cost, where the contract fixes it
+    sql: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    raw: bytes | None = None
 
 
 def _body(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-SEQUENCE: tuple[Step, ...] = (
+CONTRACT_SEQUENCE: tuple[Step, ...] = (
     Step("GET", "/healthz", sql=1),
     Step("GET", "/users/1", sql=1),
     Step("GET", "/users/42", sql=1),
@@ -101,31 +109,144 @@ SEQUENCE: tuple[Step, ...] = (
 )
 
 
+def _raw(request_line: bytes, *headers: bytes, body: bytes = b"") -> bytes:
+    return b"\r\n".join([request_line, b"Host: verify", *headers, b"Connection: close", b"", body])
+
+
+def _malformed(name: str, data: bytes) -> Step:
+    return Step("RAW", name, raw=data, sql=0)
+
+
+# What users can send besides the contract's own requests (issue: "verify checks what users
+# can send"); the answers are fixed in services/common/edge.py and the README's contract.
+EDGE_SEQUENCE: tuple[Step, ...] = (
+    *(Step("HEAD", path, sql=1) for path in ("/healthz", "/users/42", "/orders/1", "/orders")),
+    Step("HEAD", "/nope", sql=0),
+    Step("OPTIONS", "/orders", sql=0),
+    Step("OPTIONS", "/users/1", sql=0),
+    Step("PATCH", "/users/1", sql=0),
+    Step("PUT", "/orders/1", sql=0),
+    Step("TRACE", "/users/1", sql=0),
+    Step("BREW", "/users/1", sql=0),
+    Step("PROPFIND", "/orders", sql=0),
+    _malformed("lower-case method", _raw(b"get /users/1 HTTP/1.1")),
+    *(Step("GET", path, sql=0) for path in ("/docs", "/redoc", "/openapi.json")),
+    *(Step("GET", path, sql=0) for path in ("//users/1", "/users//1", "/users/1%2F2")),
+    Step("GET", "/users/%FF", sql=0),
+    Step("GET", "/caf%C3%A9", sql=0),
+    Step("GET", "/users/" + "1" * 10_000, sql=0),
+    Step("GET", "/users/" + "1" * 5_000, sql=0),
+    Step("GET", "/orders?limit=5&pad=" + "x" * 5_000, sql=0),
+    Step("GET", "/users/1", headers=(("X-Big", "a" * 100_000),), sql=0),
+    Step("GET", "/users/1", headers=(("X-Big", "a" * 9_000),), sql=0),
+    Step("GET", "/users/1", headers=(("X-Big", "a" * 5_000),) * 2, sql=0),
+    Step("GET", "/users/1", headers=tuple((f"X-H{i}", "v") for i in range(150)), sql=0),
+    Step("GET", "/users/42", headers=(("X-Fine", "a" * 8_000),), sql=1),
+    Step("GET", "/users/42", headers=(("Upgrade", "websocket"), ("Connection", "Upgrade")), sql=1),
+    Step("GET", "/orders?status=%FF", sql=0),
+    Step("GET", "/orders?status=%C3%A9", sql=0),
+    Step("GET", "/orders?status=paid&limit=2&unknown=1", sql=1),
+    _malformed("not HTTP", b"GARBAGE\r\n\r\n"),
+    _malformed("HTTP/9.9", _raw(b"GET /users/1 HTTP/9.9")),
+    _malformed("HTTP/0.9", b"GET /users/1\r\n\r\n"),
+    _malformed("space in a header name", _raw(b"GET /users/1 HTTP/1.1", b"Bad Name: v")),
+    _malformed("header without a colon", _raw(b"GET /users/1 HTTP/1.1", b"NoColon")),
+    _malformed("NUL in the path", _raw(b"GET /users/\x001 HTTP/1.1")),
+    _malformed("raw byte 0xFF in the query", _raw(b"GET /orders?status=\xff HTTP/1.1")),
+    _malformed(
+        "bad chunk size",
+        _raw(
+            b"POST /orders HTTP/1.1", b"Transfer-Encoding: chunked", body=b"ZZ\r\nabc\r\n0\r\n\r\n"
+        ),
+    ),
+    _malformed(
+        "Transfer-Encoding gzip", _raw(b"POST /orders HTTP/1.1", b"Transfer-Encoding: gzip")
+    ),
+    _malformed(
+        "Content-Length and chunked",
+        _raw(b"POST /orders HTTP/1.1", b"Content-Length: 3", b"Transfer-Encoding: chunked"),
+    ),
+    _malformed(
+        "two Content-Lengths",
+        _raw(b"POST /orders HTTP/1.1", b"Content-Length: 3", b"Content-Length: 4", body=b"abcd"),
+    ),
+    _malformed("Content-Length not a number", _raw(b"POST /orders HTTP/1.1", b"Content-Length: x")),
+    _malformed("CONNECT", _raw(b"CONNECT 127.0.0.1:80 HTTP/1.1")),
+    _malformed("OPTIONS *", _raw(b"OPTIONS * HTTP/1.1")),
+)
+
+SEQUENCE = CONTRACT_SEQUENCE + EDGE_SEQUENCE
+
+
 @dataclass
 class Answer:
     status: int
     body: Any
     sql: int | None
     held: int | None = None  # pooled connections still held when the response started
+    content_type: str | None = "application/json"
+    allow: str | None = None
+    raw_length: int = 0  # bytes of body received (none for HEAD)
 
 
-def _send(base: str, step: Step) -> Answer:
-    # A fresh connection per request: a server may close one after refusing a body unread.
+def _answer(status: int, headers: Mapping[str, str], content: bytes) -> Answer:
     try:
-        response = httpx.request(step.method, base + step.path, content=step.body, timeout=30)
-    except httpx.HTTPError as exc:
-        return Answer(0, {"<no answer>": f"{type(exc).__name__}: {exc}"}, None)
-    try:
-        body = response.json()
+        body = json.loads(content) if content else None
     except ValueError:
-        body = {"<not json>": response.text[:200]}
-    sql, held = (response.headers.get(h) for h in (instrument.SQL_HEADER, instrument.HELD_HEADER))
+        body = {"<not json>": content[:200].decode("latin-1")}
+    sql, held = (headers.get(h) for h in (instrument.SQL_HEADER, instrument.HELD_HEADER))
     return Answer(
-        response.status_code,
+        status,
         body,
         int(sql) if sql is not None else None,
         int(held) if held is not None else None,
+        headers.get("content-type"),
+        headers.get("allow"),
+        len(content),
     )
+
+
+def _no_answer(exc: Exception) -> Answer:
+    return Answer(0, {"<no answer>": f"{type(exc).__name__}: {exc}"}, None, content_type=None)
+
+
+def send_raw(base: str, data: bytes) -> Answer:
+    """Bytes on a socket, the answer read until the server closes (every raw step asks it to,
+    and a server closes after a request it cannot parse)."""
+    url = httpx.URL(base)
+    try:
+        with socket.create_connection((url.host, url.port or 80), timeout=10) as sock:
+            sock.sendall(data)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+    except OSError as exc:
+        return _no_answer(exc)
+    head, _, content = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split(" ")[1])
+    except (IndexError, ValueError):
+        return _no_answer(ValueError(f"not an HTTP response: {received[:80]!r}"))
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    declared = headers.get("content-length", "")
+    return _answer(status, headers, content[: int(declared)] if declared.isdigit() else content)
+
+
+def _send(base: str, step: Step) -> Answer:
+    if step.raw is not None:
+        return send_raw(base, step.raw)
+    # A fresh connection per request: a server may close one after refusing a body unread.
+    try:
+        response = httpx.request(
+            step.method, base + step.path, content=step.body, headers=list(step.headers), timeout=30
+        )
+    except httpx.HTTPError as exc:
+        return _no_answer(exc)
+    return _answer(response.status_code, response.headers, response.content)
 
 
 def _is_timestamp(value: Any) -> bool:
@@ -147,6 +268,38 @@ def normalise(value: Any) -> Any:
     return value
 
 
+def _statements(answer: Answer) -> int | None:
+    """Statements the request ran; a refusal before the app (no header on an error) ran none."""
+    if answer.sql is None and answer.status >= 400:
+        return 0
+    return answer.sql
+
+
+def _own_problems(name: str, step: Step, answer: Answer) -> list[str]:
+    """Where one answer breaks the contract, whatever the other service said."""
+    found = []
+    if answer.status >= 500 and answer.status != 501 or answer.status == 0:
+        found.append(f"{name} answered {answer.status or 'nothing'} (a 500 is a bug)")
+    if answer.content_type != "application/json":
+        found.append(f"{name} Content-Type is {answer.content_type!r}, not application/json")
+    if step.method == "HEAD":
+        if answer.raw_length:
+            found.append(f"{name} sent a {answer.raw_length}-byte body to a HEAD request")
+    elif answer.status >= 400 and (
+        not isinstance(answer.body, dict) or set(answer.body) != {"error", "detail"}
+    ):
+        found.append(f"{name} error body is not {{error, detail}}")
+    if answer.status == 405 and not answer.allow:
+        found.append(f"{name} answered 405 without an Allow header")
+    # The held count comes with the statement count, from every request the app saw.
+    if answer.sql is not None and answer.held != 0:
+        found.append(
+            f"{name} still held {answer.held} database connection(s) when it answered "
+            "(the contract: give it back before answering)"
+        )
+    return found
+
+
 def problems(step: Step, a: Answer, b: Answer, names: tuple[str, str]) -> list[str]:
     """Every way the two answers differ from each other or from the contract."""
     found = []
@@ -157,20 +310,15 @@ def problems(step: Step, a: Answer, b: Answer, names: tuple[str, str]) -> list[s
             f"JSON differs:\n      {names[0]}: {json.dumps(a.body)[:300]}"
             f"\n      {names[1]}: {json.dumps(b.body)[:300]}"
         )
-    if a.sql != b.sql:
-        found.append(f"SQL statements {names[0]}={a.sql} {names[1]}={b.sql}")
-    elif step.sql is not None and a.sql != step.sql:
-        found.append(f"SQL statements {a.sql}, the contract says {step.sql}")
+    if a.allow != b.allow:
+        found.append(f"Allow {names[0]}={a.allow!r} {names[1]}={b.allow!r}")
+    sql_a, sql_b = _statements(a), _statements(b)
+    if sql_a != sql_b:
+        found.append(f"SQL statements {names[0]}={sql_a} {names[1]}={sql_b}")
+    elif step.sql is not None and sql_a != step.sql:
+        found.append(f"SQL statements {sql_a}, the contract says {step.sql}")
     for name, answer in zip(names, (a, b), strict=True):
-        if answer.held != 0:
-            found.append(
-                f"{name} still held {answer.held} database connection(s) when it answered "
-                "(the contract: give it back before answering)"
-            )
-        if answer.status >= 500 or answer.status == 0:
-            found.append(f"{name} answered {answer.status or 'nothing'} (a 500 is a bug)")
-        if answer.status >= 400 and set(answer.body) != {"error", "detail"}:
-            found.append(f"{name} error body is not {{error, detail}}")
+        found += _own_problems(name, step, answer)
     return found
 
 
@@ -211,7 +359,9 @@ def run(settings: StackSettings, quiet: bool = False) -> int:
         if quiet and not found:
             continue
         what = step.path + (f" {step.body[:24]!r}" if step.body is not None else "")
-        print(f"{mark:<4} {step.method:<6} {what[:60]:<60} {answer.status}  sql={answer.sql}")
+        what += f" +{len(step.headers)} headers" if step.headers else ""
+        sql = "-" if answer.sql is None else answer.sql
+        print(f"{mark:<4} {step.method:<8} {what[:60]:<60} {answer.status}  sql={sql}")
         for problem in found:
             print(f"     {problem}")
     print(f"verify: {len(results) - failed} of {len(results)} requests identical in both services")

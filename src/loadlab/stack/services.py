@@ -57,6 +57,12 @@ class Variant:
             str(port),
             "--workers",
             str(workers),
+            # httptools with the contract's JSON for requests it cannot parse; no WebSocket
+            # (an Upgrade header is served as plain HTTP, as gunicorn does).
+            "--http",
+            "services.fastapi_async.protocol:JsonErrorProtocol",
+            "--ws",
+            "none",
             "--no-access-log",
             "--log-level",
             "warning",
