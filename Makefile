@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 LOADLAB := $(PY) -m loadlab
 
-.PHONY: setup test loadtest run ui up down status verify lint
+.PHONY: setup test loadtest run sweep ui up down status verify lint
 
 setup: $(STAMP)
 	@infra/install-system-deps.sh
@@ -26,6 +26,11 @@ loadtest: setup
 
 run: setup
 	$(LOADLAB) run $(ARGS)
+
+# The stack is started if it is not up, and left running (make down stops it).
+sweep: setup
+	$(LOADLAB) up
+	$(LOADLAB) sweep $(ARGS)
 
 VARIANT ?= flask_sync
 SCENARIO ?= select_update

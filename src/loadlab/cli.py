@@ -96,6 +96,23 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="rounds per variant, interleaved; 5 or more can show a difference is real",
     )
+    add(
+        "--arrival-rate",
+        type=float,
+        help="open model: requests per second over all Locust processes, sent on a schedule "
+        "that does not wait for replies, at most --users in flight (default: closed model)",
+    )
+    add(
+        "--slo",
+        help='objectives that gate the run, e.g. "p99<500ms,errors<1%%,rps>400" (p50, p90, p95, '
+        "p99, p99.9, max, mean, errors, rps): one broken exits 1",
+    )
+    add(
+        "--arrivals",
+        choices=("constant", "poisson"),
+        default="constant",
+        help="open model: evenly spaced, or a Poisson process (default: %(default)s)",
+    )
 
 
 def _plan(args: argparse.Namespace, scale: float) -> Any:
@@ -112,7 +129,50 @@ def _plan(args: argparse.Namespace, scale: float) -> Any:
         tags=tuple(args.tags),
         scale=scale,
         repeat=args.repeat,
+        arrival_rate=args.arrival_rate,
+        arrivals=args.arrivals,
+        slo=args.slo,
     )
+
+
+def _sweep_options(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
+    add("--variants", help=f"comma-separated, in order (default: {','.join(VARIANTS)})")
+    add("--target", metavar="[NAME=]URL", help="sweep this running service instead")
+    add("--rates", default="100:1000:100", help="start:stop:step or a list (default: %(default)s)")
+    add("--step-duration", type=duration, default=20.0, help="seconds per rate (default: 20s)")
+    add("--warmup", type=duration, default=10.0, help="before each variant's first step (10s)")
+    add("--slo", default="p99<500ms,errors<1%", help="the objective (default: %(default)s)")
+    add("--users", type=int, default=200, help="most requests in flight (default: %(default)s)")
+    add("--arrivals", choices=("constant", "poisson"), default="constant")
+    add("--workers", type=int, default=0, help="Locust worker processes (default: 0)")
+    add("--out", help="report folder (default: reports/<date>-sweep-<scenario>)")
+
+
+def _cmd_sweep(settings: StackSettings, args: argparse.Namespace) -> int:
+    from loadlab import sweep
+    from loadlab.stack import procs
+
+    state = procs.load_state(settings.state_dir)
+    plan = sweep.SweepPlan(
+        scenario=args.scenario,
+        rates=tuple(sweep.parse_rates(args.rates)),
+        step_duration=args.step_duration,
+        warmup=args.warmup,
+        slo=args.slo,
+        users=args.users,
+        arrivals=args.arrivals,
+        workers=args.workers,
+        scale=state.scale if state else settings.scale,
+    )
+    if args.target is not None and args.variants is not None:
+        raise UsageError("--target names its service itself (--target NAME=URL): drop --variants")
+    names = args.variants.split(",") if args.variants is not None else list(VARIANTS)
+    out = Path(args.out) if args.out else None
+    code, index = sweep.run(settings, plan, names, args.target, out)
+    print(f"report: {index}")
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="drive this running service instead of the local ones (named NAME in the report)",
     )
     run.add_argument("--out", help=OUT_HELP)
+    sweep = sub.add_parser(
+        "sweep", help="step the arrival rate up at each variant: its capacity at an objective"
+    )
+    _stack_options(sweep)
+    _sweep_options(sweep)
     loadtest = sub.add_parser("loadtest", help="up, verify, run both variants, report, down")
     _stack_options(loadtest)
     _up_options(loadtest)
@@ -287,7 +352,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 # Commands that start, stop, reset or drive the stack: one at a time per state folder.
-LOCKED = {"up", "down", "seed", "run", "loadtest", "verify"}
+LOCKED = {"up", "down", "seed", "run", "sweep", "loadtest", "verify"}
 
 
 def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
@@ -307,6 +372,8 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         return _cmd_seed(settings, args.scale, args.app_role)
     if args.command == "run":
         return _cmd_run(settings, args)
+    if args.command == "sweep":
+        return _cmd_sweep(settings, args)
     if args.command == "loadtest":
         from loadlab import duel
 

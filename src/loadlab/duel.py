@@ -16,7 +16,7 @@ from loadlab.analysis import repeats
 from loadlab.environment import describe
 from loadlab.errors import UsageError
 from loadlab.load.experiment import Target, plan_dict, run_variant
-from loadlab.load.runner import LOCUSTFILES, LoadPlan
+from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES, LoadPlan
 from loadlab.report import writer
 from loadlab.settings import StackSettings
 from loadlab.stack import lifecycle, postgres, procs, services
@@ -106,7 +106,7 @@ def run(
     With `target`, that one service instead of `variants`."""
     if target is None:
         check_variants(variants)
-    final = out or ROOT / writer.REPORTS / writer.run_id(plan.scenario, plan.users)
+    final = out or ROOT / writer.REPORTS / writer.run_id(plan.scenario, plan.tag)
     if target is not None:
         targets, database_url, pg_version, pgbouncer = (
             [external_target(target)],
@@ -143,6 +143,13 @@ def run(
                 f"p50 {lat['p50']:7.1f}  p95 {lat['p95']:7.1f}  p99 {lat['p99']:8.1f} ms  "
                 f"errors {r['error_rate']:.2%}"
             )
+            if "offered_rps" in r:
+                raw = r["latency_uncorrected_ms"]
+                print(
+                    f"  {'':<14} offered {r['offered_rps']:8.1f} req/s, "
+                    f"{r['arrivals']['not_sent']:,} not sent, {r['arrivals']['late']:,} late; "
+                    f"from the send: p50 {raw['p50']:7.1f}  p99 {raw['p99']:8.1f} ms"
+                )
     for sentence in summary["verdicts"] if plan.repeat > 1 else []:
         print(f"  {sentence}")
     return (1 if writer.failed(summary) else 0), index
@@ -170,7 +177,7 @@ def _drive_rounds(
         t = by_name[name]
         of = "" if plan.repeat == 1 else f" (round {number} of {plan.repeat})"
         print(
-            f"{t.name}{of}: {plan.users} users, {plan.warmup:.0f} s warm-up + "
+            f"{t.name}{of}: {plan.describe()}, {plan.warmup:.0f} s warm-up + "
             f"{plan.duration:.0f} s measured against {t.url}",
             flush=True,
         )
@@ -235,7 +242,7 @@ def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time
         "(`make down` stops it).",
         flush=True,
     )
-    env = {**os.environ, "LOADLAB_SCALE": str(state.scale), "PYTHONPATH": str(LOCUSTFILES)}
+    env = {**os.environ, "LOADLAB_SCALE": str(state.scale), "PYTHONPATH": LOCUST_PYTHONPATH}
     try:
         return subprocess.run(argv, env=env).returncode
     except KeyboardInterrupt:

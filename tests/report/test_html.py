@@ -18,9 +18,9 @@ def _hex(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by make setup / .ci/run")
-def test_chromium_renders_the_charts_without_console_errors(report: Path, tmp_path: Path) -> None:
-    shot = tmp_path / "report.png"
+def screenshot(page: Path, tmp_path: Path) -> tuple[Image.Image, list[str]]:
+    """Headless Chromium's picture of a page, and the console lines it logged."""
+    shot = tmp_path / f"{page.parent.name}.png"
     result = subprocess.run(
         [
             str(CHROMIUM),
@@ -37,7 +37,7 @@ def test_chromium_renders_the_charts_without_console_errors(report: Path, tmp_pa
             "--v=0",
             "--window-size=1200,2400",
             f"--screenshot={shot}",
-            (report / "index.html").as_uri(),
+            page.as_uri(),
         ],
         capture_output=True,
         text=True,
@@ -45,8 +45,18 @@ def test_chromium_renders_the_charts_without_console_errors(report: Path, tmp_pa
     )
     assert shot.exists(), result.stderr[-2000:]
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    return Image.open(shot).convert("RGB"), console
+
+
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is installed by make setup / .ci/run"
+)
+
+
+@needs_chromium
+def test_chromium_renders_the_charts_without_console_errors(report: Path, tmp_path: Path) -> None:
+    image, console = screenshot(report / "index.html", tmp_path)
     assert console == []
-    image = Image.open(shot).convert("RGB")
     colours = image.getcolors(maxcolors=1 << 20) or []
     assert len(colours) > 50  # not a blank page
     present = {rgb for _, rgb in colours}

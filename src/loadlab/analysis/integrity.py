@@ -7,6 +7,7 @@ end of the run). Anything else means lost or phantom writes.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,8 +43,11 @@ class IntegrityCheck:
 def check(
     before: dict[str, int], after: dict[str, int], outcomes: list[list[Any]]
 ) -> list[IntegrityCheck]:
-    """One check per write endpoint the run sent requests to."""
-    counts: dict[tuple[str, str], int] = {(n, k): c for n, k, c in outcomes}
+    """One check per write endpoint the run sent requests to. `outcomes` may repeat a
+    (request, outcome) pair, as several runs' lists put together do: they add up."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for n, k, c in outcomes:
+        counts[(n, k)] += c
     checks = []
     for name in WRITES:
         sent = sum(c for (n, _), c in counts.items() if n == name)

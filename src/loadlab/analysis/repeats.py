@@ -33,6 +33,14 @@ ROUND_KEYS = (
     "generator_saturated",
     "machine_cpu_mean",
 )
+# Kept where a run has them: the generator's delay, and the open model's schedule.
+OPTIONAL_ROUND_KEYS = (
+    "generator_delay_ms",
+    "offered_rps",
+    "achieved_rps",
+    "arrivals",
+    "latency_uncorrected_ms",
+)
 
 # (key in across_rounds, label, unit, higher is better, how to read it off a round)
 METRICS: tuple[tuple[str, str, str, bool, Callable[[dict[str, Any]], float]], ...] = (
@@ -97,7 +105,9 @@ def with_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     with two rounds or more, every round's headline and the mean and interval over them."""
     figures = dict(rounds[0])
     if len(rounds) > 1:
-        figures["rounds"] = [{k: r[k] for k in ROUND_KEYS} for r in rounds]
+        figures["rounds"] = [
+            {k: r[k] for k in (*ROUND_KEYS, *OPTIONAL_ROUND_KEYS) if k in r} for r in rounds
+        ]
         figures["across_rounds"] = {
             key: interval([float(read(r)) for r in rounds]) for key, _, _, _, read in METRICS
         }

@@ -39,6 +39,30 @@ def variant_summary(result: dict[str, Any]) -> dict[str, Any]:
         }
         or None,
         "timeline": timeline,
+        # Generator delay: how late each Locust process woke from a fixed 10 ms sleep.
+        "generator_delay_ms": _delay(recorder.generator_delay),
+        **_open_model(recorder, requests, seconds),
+    }
+
+
+def _delay(histogram: HdrHistogram) -> dict[str, float] | None:
+    if histogram.get_total_count() == 0:
+        return None
+    figures = latency_ms(histogram)
+    return {"p50": figures["p50"], "p99": figures["p99"], "max": figures["max"]}
+
+
+def _open_model(recorder: Recorder, requests: int, seconds: float) -> dict[str, Any]:
+    """An open-model run's schedule, and its latency from the actual send beside the
+    corrected one; nothing for a closed-model run."""
+    counts = recorder.arrivals
+    if not counts:
+        return {}
+    return {
+        "offered_rps": round(counts["offered"] / seconds, 2),
+        "achieved_rps": round(requests / seconds, 2),
+        "arrivals": {k: counts[k] for k in ("offered", "sent", "late", "not_sent")},
+        "latency_uncorrected_ms": latency_ms(recorder.uncorrected),
     }
 
 

@@ -3,6 +3,7 @@ before each, resources sampled, the integrity rule checked, and figures summaris
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,24 +27,41 @@ class Target:
 
 
 def run_variant(
-    plan: LoadPlan, target: Target, database_url: str | None, out: Path, live: bool = True
+    plan: LoadPlan,
+    target: Target,
+    database_url: str | None,
+    out: Path,
+    live: bool = True,
+    fresh: bool = True,
 ) -> dict[str, Any]:
     """Drive one target; its figures, resources (sampled each second while measuring),
-    and, with database access, its integrity checks and time spent in PostgreSQL."""
+    and, with database access, its integrity checks and time spent in PostgreSQL. `fresh`
+    resets the data first and checks integrity over this run; a sweep's later steps go on
+    from the data as it is, and the sweep checks integrity over all its steps."""
     if database_url:
-        seed.reset(database_url, seed.Scale.of(plan.scale))
+        if fresh:
+            seed.reset(database_url, seed.Scale.of(plan.scale))
         pgstats.reset(database_url)
         before = integrity.snapshot(database_url)
         events_before = pgstats.events(database_url)
-    with Monitor({name: [pid] for name, pid in target.pids.items()}) as monitor:
+    connections = pgstats.Connections(database_url) if database_url else contextlib.nullcontext()
+    with connections, Monitor({name: [pid] for name, pid in target.pids.items()}) as monitor:
         result = drive(plan, target.url, out, monitor, live)
     figures = variant_summary(result)
     start = result["measure_start"] or result["measure_end"]
     measured = monitor.measured(start, result["measure_end"])
+    resources = {name: s.summary() for name, s in measured.samples.items()}
     figures.update(
         label=target.label,
         url=target.url,
-        resources={name: s.summary() for name, s in measured.samples.items()},
+        resources=resources,
+        # What a capacity review multiplies: CPU ms each component spent per request.
+        cpu_ms_per_request=cpu_ms_per_request(resources, figures),
+        database_connections=(
+            connections.summary(start, result["measure_end"])
+            if isinstance(connections, pgstats.Connections)
+            else None
+        ),
         resources_window="measured",  # reports before this field counted the warm-up too
         cpu_timeline={name: s.cpu for name, s in measured.samples.items()},
         machine_cpu_mean=measured.machine_cpu_mean,
@@ -52,14 +70,28 @@ def run_variant(
         database_time=None,
         database_events=None,
     )
+    figures["outcomes"] = result["recorder"]["outcomes"]
     if database_url:
         outcomes = result["recorder"]["outcomes"]
-        checks = integrity.check(before, integrity.snapshot(database_url), outcomes)
-        figures["integrity"] = [c.as_dict() for c in checks]
+        if fresh:
+            checks = integrity.check(before, integrity.snapshot(database_url), outcomes)
+            figures["integrity"] = [c.as_dict() for c in checks]
         figures["database_time"] = _database_time(database_url, outcomes)
         after = pgstats.events(database_url)
         figures["database_events"] = {k: after[k] - events_before[k] for k in after}
     return figures
+
+
+def cpu_ms_per_request(
+    resources: dict[str, dict[str, float]], figures: dict[str, Any]
+) -> dict[str, float]:
+    """Mean CPU (percent of one core) x measured seconds / measured requests, per component."""
+    if not figures["requests"]:
+        return {}
+    per_request_s = figures["measured_seconds"] / figures["requests"]
+    return {
+        name: round(r["cpu_mean"] / 100 * per_request_s * 1000, 3) for name, r in resources.items()
+    }
 
 
 def _database_time(database_url: str, outcomes: list[list[Any]]) -> dict[str, float] | None:

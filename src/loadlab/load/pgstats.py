@@ -4,6 +4,8 @@ that database monitoring sees (the rest is Python, the network and queueing)."""
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 
 import psycopg2
 
@@ -44,3 +46,58 @@ def totals(database_url: str) -> dict[str, float] | None:
     except psycopg2.Error:
         return None
     return {"statements": float(calls), "exec_ms": round(float(exec_ms), 1)}
+
+
+_CONNECTIONS = """
+SELECT count(*), count(*) FILTER (WHERE state = 'active')
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND datname = current_database()
+  AND pid <> pg_backend_pid()
+"""
+
+
+class Connections:
+    """PostgreSQL's client connections to the database, open and running a statement,
+    sampled once a second in a thread while a run lasts (its own connection not counted)."""
+
+    def __init__(self, database_url: str, interval: float = 1.0) -> None:
+        self.database_url = database_url
+        self.interval = interval
+        self.samples: list[tuple[float, int, int]] = []  # (epoch s, open, active)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="loadlab-pg-conns", daemon=True)
+
+    def __enter__(self) -> Connections:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        try:
+            conn = psycopg2.connect(self.database_url)
+        except psycopg2.Error:
+            return  # no figures rather than a failed run: the page says "not measured"
+        conn.autocommit = True
+        with contextlib.closing(conn), conn.cursor() as cur:
+            while not self._stop.wait(self.interval):
+                try:
+                    cur.execute(_CONNECTIONS)
+                    opened, active = cur.fetchone()
+                except psycopg2.Error:
+                    continue  # a restart during a fault run: the next second may answer
+                self.samples.append((time.time(), int(opened), int(active)))
+
+    def summary(self, start: float, end: float) -> dict[str, float] | None:
+        inside = [(o, a) for t, o, a in self.samples if start <= t <= end]
+        if not inside:
+            return None
+        opened, active = [o for o, _ in inside], [a for _, a in inside]
+        return {
+            "open_mean": round(sum(opened) / len(opened), 1),
+            "open_max": max(opened),
+            "active_mean": round(sum(active) / len(active), 1),
+            "active_max": max(active),
+        }

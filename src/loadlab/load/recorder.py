@@ -5,6 +5,10 @@ Locust rounds response times to two significant digits in its percentiles; this 
 master in each report and starts afresh, exactly as Locust ships its own stats, so both count
 the same requests. Besides the measured histograms (cleared when the warm-up ends) it keeps
 outcome counts for the whole run, warm-up included, for the integrity check.
+
+In an open-model run (src/loadlab/load/arrivals.py) `total` holds each request's latency from
+its *intended* start, as users arriving on schedule feel it (coordinated omission corrected),
+and `uncorrected` from its actual send; in a closed-model run the two are the same.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class Recorder:
     """Histograms of one process (a worker, or the master after merging)."""
 
     total: HdrHistogram = field(default_factory=new_histogram)
+    uncorrected: HdrHistogram = field(default_factory=new_histogram)
     per_second: dict[int, HdrHistogram] = field(default_factory=dict)
     failures_per_second: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
@@ -48,6 +53,11 @@ class Recorder:
     server: dict[str, HdrHistogram] = field(default_factory=dict)
     # (request name, outcome) -> count, for the whole run: never cleared by the warm-up.
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # The open model's schedule: offered, sent, late (> 1 ms after the intended time) and
+    # not_sent (every allowed request already in flight), while measuring.
+    arrivals: Counter[str] = field(default_factory=Counter)
+    # How late the generator's own scheduler wakes (µs past a fixed short sleep).
+    generator_delay: HdrHistogram = field(default_factory=new_histogram)
     measure_start: float | None = None
     # Seconds to add to this process's clock to read the master's: per-second figures from
     # workers on other machines must land in the master's seconds (see `align_clock`).
@@ -62,11 +72,20 @@ class Recorder:
         local network takes well under a second, the resolution of the timeline)."""
         self.clock_offset = master_time - time.time()
 
-    def record(self, name: str, status: int, latency_ms: float, error: str | None) -> None:
-        """One finished request; `error` is its failure kind, None if it passed."""
-        micros = min(max(int(latency_ms * 1000), 1), HIGHEST_US)
+    def record(
+        self,
+        name: str,
+        status: int,
+        latency_ms: float,
+        error: str | None,
+        uncorrected_ms: float | None = None,
+    ) -> None:
+        """One finished request; `error` is its failure kind, None if it passed. In an open
+        run `latency_ms` counts from the intended start, `uncorrected_ms` from the send."""
+        micros = _micros(latency_ms)
         second = int(self.now())
         self.total.record_value(micros)
+        self.uncorrected.record_value(micros if uncorrected_ms is None else _micros(uncorrected_ms))
         if second not in self.per_second:
             self.per_second[second] = new_histogram()
         self.per_second[second].record_value(micros)
@@ -80,7 +99,10 @@ class Recorder:
         for part, ms in timing.items():
             if part not in self.server:
                 self.server[part] = new_histogram()
-            self.server[part].record_value(min(max(int(ms * 1000), 1), HIGHEST_US))
+            self.server[part].record_value(_micros(ms))
+
+    def record_generator_delay(self, ms: float) -> None:
+        self.generator_delay.record_value(_micros(ms))
 
     def interrupted(self, name: str) -> None:
         """A request cut off by the end of the run: sent, never answered."""
@@ -89,6 +111,9 @@ class Recorder:
     def start_measuring(self) -> None:
         """The warm-up is over: clear the measured histograms (outcomes stay)."""
         self.total = new_histogram()
+        self.uncorrected = new_histogram()
+        self.generator_delay = new_histogram()
+        self.arrivals.clear()
         self.server.clear()
         self.per_second.clear()
         self.failures_per_second.clear()
@@ -99,6 +124,9 @@ class Recorder:
         """Everything recorded since the last export, as JSON-safe data; then start afresh."""
         data = {
             "total": _encode(self.total),
+            "uncorrected": _encode(self.uncorrected),
+            "generator_delay": _encode(self.generator_delay),
+            "arrivals": dict(self.arrivals),
             "per_second": {str(s): _encode(h) for s, h in self.per_second.items()},
             "failures_per_second": {str(s): n for s, n in self.failures_per_second.items()},
             "errors": dict(self.errors),
@@ -112,8 +140,15 @@ class Recorder:
 
     def merge(self, data: dict[str, Any]) -> None:
         """Add what another process exported."""
-        if data["total"]:
-            self.total.decode_and_add(data["total"].encode())
+        # .get: results written before these fields existed still merge.
+        for mine, field_name in (
+            (self.total, "total"),
+            (self.uncorrected, "uncorrected"),
+            (self.generator_delay, "generator_delay"),
+        ):
+            if data.get(field_name):
+                mine.decode_and_add(data[field_name].encode())
+        self.arrivals.update(data.get("arrivals", {}))
         for second, encoded in data["per_second"].items():
             key = int(second)
             if key not in self.per_second:
@@ -143,6 +178,10 @@ def parse_server_timing(value: str) -> dict[str, float]:
                 with contextlib.suppress(ValueError):
                     found[name.strip()] = float(number)
     return found
+
+
+def _micros(ms: float) -> int:
+    return min(max(int(ms * 1000), 1), HIGHEST_US)
 
 
 def _encode(histogram: HdrHistogram) -> str:

@@ -21,11 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from loadlab import ROOT
+from loadlab.analysis import slo
 from loadlab.errors import GateFailed, UsageError
+from loadlab.load.arrivals import KINDS
 from loadlab.load.monitor import GENERATOR, Monitor
 from loadlab.stack.procs import interrupts_held
 
 LOCUSTFILES = ROOT / "locustfiles"
+# What a Locust process imports: the scenarios, and the same loadlab as this process's (a
+# second checkout must not drive its Locust with the first one's recorder).
+LOCUST_PYTHONPATH = os.pathsep.join([str(LOCUSTFILES), str(ROOT / "src")])
 WATCHDOG_GRACE = 60.0
 WORKERS_MAX_WAIT = 60  # seconds the master waits for its workers before giving up
 REMOTE_MASTER_PORT = 5557  # Locust's default, so remote workers need no extra flag
@@ -64,6 +69,28 @@ class LoadPlan:
     tags: tuple[str, ...] = ()
     scale: float = 1.0  # of the seeded database, so ids stay in range
     repeat: int = 1  # rounds: each variant driven this many times, in alternating order
+    # The open model (load/arrivals.py): requests per second over all Locust processes, with
+    # at most `users` in flight; None is the closed model.
+    arrival_rate: float | None = None
+    arrivals: str = "constant"
+    slo: str | None = None  # objectives that gate the run (analysis/slo.py)
+
+    @property
+    def tag(self) -> str:
+        """The load in a report folder's name: 200u (closed) or 500rps (open)."""
+        return f"{self.users}u" if self.arrival_rate is None else f"{self.arrival_rate:g}rps"
+
+    def describe(self) -> str:
+        if self.arrival_rate is None:
+            return f"{self.users} users"
+        return (
+            f"{self.arrival_rate:g} req/s offered ({self.arrivals}), at most {self.users} in flight"
+        )
+
+    @property
+    def generators(self) -> int:
+        """Locust processes that send requests: the workers, or the one process."""
+        return max(self.workers + self.remote_workers, 1)
 
     def __post_init__(self) -> None:
         if self.scenario not in scenarios():
@@ -78,6 +105,14 @@ class LoadPlan:
             raise UsageError("--warmup must be a finite number of seconds")
         if min(self.warmup, self.workers, self.remote_workers) < 0:
             raise UsageError("--warmup, --workers and --remote-workers cannot be negative")
+        if self.arrival_rate is not None and not (
+            self.arrival_rate > 0 and math.isfinite(self.arrival_rate)
+        ):
+            raise UsageError("--arrival-rate must be a number of requests per second above 0")
+        if self.arrivals not in KINDS:
+            raise UsageError(f"--arrivals must be one of {', '.join(KINDS)}, not {self.arrivals!r}")
+        if self.slo is not None:
+            slo.parse(self.slo)  # a malformed objective is refused before anything runs
         if self.tags and not set(self.tags) & scenario_tags(self.scenario):
             known = ", ".join(sorted(scenario_tags(self.scenario))) or "none"
             raise UsageError(
@@ -125,6 +160,16 @@ def _locust_argv(plan: LoadPlan, host: str, out: Path, role: list[str]) -> list[
     return argv
 
 
+def _open_model_env(plan: LoadPlan) -> dict[str, str]:
+    """Each Locust process that sends requests takes an equal share of the rate."""
+    if plan.arrival_rate is None:
+        return {}
+    return {
+        "LOADLAB_ARRIVAL_RATE": repr(plan.arrival_rate / plan.generators),
+        "LOADLAB_ARRIVALS": plan.arrivals,
+    }
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -158,19 +203,21 @@ def drive(
     """Run Locust against `host`, writing its CSV and HTML into `out`; returns the recorder's
     result (exact histograms, outcomes, Locust's own totals)."""
     out.mkdir(parents=True, exist_ok=True)
+    shared = {"LOADLAB_SCALE": str(plan.scale), **_open_model_env(plan)}
     env = {
         **os.environ,
+        **shared,
         "LOADLAB_WARMUP": str(plan.warmup),
-        "LOADLAB_SCALE": str(plan.scale),
         "LOADLAB_RESULT": str(out / "recorder.json"),
         "LOADLAB_STATUS": str(out / "status.json"),
-        "PYTHONPATH": str(LOCUSTFILES),
+        "PYTHONPATH": LOCUST_PYTHONPATH,
     }
     roles = _roles(plan)
     if plan.remote_workers:
+        assignments = " ".join(f"{k}={v}" for k, v in shared.items())
         print(
             f"  waiting up to {WORKERS_MAX_WAIT} s for {plan.remote_workers} remote worker(s); "
-            f"on each machine run: LOADLAB_SCALE={plan.scale} python -m locust -f "
+            f"on each machine run: {assignments} python -m locust -f "
             f"locustfiles/{plan.scenario}.py --worker --master-host <this machine>",
             flush=True,
         )

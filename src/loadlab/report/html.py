@@ -21,6 +21,7 @@ text-align:right}th:first-child,td:first-child{text-align:left}th{background:#f6
 .muted{color:#666}code{background:#f3f3f3;padding:1px 4px}svg{max-width:100%;height:auto}
 """
 
+OPEN_KEYS = ("p50", "p99", "p99_9", "max")
 LATENCY_KEYS = (
     ("p50", "p50"),
     ("p90", "p90"),
@@ -104,6 +105,82 @@ def _across_rounds(variants: dict[str, Any]) -> str:
         + "<details><summary>every round</summary>"
         + _table(["round", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"], each)
         + "</details>"
+    )
+
+
+def _gates(summary: dict[str, Any]) -> str:
+    results = summary.get("slo")
+    if not results:
+        return ""
+    rows = [
+        [
+            escape(r["variant"] + ("" if r["round"] is None else f" round {r['round']}")),
+            f"<code>{escape(r['objective'])}</code>",
+            f"{r['value']:,.2f} {escape(r['unit'])}",
+            "<span class=ok>holds</span>"
+            if r["holds"]
+            else f"<span class=bad>BROKEN</span> by {r['by']:,.2f} {escape(r['unit'])}",
+        ]
+        for r in results
+    ]
+    broken = sum(not r["holds"] for r in results)
+    verdict = "every objective holds" if not broken else f"{broken} broken: the run fails"
+    return (
+        f"<h2>Gates: {verdict}</h2><p class=muted>The run's objectives (<code>--slo</code>), "
+        "checked on every variant and round; latencies in ms, errors in percent of measured "
+        "requests, rps answered per second.</p>"
+        + _table(["variant", "objective", "measured", "verdict"], rows)
+    )
+
+
+def _open_model(variants: dict[str, Any]) -> str:
+    """Offered against achieved, and latency from the intended start against the send."""
+    opened = {n: v for n, v in variants.items() if "offered_rps" in v}
+    if not opened:
+        return ""
+    rows = []
+    for name, v in opened.items():
+        a, fixed, raw = v["arrivals"], v["latency_ms"], v["latency_uncorrected_ms"]
+        late = a["late"] / a["sent"] if a["sent"] else 0.0
+        rows.append(
+            [
+                f"<b>{escape(name)}</b>",
+                f"{v['offered_rps']:,.1f}",
+                f"{v['achieved_rps']:,.1f}",
+                f"{a['late']:,} ({late:.1%})",
+                f"{a['not_sent']:,}",
+                *[f"{_ms(fixed[k])}<br><span class=muted>{_ms(raw[k])}</span>" for k in OPEN_KEYS],
+            ]
+        )
+    head = ["variant", "offered req/s", "answered req/s", "late starts", "not sent"]
+    head += [f"{label} ms" for key, label in LATENCY_KEYS if key in OPEN_KEYS]
+    return (
+        "<h2>Open model: latency as arriving users feel it</h2><p>Requests were sent on a "
+        "schedule that does not wait for replies (<code>--arrival-rate</code>), with at most "
+        "the run's users in flight: a request due while all were busy waited for the first "
+        "free one (a <i>late start</i>, over 1 ms after its intended time); <i>not sent</i> "
+        "are those still waiting when the run ended. Each latency counts from the request's "
+        "<i>intended</i> start (top figure); under it, the same percentile from the actual "
+        "send, which is what a closed-loop tool reports. A gap between them is time requests "
+        "waited to be sent because the service held every user: a stall or saturation that "
+        "the lower figure hides (coordinated omission).</p>" + _table(head, rows)
+    )
+
+
+def _generator(variants: dict[str, Any]) -> str:
+    rows = [
+        [escape(name), *[_ms(v["generator_delay_ms"][k]) for k in ("p50", "p99", "max")]]
+        for name, v in variants.items()
+        if v.get("generator_delay_ms")
+    ]
+    if not rows:
+        return ""
+    return (
+        "<h3>The generator's own delay</h3><p>Each Locust process sleeps 10 ms over and over "
+        "and records how much later it woke: a process busy with its own work (or short of "
+        "CPU) times every request that much late. Over 5 ms at p99, or over 10% of the "
+        "measured p50, the page warns at the top.</p>"
+        + _table(["variant", "p50 ms", "p99 ms", "max ms"], rows)
     )
 
 
@@ -199,10 +276,13 @@ def _where_time_went(variants: dict[str, Any]) -> str:
         )
     res_rows = []
     for name, v in variants.items():
+        per_request = v.get("cpu_ms_per_request") or {}
         for component, r in v["resources"].items():
+            cost = per_request.get(component)
             res_rows.append(
                 [
                     escape(f"{name}: {component}"),
+                    "-" if cost is None else f"{cost:,.3f}",
                     f"{r['cpu_mean']:.0f}%",
                     f"{r['cpu_max']:.0f}%",
                     f"{r['process_cpu_max']:.0f}%",
@@ -211,11 +291,12 @@ def _where_time_went(variants: dict[str, Any]) -> str:
                 ]
             )
         res_rows.append(
-            [escape(f"{name}: whole machine"), f"{v['machine_cpu_mean']:.0f}%", "", "", "", ""]
+            [escape(f"{name}: whole machine"), "", f"{v['machine_cpu_mean']:.0f}%", "", "", "", ""]
         )
     resources = _table(
         [
             "component",
+            "CPU ms per request",
             "CPU mean (of one core)",
             "CPU max",
             "busiest process max",
@@ -224,6 +305,18 @@ def _where_time_went(variants: dict[str, Any]) -> str:
         ],
         res_rows,
     )
+    connections = [
+        f"{escape(name)}: {c['open_mean']:,.1f} open on average (at most {c['open_max']}), "
+        f"{c['active_mean']:,.1f} running a statement (at most {c['active_max']})"
+        for name, v in variants.items()
+        if (c := v.get("database_connections"))
+    ]
+    if connections:
+        resources += (
+            "<p>PostgreSQL's client connections to the database, sampled each second while "
+            "measuring: " + "; ".join(connections) + ". With CPU ms per request, these are "
+            "the figures to multiply for the cores and connections a target rate needs.</p>"
+        )
     return (
         intro
         + table
@@ -295,8 +388,8 @@ def _claims(summary: dict[str, Any]) -> str:
     )
 
 
-def _what_ran(summary: dict[str, Any]) -> str:
-    env = summary["environment"]
+def what_ran(env: dict[str, Any], plan: dict[str, Any]) -> str:
+    """Versions, machine and every setting: what a reader needs to run it again."""
     rows = [
         ["python", env["python"]],
         ["PostgreSQL", env["postgresql"]],
@@ -306,7 +399,7 @@ def _what_ran(summary: dict[str, Any]) -> str:
         ["git commit", env["git_commit"]],
         *[[name, version] for name, version in env["packages"].items()],
     ]
-    settings = json.dumps({"plan": summary["plan"], "settings": env["settings"]}, indent=2)
+    settings = json.dumps({**plan, "settings": env["settings"]}, indent=2)
     return (
         _table(["what", "version"], [[escape(str(a)), escape(str(b))] for a, b in rows])
         + f"<pre>{escape(settings)}</pre>"
@@ -331,6 +424,15 @@ def _order(summary: dict[str, Any]) -> str:
     )
 
 
+def _load(plan: dict[str, Any]) -> str:
+    if plan.get("arrival_rate"):
+        return (
+            f"{plan['arrival_rate']:,g} req/s offered ({escape(plan['arrivals'])} arrivals), "
+            f"at most {plan['users']} in flight"
+        )
+    return f"{plan['users']} users"
+
+
 def render(summary: dict[str, Any]) -> str:
     """The whole page for a run's summary (as written to summary.json)."""
     variants = summary["variants"]
@@ -351,13 +453,14 @@ def render(summary: dict[str, Any]) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>loadlab {escape(summary["run_id"])}</title>
 <style>{CSS}</style></head><body>
-<h1>{escape(plan["scenario"])}: {plan["users"]} users, {len(variants)} variants</h1>
+<h1>{escape(plan["scenario"])}: {_load(plan)}, {len(variants)} variants</h1>
 <p class=muted>run {escape(summary["run_id"])} · {escape(summary["created_at"])} ·
 {plan["duration"]:.0f} s measured after {plan["warmup"]:.0f} s warm-up · spawn rate
 {plan["spawn_rate"]}/s · Locust workers: {plan["workers"] or "none (one process)"} ·
 rounds per variant: {plan.get("repeat", 1)}</p>
 {_order(summary)}
 {flags}
+{_gates(summary)}
 {_across_rounds(variants)}
 {verdict_section if repeated else ""}
 <h2>Side by side{side_note}</h2>
@@ -365,15 +468,17 @@ rounds per variant: {plan.get("repeat", 1)}</p>
 <p class=muted>Latencies are exact (HdrHistogram, 3 significant digits) over every measured
 request, failed ones included; throughput ± the standard deviation of per-second rates.</p>
 {"" if repeated else verdict_section}
+{_open_model(variants)}
 <h2>Charts</h2>
 {_charts(variants)}
 <h2>Where the time went</h2>
 {_where_time_went(variants)}
+{_generator(variants)}
 <h2>Integrity</h2>
 {_integrity(variants)}
 {_claims(summary)}
 <h2>What exactly ran</h2>
-{_what_ran(summary)}
+{what_ran(summary["environment"], {"plan": summary["plan"]})}
 <p>{links} · <a href="summary.json">summary.json</a></p>
 </body></html>
 """

@@ -9,18 +9,20 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from loadlab.analysis import repeats
+from loadlab.analysis import repeats, slo
 from loadlab.analysis.compare import verdicts
 from loadlab.errors import UsageError
 from loadlab.load.monitor import SATURATED_CPU, SATURATED_SECONDS
 from loadlab.report.html import render
+from loadlab.report.pages import render_sweep
 
 REPORTS = "reports"
 
 
-def run_id(scenario: str, users: int, now: datetime | None = None) -> str:
+def run_id(scenario: str, load: str, now: datetime | None = None) -> str:
+    """<date>-<time>-<scenario>-<load>, the load as LoadPlan.tag gives it (200u, 500rps)."""
     now = now or datetime.now(UTC)
-    return f"{now:%Y%m%d-%H%M%S}-{scenario}-{users}u"
+    return f"{now:%Y%m%d-%H%M%S}-{scenario}-{load}"
 
 
 def flags(variants: dict[str, Any]) -> list[str]:
@@ -31,7 +33,7 @@ def flags(variants: dict[str, Any]) -> list[str]:
     for name, variant in variants.items():
         rounds = variant.get("rounds") or [variant]
         for number, v in enumerate(rounds, 1):
-            found.extend(_failures(name if len(rounds) == 1 else f"{name} round {number}", v))
+            found.extend(run_failures(name if len(rounds) == 1 else f"{name} round {number}", v))
         saturated = [n for n, v in enumerate(rounds, 1) if v["generator_saturated"]]
         if saturated:
             found.append(
@@ -40,6 +42,8 @@ def flags(variants: dict[str, Any]) -> list[str]:
                 "or more); these figures are generator-bound, not the service's. Add Locust "
                 "workers (--workers) or a second machine."
             )
+        found.extend(generator_warnings(name, rounds))
+        found.extend(_behind_schedule(name, rounds))
         busy = [
             (n, v["machine_cpu_mean"])
             for n, v in enumerate(rounds, 1)
@@ -56,6 +60,53 @@ def flags(variants: dict[str, Any]) -> list[str]:
     return found
 
 
+GENERATOR_DELAY_P99_MS = 5.0
+GENERATOR_DELAY_SHARE = 0.10  # of the measured p50
+
+
+def generator_warnings(name: str, rounds: list[dict[str, Any]]) -> list[str]:
+    """A generator that wakes late adds its own delay to every latency it times."""
+    late = []
+    for n, v in enumerate(rounds, 1):
+        delay = v.get("generator_delay_ms")
+        if delay and (
+            delay["p99"] > GENERATOR_DELAY_P99_MS
+            or delay["p99"] > GENERATOR_DELAY_SHARE * v["latency_ms"]["p50"]
+        ):
+            late.append((n, delay["p99"], v["latency_ms"]["p50"]))
+    if not late:
+        return []
+    worst = max(late, key=lambda x: x[1])
+    return [
+        f"{name}{_which([n for n, _, _ in late], len(rounds))}: the load generator's own "
+        f"scheduler ran late (p99 {worst[1]:,.1f} ms against a measured p50 of "
+        f"{worst[2]:,.1f} ms; the limit is {GENERATOR_DELAY_P99_MS:.0f} ms or "
+        f"{GENERATOR_DELAY_SHARE:.0%} of p50): part of these latencies is the generator's, "
+        "not the service's."
+    ]
+
+
+KEEP_UP_SHARE = 0.95  # achieved / offered below this: the schedule was not held
+
+
+def _behind_schedule(name: str, rounds: list[dict[str, Any]]) -> list[str]:
+    """An open-model run whose requests were not all sent, or not all answered in time."""
+    found = []
+    for n, v in enumerate(rounds, 1):
+        if "offered_rps" not in v:
+            continue
+        which = name if len(rounds) == 1 else f"{name} round {n}"
+        not_sent = v["arrivals"]["not_sent"]
+        if v["achieved_rps"] < KEEP_UP_SHARE * v["offered_rps"] or not_sent:
+            found.append(
+                f"{which}: {v['offered_rps']:,.1f} req/s offered, {v['achieved_rps']:,.1f} "
+                f"answered per second, {not_sent:,} still waiting for a free user when the "
+                "run ended: the service did not keep up with the arrival rate, or --users is "
+                "too small for it."
+            )
+    return found
+
+
 def _which(numbers: list[int], rounds: int) -> str:
     if rounds == 1:
         return ""
@@ -65,7 +116,7 @@ def _which(numbers: list[int], rounds: int) -> str:
 MAX_ERROR_RATE = 0.5  # above it a run measures failures, not the service
 
 
-def _failures(name: str, v: dict[str, Any]) -> list[str]:
+def run_failures(name: str, v: dict[str, Any]) -> list[str]:
     found = []
     if v["requests"] == v["failures"]:
         found.append(
@@ -97,6 +148,9 @@ def derive(summary: dict[str, Any]) -> dict[str, Any]:
     when each variant ran more than once, else from one run's per-second spread."""
     variants = summary["variants"]
     summary["flags"] = flags(variants)
+    objectives = summary["plan"].get("slo")
+    summary["slo"] = slo.check(objectives, variants) if objectives else None
+    summary["flags"] += slo.failures(summary["slo"] or [])
     judge = repeats.verdicts if repeats.is_repeated(variants) else verdicts
     summary["verdicts"] = judge(variants)
     return summary
@@ -121,11 +175,16 @@ def failed(summary: dict[str, Any]) -> list[str]:
     return [f for f in summary["flags"] if f.startswith("FAIL")]
 
 
+def page(summary: dict[str, Any]) -> str:
+    """A report folder's page: a sweep's, or a run's."""
+    return render_sweep(summary) if summary.get("kind") == "sweep" else render(summary)
+
+
 def publish(summary: dict[str, Any], tmp: Path, final: Path) -> Path:
     """Write summary.json and index.html into `tmp`, then move it to `final`; a run in
     reports/ is added to reports/index.html."""
     (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
-    (tmp / "index.html").write_text(render(summary))
+    (tmp / "index.html").write_text(page(summary))
     tmp.rename(final)
     if final.parent.name == REPORTS:
         write_index(final.parent)
@@ -138,15 +197,20 @@ def rerender(run: Path) -> Path:
     summary_path = run / "summary.json"
     if not summary_path.exists():
         raise UsageError(f"{run} holds no summary.json: is it a loadlab report folder?")
-    summary = derive(json.loads(summary_path.read_text()))
+    summary = json.loads(summary_path.read_text())
+    if summary.get("kind") != "sweep":  # a sweep's flags come from its steps, kept as run
+        summary = derive(summary)
     summary_path.write_text(json.dumps(summary, indent=1))
-    (run / "index.html").write_text(render(summary))
+    (run / "index.html").write_text(page(summary))
     if run.resolve().parent.name == REPORTS:
         write_index(run.resolve().parent)
     return run / "index.html"
 
 
 def _index_cell(name: str, v: dict[str, Any]) -> str:
+    if "capacity_rps" in v:
+        capacity = v["capacity_rps"]
+        return f"{escape(name)}: capacity {'-' if capacity is None else f'{capacity:,g}'} req/s"
     across = v.get("across_rounds")
     if across:
         return (
@@ -160,6 +224,16 @@ def _index_cell(name: str, v: dict[str, Any]) -> str:
     )
 
 
+def _index_load(s: dict[str, Any]) -> str:
+    if s.get("kind") == "sweep":
+        rates = s["sweep"]["rates"]
+        return f"sweep {rates[0]:g}-{rates[-1]:g} req/s, {escape(s['sweep']['slo'])}"
+    plan = s["plan"]
+    if plan.get("arrival_rate"):
+        return f"{plan['arrival_rate']:g} req/s, max {plan['users']} in flight"
+    return f"{plan['users']} users"
+
+
 def write_index(reports: Path) -> Path:
     """reports/index.html: every run, newest first."""
     rows = []
@@ -170,14 +244,14 @@ def write_index(reports: Path) -> Path:
         rows.append(
             f'<tr><td><a href="{escape(summary_path.parent.name)}/index.html">'
             f"{escape(s['run_id'])}</a>{mark}</td><td>{escape(s['scenario'])}</td>"
-            f"<td>{s['plan']['users']}</td><td>{cells}</td></tr>"
+            f"<td>{_index_load(s)}</td><td>{cells}</td></tr>"
         )
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>loadlab runs</title>"
         "<style>body{font:14px system-ui,sans-serif;margin:24px}td,th{padding:4px 10px;"
         "border-bottom:1px solid #eee;text-align:left}</style></head><body>"
         "<h1>loadlab runs, newest first</h1><table><tr><th>run</th><th>scenario</th>"
-        f"<th>users</th><th>figures</th></tr>{''.join(rows)}</table>"
+        f"<th>load</th><th>figures</th></tr>{''.join(rows)}</table>"
         "<p>⚠ = the report carries a warning at its top.</p></body></html>"
     )
     (reports / "index.html").write_text(page)

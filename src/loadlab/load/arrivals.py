@@ -1,0 +1,119 @@
+"""The open model: requests start on a schedule that does not wait for replies.
+
+One schedule per Locust process sends its share of the rate; the process's N users are a
+pool, the most requests that may be in flight at once (k6's maxVUs). When a request falls due
+a free user sends it. When all N are busy it waits, in order, for the first user to come free
+and is sent late: nothing is skipped, as in wrk2, and its latency counts from the moment it
+was due (its *intended* start), so the wait is in it: what a user arriving at that moment
+would have felt (coordinated omission corrected, in HdrHistogram's words). The recorder keeps
+the latency from the actual send beside it: the figure a closed-loop tool would report.
+
+Why not k6's choice, which drops a request that finds every user busy? A dropped request
+leaves the latency figures, so a stall that holds every user would vanish from them just as
+it does in a closed loop. Why not wrk2's per-connection schedules? A shared schedule keeps
+the offered rate exact whatever N is, and one stalled connection does not delay the rest.
+
+Counted: `offered` (fell due while measuring), `sent`, `late` (sent more than 1 ms after its
+intended start) and `not_sent` (still waiting for a free user when the run ended: N was too
+small for the load, or the service fell behind).
+
+`constant` arrivals are evenly spaced; `poisson` ones have exponential gaps of the same mean
+(independent arrivals, as many users each clicking at random make).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import gevent
+from gevent.queue import Queue
+
+LATE_MS = 1.0  # a request sent later than this after its intended start is a late start
+# gevent's loop (libev on epoll) wakes a timer on the next whole millisecond, 0 to 1 ms late:
+# the schedule wakes half of that early, so each start lands within about 0.5 ms either side
+# of its intended time instead of 0.7 ms late on average (measured here). A start that lands
+# early counts as on time (lateness 0), so no latency is ever shortened.
+WAKE_EARLY_S = 0.0005
+KINDS = ("constant", "poisson")
+
+
+class Arrivals:
+    """The schedule of one Locust process: `run` in a greenlet, `take` in each user, `close`
+    when the run ends."""
+
+    def __init__(
+        self,
+        rate: float,
+        kind: str,
+        counts: Callable[[], Counter[str]],
+        rng: random.Random | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"arrivals must be one of {', '.join(KINDS)}, not {kind!r}")
+        self.rate = rate
+        self.poisson = kind == "poisson"
+        self.counts = counts  # the recorder's counter now (it is replaced on each export)
+        self.rng = rng or random.Random()
+        self._due: Queue[float | None] = Queue()  # intended starts not yet taken
+        self._waiting = 0  # users blocked in take()
+        self._closed = False
+
+    def _gap(self) -> float:
+        return self.rng.expovariate(self.rate) if self.poisson else 1.0 / self.rate
+
+    def run(self) -> None:
+        """Hand out intended start times (time.perf_counter seconds) until killed."""
+        due = time.perf_counter() + self._gap()
+        while not self._closed:
+            # Behind schedule (a busy process) it still yields, so free users take what is due.
+            gevent.sleep(max(due - time.perf_counter() - WAKE_EARLY_S, 0.0))
+            self.counts()["offered"] += 1
+            self._due.put(due)
+            due += self._gap()
+
+    def take(self) -> float | None:
+        """Wait until a request is due; its intended start, or None once the run is over."""
+        if self._closed:
+            return None
+        self._waiting += 1
+        try:
+            return self._due.get()
+        finally:
+            self._waiting -= 1
+
+    def sending(self, intended: float) -> float:
+        """Count a request about to be sent; how late it is, in ms."""
+        late_ms = max(time.perf_counter() - intended, 0.0) * 1000
+        counts = self.counts()
+        counts["sent"] += 1
+        if late_ms > LATE_MS:
+            counts["late"] += 1
+        return late_ms
+
+    def close(self) -> None:
+        """The run is over: what is still due was never sent; users waiting go home."""
+        self._closed = True
+        counts = self.counts()
+        while not self._due.empty():
+            if self._due.get_nowait() is not None:
+                counts["not_sent"] += 1
+        for _ in range(self._waiting):
+            self._due.put(None)
+
+
+GENERATOR_TICK_S = 0.01
+
+
+def watch_generator(record: Callable[[float], None]) -> None:
+    """Until killed: sleep a fixed 10 ms and record how much later it woke (ms). A process
+    whose greenlets wait for the CPU or for each other wakes late, and every request it
+    times is that much late too: this is the generator's own share of the latency. It wakes
+    as the schedule does (WAKE_EARLY_S), so libev's whole-millisecond timer is not counted as
+    delay: responses wake the loop through their sockets, never through a timer."""
+    while True:
+        started = time.perf_counter()
+        gevent.sleep(GENERATOR_TICK_S - WAKE_EARLY_S)
+        record(max(time.perf_counter() - started - GENERATOR_TICK_S, 0.0) * 1000)

@@ -1,0 +1,213 @@
+"""`loadlab sweep`: each variant's capacity at a service-level objective.
+
+The arrival rate steps up (open model, load/arrivals.py) for one variant at a time, with the
+data reset before each variant and a short warm-up before its first step. A variant stops
+after the first step that breaks the objective, or whose answered rate falls below 95% of the
+offered one; its capacity is the highest offered rate it held. One step is one Locust run of
+`step_duration` seconds; integrity is checked over all of a variant's steps together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadlab import ROOT
+from loadlab.analysis import integrity, slo
+from loadlab.duel import check_variants, describe, external_target, local_targets, prepare_out
+from loadlab.errors import UsageError
+from loadlab.load.experiment import Target, run_variant
+from loadlab.load.runner import LoadPlan
+from loadlab.report import writer
+from loadlab.settings import StackSettings
+from loadlab.stack import postgres, seed
+
+MIN_STEP_SECONDS = 5.0
+KEEP_UP_SHARE = writer.KEEP_UP_SHARE
+
+
+def parse_rates(text: str) -> list[float]:
+    """`100:1000:100` (start:stop:step, stop included) or `100,200,400`: increasing, above 0."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(x) for x in text.split(":"))
+            if step <= 0 or not math.isfinite(stop - start):
+                raise ValueError
+            count = math.floor((stop - start) / step + 1e-9) + 1
+            rates = [start + i * step for i in range(max(count, 0))]
+        else:
+            rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(
+            f"--rates {text!r}: give start:stop:step (100:1000:100) or a list (100,200,400)"
+        ) from None
+    if not rates:
+        raise UsageError(f"--rates {text!r} gives no rate")
+    if not all(r > 0 and math.isfinite(r) for r in rates):
+        raise UsageError(f"--rates {text!r}: every rate must be above 0 requests per second")
+    if any(b <= a for a, b in zip(rates, rates[1:], strict=False)):
+        raise UsageError(f"--rates {text!r}: the rates must increase")
+    return rates
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    scenario: str
+    rates: tuple[float, ...]
+    step_duration: float
+    warmup: float  # before the first step of each variant only
+    slo: str
+    users: int  # the most requests in flight at once
+    arrivals: str = "constant"
+    workers: int = 0
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.step_duration >= MIN_STEP_SECONDS:
+            raise UsageError(f"--step-duration must be at least {MIN_STEP_SECONDS:.0f}s")
+        slo.parse(self.slo)
+        self.step(0)  # the rest (scenario, users, warm-up) is checked as a run's plan is
+
+    def step(self, index: int) -> LoadPlan:
+        return LoadPlan(
+            scenario=self.scenario,
+            users=self.users,
+            spawn_rate=self.users,  # the pool exists at once: the schedule does the pacing
+            duration=self.step_duration,
+            warmup=self.warmup if index == 0 else 0.0,
+            workers=self.workers,
+            scale=self.scale,
+            arrival_rate=self.rates[index],
+            arrivals=self.arrivals,
+            slo=self.slo,
+        )
+
+
+def step_verdict(plan: SweepPlan, name: str, step: dict[str, Any]) -> str | None:
+    """Why a step ends the sweep of its variant, or None if it held."""
+    broken = [r for r in slo.check(plan.slo, {name: step}) if not r["holds"]]
+    if broken:
+        r = broken[0]
+        return f"{r['objective']} broken ({r['value']:,.1f} {r['unit']})"
+    if step["achieved_rps"] < KEEP_UP_SHARE * step["offered_rps"]:
+        return (
+            f"answered {step['achieved_rps']:,.1f} of {step['offered_rps']:,.1f} req/s "
+            f"offered (under {KEEP_UP_SHARE:.0%})"
+        )
+    if writer.run_failures(name, step):
+        return "the step failed (see the flags)"
+    return None
+
+
+def sweep_variant(
+    plan: SweepPlan, target: Target, database_url: str | None, out: Path, live: bool
+) -> dict[str, Any]:
+    """Step the rate up at one target until a step breaks; its capacity and every step."""
+    if database_url:
+        seed.reset(database_url, seed.Scale.of(plan.scale))
+        before = integrity.snapshot(database_url)
+    steps: list[dict[str, Any]] = []
+    stopped_by = None
+    for index, rate in enumerate(plan.rates):
+        print(f"  {target.name}: {rate:g} req/s for {plan.step_duration:.0f} s", flush=True)
+        step = run_variant(
+            plan.step(index), target, database_url, out / f"{rate:g}rps", live=live, fresh=False
+        )
+        step["rate"] = rate
+        stopped_by = step_verdict(plan, target.name, step)
+        step["held"] = stopped_by is None
+        steps.append(step)
+        print(
+            f"    answered {step['achieved_rps']:8.1f} req/s  p50 {step['latency_ms']['p50']:7.1f}"
+            f"  p99 {step['latency_ms']['p99']:8.1f} ms  errors {step['error_rate']:.2%}  "
+            + ("held" if stopped_by is None else f"stop: {stopped_by}"),
+            flush=True,
+        )
+        if stopped_by is not None:
+            break
+    held = [s["rate"] for s in steps if s["held"]]
+    checks = None
+    if database_url:
+        outcomes = [row for s in steps for row in s["outcomes"]]
+        after = integrity.snapshot(database_url)
+        checks = [c.as_dict() for c in integrity.check(before, after, outcomes)]
+    return {
+        "label": target.label,
+        "url": target.url,
+        "capacity_rps": max(held) if held else None,
+        "stopped_by": None if stopped_by is None else f"{steps[-1]['rate']:g} req/s: {stopped_by}",
+        "integrity": checks,
+        "steps": steps,
+    }
+
+
+def flags(variants: dict[str, Any]) -> list[str]:
+    """FAIL for broken integrity or a failed step before the last; warnings for a generator
+    that could not keep time."""
+    found = []
+    for name, v in variants.items():
+        for c in v["integrity"] or []:
+            if not c["holds"]:
+                found.append(
+                    f"FAIL {name}: integrity broken for {c['request']} over the sweep: "
+                    f"acknowledged {c['acknowledged']:,}, applied {c['applied']:,}, in doubt "
+                    f"{c['in_doubt']:,}"
+                )
+        steps = {f"{name} at {s['rate']:g} req/s": s for s in v["steps"]}
+        for step_name, s in steps.items():
+            found.extend(writer.generator_warnings(step_name, [s]))
+    return found
+
+
+def run(
+    settings: StackSettings,
+    plan: SweepPlan,
+    variants: list[str],
+    target: str | None,
+    out: Path | None,
+    live: bool = True,
+) -> tuple[int, Path]:
+    """Sweep each variant (or the one --target) and publish the report; (exit code, page)."""
+    if target is None:
+        check_variants(variants)
+    final = out or ROOT / writer.REPORTS / writer.run_id("sweep", plan.scenario)
+    if target is not None:
+        targets, database_url, pg_version = [external_target(target)], None, "unknown"
+        pgbouncer = False
+    else:
+        targets, state = local_targets(settings, variants)
+        database_url, pgbouncer = state.direct_database_url, state.pgbouncer
+        plan = dataclasses.replace(plan, scale=state.scale)
+        pg_version = postgres.server_version(database_url)
+    tmp = prepare_out(final)
+    try:
+        figures = {}
+        for t in targets:
+            print(f"{t.name}: sweeping {len(plan.rates)} rates, {plan.slo}", flush=True)
+            figures[t.name] = sweep_variant(plan, t, database_url, tmp / t.name, live)
+        summary = {
+            "kind": "sweep",
+            "run_id": final.name,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "scenario": plan.scenario,
+            "sweep": dataclasses.asdict(plan),
+            "environment": describe(pg_version, pgbouncer, settings.model_dump(mode="json")),
+            "variants": figures,
+        }
+        summary["flags"] = flags(figures)
+        index = writer.publish(summary, tmp, final)
+    except BaseException:
+        writer.discard(tmp)
+        raise
+    for line in summary["flags"]:
+        print(f"  ! {line}")
+    for name, v in figures.items():
+        capacity = v["capacity_rps"]
+        said = f"{capacity:g} req/s" if capacity else f"below {plan.rates[0]:g} req/s"
+        end = f"stopped at {v['stopped_by']}" if v["stopped_by"] else "held at every rate"
+        print(f"  {name:<14} capacity {said} within {plan.slo}; {end}")
+    return (1 if any(f.startswith("FAIL") for f in summary["flags"]) else 0), index

@@ -1,0 +1,170 @@
+"""The open model, coordinated omission and gates, against servers whose latency is known
+(tests/load/reference_servers.py) and with real Locust."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pytest
+
+from loadlab.analysis import slo
+from loadlab.errors import UsageError
+from loadlab.load.arrivals import Arrivals
+from loadlab.load.experiment import Target, run_variant
+from loadlab.load.recorder import latency_ms, new_histogram
+from loadlab.load.runner import LoadPlan
+from tests.load.reference_servers import serve, steady_arrivals_percentile
+from tests.stack.test_cli import loadlab
+
+
+def drive(url: str, out: Path, **load: Any) -> dict[str, Any]:
+    plan = LoadPlan(scenario="select_update", **{"warmup": 0, **load})
+    return run_variant(plan, Target("reference", "reference server", url), None, out, live=False)
+
+
+def test_open_model_sees_the_stall_that_the_send_time_hides(tmp_path: Path) -> None:
+    """100 req/s at a server that freezes for 1 s every 5 s, at most 4 requests in flight:
+    the first 4 of each stall wait at once, the other ~96 wait for a free user."""
+    period, stall = 5.0, 1.0
+    with serve("stalling", period=period, stall=stall) as (url, _):
+        v = drive(url, tmp_path, users=4, spawn_rate=4, duration=20, arrival_rate=100)
+    expected = steady_arrivals_percentile(period, stall, 99)  # 950 ms
+    assert v["latency_ms"]["p99"] == pytest.approx(expected, rel=0.10)
+    assert v["latency_uncorrected_ms"]["p99"] < expected / 2  # most of it hidden
+    assert v["offered_rps"] == pytest.approx(100, rel=0.05)
+    assert v["arrivals"]["late"] > 0.1 * v["arrivals"]["sent"]  # the requests held back
+    assert v["error_rate"] == 0
+    assert v["requests"] == v["locust_requests"]
+
+
+def test_light_load_percentiles_match_the_servers_own_record(tmp_path: Path) -> None:
+    """40 req/s, at most 10 in flight, after a 2 s warm-up (connections opened, each on a
+    new server thread: the server's record does not see that part)."""
+    with serve("known") as (url, stop):
+        v = drive(url, tmp_path, users=10, spawn_rate=10, duration=20, warmup=2, arrival_rate=40)
+        record = stop()
+    measure_start = json.loads((tmp_path / "recorder.json").read_text())["measure_start"]
+    server = new_histogram()
+    for arrived, ms in record:
+        if arrived >= measure_start:
+            server.record_value(int(ms * 1000))
+    truth = latency_ms(server)
+    for key in ("p50", "p99", "p99_9"):
+        assert abs(v["latency_ms"][key] - truth[key]) <= 1.5, (key, v["latency_ms"], truth)
+    assert v["generator_delay_ms"]["p99"] < 5  # light load: the generator kept time
+    assert v["arrivals"]["not_sent"] == 0
+
+
+def test_the_schedule_counts_what_fell_due_and_what_was_left() -> None:
+    counts: Counter[str] = Counter()
+    arrivals = Arrivals(500, "constant", lambda: counts)
+    started = time.perf_counter()
+    schedule = gevent.spawn(arrivals.run)
+    gevent.sleep(0.2)  # nobody takes a request: all of them wait
+    arrivals.close()
+    elapsed = time.perf_counter() - started
+    schedule.kill()
+    # The schedule catches up when it wakes late, so the count follows the clock.
+    assert abs(counts["offered"] - 500 * elapsed) <= 2
+    assert counts["not_sent"] == counts["offered"] and counts["sent"] == 0
+    assert arrivals.take() is None  # the run is over
+
+
+def test_poisson_gaps_have_the_rate_as_mean() -> None:
+    arrivals = Arrivals(200, "poisson", Counter, rng=random.Random(3))
+    gaps = [arrivals._gap() for _ in range(20_000)]
+    assert sum(gaps) / len(gaps) == pytest.approx(1 / 200, rel=0.03)
+    assert len(set(gaps)) > 19_000  # not evenly spaced
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "--slo is empty"),
+        ("p99<", "cannot read 'p99<'"),
+        ("p98<5ms", "unknown metric 'p98'"),
+        ("p99<5%", "p99 takes ms or s"),
+        ("errors<1ms", "errors takes %"),
+        ("rps=400", "cannot read 'rps=400'"),
+    ],
+)
+def test_a_malformed_slo_is_named(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        slo.parse(text)
+
+
+def test_slo_units_and_margins() -> None:
+    variant = {"latency_ms": {"p99": 650.0}, "error_rate": 0.02, "throughput_rps": 380.0}
+    results = slo.check("p99<0.5s, errors<1%, rps>=400", {"a": variant})
+    assert [(r["holds"], r["by"]) for r in results] == [(False, 150.0), (False, 1.0), (False, 20.0)]
+    assert slo.failures(results)[0] == (
+        "FAIL a: p99<0.5s broken: measured 650.00 ms, 150.00 ms past the limit"
+    )
+    assert all(r["holds"] for r in slo.check("p99<=650ms,errors<3%,rps>300", {"a": variant}))
+
+
+def test_a_run_that_breaks_its_slo_exits_1_and_names_it(tmp_path: Path) -> None:
+    common = ["run", "--state-dir", str(tmp_path / "state"), "--users", "5", "--spawn-rate", "5"]
+    common += ["--duration", "4s", "--warmup", "0", "--arrival-rate", "20"]
+    with serve("known") as (url, _):
+        broken = loadlab(
+            *common,
+            "--target",
+            f"ref={url}",
+            "--slo",
+            "p50<1ms,errors<1%",
+            "--out",
+            str(tmp_path / "broken"),
+        )
+        kept = loadlab(
+            *common,
+            "--target",
+            f"ref={url}",
+            "--slo",
+            "p99<5s,errors<1%",
+            "--out",
+            str(tmp_path / "kept"),
+        )
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert "FAIL ref: p50<1ms broken: measured" in broken.stdout
+    assert "errors<1%" not in broken.stdout  # only what broke is named
+    page = (tmp_path / "broken" / "index.html").read_text()
+    assert "Gates: 1 broken" in page
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "Gates: every objective holds" in (tmp_path / "kept" / "index.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--arrival-rate", "0"], "--arrival-rate must be a number of requests per second"),
+        (["--arrival-rate", "-5"], "--arrival-rate must be a number of requests per second"),
+        (["--arrival-rate", "nan"], "--arrival-rate must be a number of requests per second"),
+        (["--slo", "p99<fast"], "--slo: cannot read"),
+        (["--arrivals", "bursty"], "invalid choice: 'bursty'"),
+    ],
+)
+def test_bad_open_model_input_is_one_line_and_exit_2(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    out = tmp_path / "out"
+    result = loadlab(
+        "run",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--target",
+        "http://127.0.0.1:9",
+        "--out",
+        str(out),
+        *flags,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()

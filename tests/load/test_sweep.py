@@ -1,0 +1,125 @@
+"""`loadlab sweep` on the real services, short: three rates, five seconds each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loadlab import sweep
+from loadlab.errors import UsageError
+from loadlab.report.svg import COLOURS
+from tests.conftest import Stack
+from tests.report.test_html import _hex, needs_chromium, screenshot
+from tests.stack.test_cli import loadlab
+
+
+@pytest.fixture(scope="module")
+def swept(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    plan = sweep.SweepPlan(
+        scenario="select_update",
+        rates=(20.0, 40.0, 80.0),
+        step_duration=5,
+        warmup=2,
+        slo="p99<5s,errors<1%",
+        users=20,
+        scale=stack.settings.scale,
+    )
+    out = tmp_path_factory.mktemp("sweep") / "sweep"
+    code, index = sweep.run(
+        stack.settings, plan, ["flask_sync", "fastapi_async"], None, out, live=False
+    )
+    assert code == 0
+    assert index == out / "index.html"
+    return out
+
+
+def test_a_sweep_finds_each_capacity_and_keeps_every_step(swept: Path) -> None:
+    summary = json.loads((swept / "summary.json").read_text())
+    assert summary["kind"] == "sweep"
+    assert [f for f in summary["flags"] if f.startswith("FAIL")] == []
+    for name, v in summary["variants"].items():
+        # 80 req/s is far below either service's limit: every step holds.
+        assert v["capacity_rps"] == 80 and v["stopped_by"] is None
+        assert [s["rate"] for s in v["steps"]] == [20, 40, 80]
+        for step in v["steps"]:
+            assert step["held"]
+            assert step["offered_rps"] == pytest.approx(step["rate"], rel=0.05)
+            assert step["achieved_rps"] >= 0.95 * step["offered_rps"]
+            assert step["requests"] == step["locust_requests"]
+            cost = step["cpu_ms_per_request"]
+            assert cost[name] > 0 and cost["postgres"] > 0 and cost["locust"] > 0
+            assert step["database_connections"]["open_max"] >= 1
+        assert [c["holds"] for c in v["integrity"]] == [True]
+        assert (swept / name / "80rps" / "locust.html").exists()
+
+
+@needs_chromium
+def test_the_sweep_page_draws_its_charts(swept: Path, tmp_path: Path) -> None:
+    html = (swept / "index.html").read_text()
+    assert html.count("<svg") == 4
+    assert "Capacity within <code>p99&lt;5s,errors&lt;1%</code>" in html
+    image, console = screenshot(swept / "index.html", tmp_path)
+    assert console == []
+    present = {rgb for _, rgb in image.getcolors(maxcolors=1 << 20) or []}
+    for variant, colour in COLOURS.items():
+        assert _hex(colour) in present, f"no {variant} line was drawn"
+
+
+def test_a_step_that_breaks_the_objective_or_falls_behind_ends_the_sweep() -> None:
+    plan = sweep.SweepPlan("select_update", (100.0,), 5, 0, "p99<500ms,errors<1%", 50)
+    held = {
+        "latency_ms": {"p99": 120.0},
+        "error_rate": 0.0,
+        "offered_rps": 100.0,
+        "achieved_rps": 99.0,
+        "throughput_rps": 99.0,
+        "requests": 1000,
+        "failures": 0,
+        "locust_requests": 1000,
+    }
+    assert sweep.step_verdict(plan, "a", held) is None
+    slow = {**held, "latency_ms": {"p99": 800.0}}
+    assert sweep.step_verdict(plan, "a", slow) == "p99<500ms broken (800.0 ms)"
+    behind = {**held, "achieved_rps": 90.0}
+    assert sweep.step_verdict(plan, "a", behind).startswith("answered 90.0 of 100.0 req/s")
+
+
+@pytest.mark.parametrize(
+    ("rates", "message"),
+    [
+        ("", "gives no rate"),
+        ("300,200", "must increase"),
+        ("100,100", "must increase"),
+        ("-100:100:100", "every rate must be above 0"),
+        ("100:1000:0", "give start:stop:step"),
+        ("fast", "give start:stop:step"),
+    ],
+)
+def test_bad_rates_are_refused(rates: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        sweep.parse_rates(rates)
+
+
+def test_rates_from_a_range_include_the_end() -> None:
+    assert sweep.parse_rates("100:500:100") == [100, 200, 300, 400, 500]
+    assert sweep.parse_rates("50, 75,200") == [50, 75, 200]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--step-duration", "4s"], "--step-duration must be at least 5s"),
+        (["--rates", "200,100"], "must increase"),
+        (["--slo", "p99<"], "--slo: cannot read"),
+    ],
+)
+def test_bad_sweep_input_is_one_line_and_exit_2(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    out = tmp_path / "out"
+    result = loadlab("sweep", "--state-dir", str(tmp_path / "s"), "--out", str(out), *flags)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
