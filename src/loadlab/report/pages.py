@@ -1,16 +1,19 @@
-"""Pages rendered from jinja2 templates (templates/, autoescaped): the sweep's page. Charts
-are inline SVG from svg.py, passed in as markup."""
+"""The report pages, rendered from jinja2 templates (templates/, autoescaped): a run's page
+and a sweep's. Python prepares what the templates show (charts as inline SVG from svg.py,
+rows gathered across variants); the templates hold every word and tag."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from loadlab.report.html import what_ran
-from loadlab.report.svg import line_chart
+from loadlab.analysis.repeats import METRICS, is_repeated
+from loadlab.report import claims
+from loadlab.report.svg import NINES_TICKS, line_chart, nines
 
 TEMPLATES = Path(__file__).parent / "templates"
 ENV = Environment(
@@ -21,7 +24,139 @@ ENV = Environment(
     lstrip_blocks=True,
 )
 ENV.filters["ms"] = lambda v, digits=1: "-" if v is None else f"{v:,.{digits}f}"
+ENV.filters["pct"] = lambda v, digits=2: f"{v:.{digits}%}"
+ENV.filters["thousands"] = lambda v: f"{v:,}"
 ENV.filters["fmt_rate"] = lambda v: f"{v:g}"
+# An across-rounds figure: the error rate is a fraction, the others ms or req/s.
+ENV.filters["figure"] = lambda v, unit: f"{v:.2%}" if unit == "" else f"{v:,.1f}"
+
+LATENCY_KEYS = (
+    ("p50", "p50"),
+    ("p90", "p90"),
+    ("p95", "p95"),
+    ("p99", "p99"),
+    ("p99_9", "p99.9"),
+    ("max", "max"),
+    ("mean", "mean"),
+)
+OPEN_KEYS = ("p50", "p99", "p99_9", "max")
+
+
+def _what_ran(env: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """Versions, machine and every setting: what a reader needs to run it again."""
+    rows = [
+        ("python", env["python"]),
+        ("PostgreSQL", env["postgresql"]),
+        ("PgBouncer", env["pgbouncer"]),
+        ("CPU count", env["cpu_count"]),
+        ("machine", env["machine"]),
+        ("git commit", env["git_commit"]),
+        *env["packages"].items(),
+    ]
+    return {"rows": rows, "settings": json.dumps({**plan, "settings": env["settings"]}, indent=2)}
+
+
+def _run_charts(variants: dict[str, Any]) -> list[Markup]:
+    over_time: dict[str, list[tuple[float, float]]] = {}
+    rps: dict[str, list[tuple[float, float]]] = {}
+    for name, v in variants.items():
+        over_time[f"{name} p99"] = [(r["t"], r["p99_ms"]) for r in v["timeline"]]
+        over_time[f"{name} p50"] = [(r["t"], r["p50_ms"]) for r in v["timeline"]]
+        rps[name] = [(r["t"], r["rps"]) for r in v["timeline"][1:-1]]
+    curve = {
+        name: [(nines(p), ms) for p, ms in v["percentile_curve"]] for name, v in variants.items()
+    }
+    return [
+        Markup(
+            line_chart(
+                over_time,
+                title="Latency over time (exact, per second)",
+                x_label="seconds after warm-up",
+                y_label="ms",
+                dashed=lambda n: n.endswith("p50"),
+            )
+        ),
+        Markup(
+            line_chart(
+                rps,
+                title="Throughput over time",
+                x_label="seconds after warm-up",
+                y_label="requests per second",
+            )
+        ),
+        Markup(
+            line_chart(
+                curve,
+                title="Latency by percentile (log scale of nines)",
+                x_label="percentile",
+                y_label="ms",
+                x_ticks=NINES_TICKS,
+            )
+        ),
+    ]
+
+
+def _claims(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Our figures beside the article's, for its headline scenario."""
+    if summary["scenario"] != claims.HEADLINE["scenario"]:
+        return None
+    rounds = summary["plan"].get("repeat", 1)
+    rows = []
+    for name, claim in claims.HEADLINE["variants"].items():
+        ours = summary["variants"].get(name)
+        if ours is None:
+            continue
+        across, every = ours.get("across_rounds"), ours.get("rounds") or [ours]
+        for key in ("p50", "p95", "p99"):
+            mine = across[key]["mean"] if across else ours["latency_ms"][key]
+            rows.append((f"{name} {key} ms", f"{claim[key]:,.1f}", f"{mine:,.1f}"))
+        failed = sum(r["failures"] for r in every)
+        sent = sum(r["requests"] for r in every)
+        rows.append((f"{name} errors", claim["errors"], f"{failed:,} of {sent:,}"))
+    return {
+        "source": claims.SOURCE,
+        "conditions": claims.CONDITIONS,
+        "this_run": "this run" if rounds == 1 else f"this run (latency: mean of {rounds} rounds)",
+        "rows": rows,
+    }
+
+
+def _load(plan: dict[str, Any]) -> str:
+    if plan.get("arrival_rate"):
+        return (
+            f"{plan['arrival_rate']:,g} req/s offered ({plan['arrivals']} arrivals), "
+            f"at most {plan['users']} in flight"
+        )
+    return f"{plan['users']} users"
+
+
+def render_run(summary: dict[str, Any]) -> str:
+    """The whole page for a run's summary (as written to summary.json)."""
+    variants = summary["variants"]
+
+    def having(key: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(n, v) for n, v in variants.items() if v.get(key)]
+
+    return ENV.get_template("run.html").render(
+        title=summary["run_id"],
+        s=summary,
+        flags=summary["flags"],
+        load=_load(summary["plan"]),
+        order=summary.get("run_order"),
+        repeated=is_repeated(variants),
+        metrics=[{"key": k, "label": label, "unit": unit} for k, label, unit, _, _ in METRICS],
+        latency_keys=LATENCY_KEYS,
+        open_keys=OPEN_KEYS,
+        opened=having("offered_rps"),
+        events=having("database_events"),
+        connected=having("database_connections"),
+        delayed=having("generator_delay_ms"),
+        checked=[(n, c) for n, v in variants.items() for c in v.get("integrity") or []],
+        measured_window=all(v.get("resources_window") == "measured" for v in variants.values()),
+        charts=_run_charts(variants),
+        claims=_claims(summary),
+        ran=_what_ran(summary["environment"], {"plan": summary["plan"]}),
+    )
 
 
 def _sweep_charts(variants: dict[str, Any]) -> list[Markup]:
@@ -85,5 +220,10 @@ def render_sweep(summary: dict[str, Any]) -> str:
         charts=_sweep_charts(variants),
         at_capacity=at_capacity,
         components=components,
-        what_ran=Markup(what_ran(summary["environment"], {"sweep": summary["sweep"]})),
+        ran=_what_ran(summary["environment"], {"sweep": summary["sweep"]}),
     )
+
+
+def render(summary: dict[str, Any]) -> str:
+    """A report folder's page: a sweep's, or a run's."""
+    return render_sweep(summary) if summary.get("kind") == "sweep" else render_run(summary)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import UTC, datetime
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,7 @@ from loadlab.analysis import repeats, slo
 from loadlab.analysis.compare import verdicts
 from loadlab.errors import UsageError
 from loadlab.load.monitor import SATURATED_CPU, SATURATED_SECONDS
-from loadlab.report.html import render
-from loadlab.report.pages import render_sweep
+from loadlab.report.pages import ENV, render
 
 REPORTS = "reports"
 
@@ -175,16 +173,11 @@ def failed(summary: dict[str, Any]) -> list[str]:
     return [f for f in summary["flags"] if f.startswith("FAIL")]
 
 
-def page(summary: dict[str, Any]) -> str:
-    """A report folder's page: a sweep's, or a run's."""
-    return render_sweep(summary) if summary.get("kind") == "sweep" else render(summary)
-
-
 def publish(summary: dict[str, Any], tmp: Path, final: Path) -> Path:
     """Write summary.json and index.html into `tmp`, then move it to `final`; a run in
     reports/ is added to reports/index.html."""
     (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
-    (tmp / "index.html").write_text(page(summary))
+    (tmp / "index.html").write_text(render(summary))
     tmp.rename(final)
     if final.parent.name == REPORTS:
         write_index(final.parent)
@@ -201,7 +194,7 @@ def rerender(run: Path) -> Path:
     if summary.get("kind") != "sweep":  # a sweep's flags come from its steps, kept as run
         summary = derive(summary)
     summary_path.write_text(json.dumps(summary, indent=1))
-    (run / "index.html").write_text(page(summary))
+    (run / "index.html").write_text(render(summary))
     if run.resolve().parent.name == REPORTS:
         write_index(run.resolve().parent)
     return run / "index.html"
@@ -210,16 +203,16 @@ def rerender(run: Path) -> Path:
 def _index_cell(name: str, v: dict[str, Any]) -> str:
     if "capacity_rps" in v:
         capacity = v["capacity_rps"]
-        return f"{escape(name)}: capacity {'-' if capacity is None else f'{capacity:,g}'} req/s"
+        return f"{name}: capacity {'-' if capacity is None else f'{capacity:,g}'} req/s"
     across = v.get("across_rounds")
     if across:
         return (
-            f"{escape(name)}: p99 {across['p99']['mean']:,.1f} ms, "
+            f"{name}: p99 {across['p99']['mean']:,.1f} ms, "
             f"{across['throughput_rps']['mean']:,.0f} req/s, {across['error_rate']['mean']:.2%} "
             f"errors (means of {across['p99']['n']} rounds)"
         )
     return (
-        f"{escape(name)}: p99 {v['latency_ms']['p99']:,.1f} ms, {v['throughput_rps']:,.0f} "
+        f"{name}: p99 {v['latency_ms']['p99']:,.1f} ms, {v['throughput_rps']:,.0f} "
         f"req/s, {v['error_rate']:.2%} errors"
     )
 
@@ -227,7 +220,7 @@ def _index_cell(name: str, v: dict[str, Any]) -> str:
 def _index_load(s: dict[str, Any]) -> str:
     if s.get("kind") == "sweep":
         rates = s["sweep"]["rates"]
-        return f"sweep {rates[0]:g}-{rates[-1]:g} req/s, {escape(s['sweep']['slo'])}"
+        return f"sweep {rates[0]:g}-{rates[-1]:g} req/s, {s['sweep']['slo']}"
     plan = s["plan"]
     if plan.get("arrival_rate"):
         return f"{plan['arrival_rate']:g} req/s, max {plan['users']} in flight"
@@ -236,24 +229,18 @@ def _index_load(s: dict[str, Any]) -> str:
 
 def write_index(reports: Path) -> Path:
     """reports/index.html: every run, newest first."""
-    rows = []
+    runs = []
     for summary_path in sorted(reports.glob("*/summary.json"), reverse=True):
         s = json.loads(summary_path.read_text())
-        cells = " · ".join(_index_cell(n, v) for n, v in s["variants"].items())
-        mark = " ⚠" if s["flags"] else ""
-        rows.append(
-            f'<tr><td><a href="{escape(summary_path.parent.name)}/index.html">'
-            f"{escape(s['run_id'])}</a>{mark}</td><td>{escape(s['scenario'])}</td>"
-            f"<td>{_index_load(s)}</td><td>{cells}</td></tr>"
+        runs.append(
+            {
+                "folder": summary_path.parent.name,
+                "s": s,
+                "load": _index_load(s),
+                "cells": [_index_cell(n, v) for n, v in s["variants"].items()],
+            }
         )
-    page = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>loadlab runs</title>"
-        "<style>body{font:14px system-ui,sans-serif;margin:24px}td,th{padding:4px 10px;"
-        "border-bottom:1px solid #eee;text-align:left}</style></head><body>"
-        "<h1>loadlab runs, newest first</h1><table><tr><th>run</th><th>scenario</th>"
-        f"<th>load</th><th>figures</th></tr>{''.join(rows)}</table>"
-        "<p>⚠ = the report carries a warning at its top.</p></body></html>"
-    )
+    page = ENV.get_template("index.html").render(title="runs", runs=runs)
     (reports / "index.html").write_text(page)
     return reports / "index.html"
 
