@@ -145,24 +145,6 @@ def sweep_variant(
     }
 
 
-def flags(variants: dict[str, Any]) -> list[str]:
-    """FAIL for broken integrity or a failed step before the last; warnings for a generator
-    that could not keep time."""
-    found = []
-    for name, v in variants.items():
-        for c in v["integrity"] or []:
-            if not c["holds"]:
-                found.append(
-                    f"FAIL {name}: integrity broken for {c['request']} over the sweep: "
-                    f"acknowledged {c['acknowledged']:,}, applied {c['applied']:,}, in doubt "
-                    f"{c['in_doubt']:,}"
-                )
-        steps = {f"{name} at {s['rate']:g} req/s": s for s in v["steps"]}
-        for step_name, s in steps.items():
-            found.extend(writer.generator_warnings(step_name, [s]))
-    return found
-
-
 def run(
     settings: StackSettings,
     plan: SweepPlan,
@@ -198,7 +180,7 @@ def run(
             "environment": describe(pg_version, pgbouncer, settings.model_dump(mode="json")),
             "variants": figures,
         }
-        summary["flags"] = flags(figures)
+        summary["flags"] = writer.sweep_flags(figures)
         index = writer.publish(summary, tmp, final)
     except BaseException:
         writer.discard(tmp)

@@ -62,26 +62,57 @@ GENERATOR_DELAY_P99_MS = 5.0
 GENERATOR_DELAY_SHARE = 0.10  # of the measured p50
 
 
+def generator_late(v: dict[str, Any]) -> bool:
+    """Whether the generator's own delay may be part of a run's latencies."""
+    delay = v.get("generator_delay_ms")
+    if not delay:
+        return False
+    p99 = delay["p99"]
+    return bool(
+        p99 > GENERATOR_DELAY_P99_MS or p99 > GENERATOR_DELAY_SHARE * v["latency_ms"]["p50"]
+    )
+
+
+GENERATOR_LATE = (
+    "part of these latencies is the generator's, not the service's (the limit: p99 over "
+    f"{GENERATOR_DELAY_P99_MS:.0f} ms or over {GENERATOR_DELAY_SHARE:.0%} of the measured p50)."
+)
+
+
 def generator_warnings(name: str, rounds: list[dict[str, Any]]) -> list[str]:
     """A generator that wakes late adds its own delay to every latency it times."""
-    late = []
-    for n, v in enumerate(rounds, 1):
-        delay = v.get("generator_delay_ms")
-        if delay and (
-            delay["p99"] > GENERATOR_DELAY_P99_MS
-            or delay["p99"] > GENERATOR_DELAY_SHARE * v["latency_ms"]["p50"]
-        ):
-            late.append((n, delay["p99"], v["latency_ms"]["p50"]))
+    late = [(n, v) for n, v in enumerate(rounds, 1) if generator_late(v)]
     if not late:
         return []
-    worst = max(late, key=lambda x: x[1])
+    worst = max((v for _, v in late), key=lambda v: v["generator_delay_ms"]["p99"])
     return [
-        f"{name}{_which([n for n, _, _ in late], len(rounds))}: the load generator's own "
-        f"scheduler ran late (p99 {worst[1]:,.1f} ms against a measured p50 of "
-        f"{worst[2]:,.1f} ms; the limit is {GENERATOR_DELAY_P99_MS:.0f} ms or "
-        f"{GENERATOR_DELAY_SHARE:.0%} of p50): part of these latencies is the generator's, "
-        "not the service's."
+        f"{name}{_which([n for n, _ in late], len(rounds))}: the load generator's own "
+        f"scheduler ran late (p99 {worst['generator_delay_ms']['p99']:,.1f} ms against a "
+        f"measured p50 of {worst['latency_ms']['p50']:,.1f} ms): " + GENERATOR_LATE
     ]
+
+
+def sweep_flags(variants: dict[str, Any]) -> list[str]:
+    """A sweep's warnings: FAIL for integrity broken over a variant's steps; one line per
+    variant naming the rates at which the generator's delay may be in the figures."""
+    found = []
+    for name, v in variants.items():
+        for c in v["integrity"] or []:
+            if not c["holds"]:
+                found.append(
+                    f"FAIL {name}: integrity broken for {c['request']} over the sweep: "
+                    f"acknowledged {c['acknowledged']:,}, applied {c['applied']:,}, in doubt "
+                    f"{c['in_doubt']:,}"
+                )
+        late = [s for s in v["steps"] if generator_late(s)]
+        if late:
+            rates = ", ".join(f"{s['rate']:g}" for s in late)
+            worst = max(s["generator_delay_ms"]["p99"] for s in late)
+            found.append(
+                f"{name} at {rates} req/s: the load generator's own scheduler ran late (p99 "
+                f"up to {worst:,.1f} ms): " + GENERATOR_LATE
+            )
+    return found
 
 
 KEEP_UP_SHARE = 0.95  # achieved / offered below this: the schedule was not held
@@ -191,7 +222,9 @@ def rerender(run: Path) -> Path:
     if not summary_path.exists():
         raise UsageError(f"{run} holds no summary.json: is it a loadlab report folder?")
     summary = json.loads(summary_path.read_text())
-    if summary.get("kind") != "sweep":  # a sweep's flags come from its steps, kept as run
+    if summary.get("kind") == "sweep":
+        summary["flags"] = sweep_flags(summary["variants"])
+    else:
         summary = derive(summary)
     summary_path.write_text(json.dumps(summary, indent=1))
     (run / "index.html").write_text(render(summary))
