@@ -22,6 +22,9 @@ class ServiceSettings(BaseSettings):
     # asyncpg must not cache named prepared statements across transactions.
     pgbouncer_safe: bool = Field(False, alias="DB_PGBOUNCER_SAFE")
     expire_on_commit: bool = Field(False, alias="DB_EXPIRE_ON_COMMIT")
+    # The application_name of its connections, so PostgreSQL (and loadlab's connection
+    # count) can tell one service's connections from the other's.
+    service_name: str = Field("loadlab", alias="SERVICE_NAME")
 
     @field_validator("database_url")
     @classmethod

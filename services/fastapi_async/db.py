@@ -20,12 +20,12 @@ from services.common.settings import ServiceSettings
 
 def make_engine(settings: ServiceSettings) -> AsyncEngine:
     """The asyncpg engine with the same pool settings as the sync service."""
-    connect_args: dict[str, Any] = {}
+    connect_args: dict[str, Any] = {"server_settings": {"application_name": settings.service_name}}
     if settings.pgbouncer_safe:
         # PgBouncer 1.18 in transaction mode hands each transaction to any server
         # connection: no statement cache, and unique names for the statements asyncpg
         # still prepares (SQLAlchemy's documented recipe for asyncpg behind PgBouncer).
-        connect_args = {
+        connect_args |= {
             "statement_cache_size": 0,
             "prepared_statement_cache_size": 0,
             "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",

@@ -75,7 +75,11 @@ class RequestGuard:
 def create_app(settings: ServiceSettings | None = None) -> Flask:
     """A Flask app bound to its own engine and pool."""
     settings = settings or ServiceSettings()  # type: ignore[call-arg]
-    engine = create_engine(settings.url_for("psycopg2"), **settings.engine_kwargs())
+    engine = create_engine(
+        settings.url_for("psycopg2"),
+        connect_args={"application_name": settings.service_name},
+        **settings.engine_kwargs(),
+    )
     instrument.install(engine)
     make_session = sessionmaker(engine, expire_on_commit=settings.expire_on_commit)
 

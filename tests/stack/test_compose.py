@@ -70,7 +70,8 @@ def test_services_read_the_native_environment(compose: dict[str, Any]) -> None:
     assert set(env) <= read_by_services
     assert env["DATABASE_URL"].startswith("postgresql://")
     for name in services.VARIANTS:
-        assert compose["services"][name]["environment"] == compose["x-service-env"]
+        own = {**compose["x-service-env"], "SERVICE_NAME": name}
+        assert compose["services"][name]["environment"] == own
 
 
 def test_the_same_roles_with_passwords_from_the_environment(compose: dict[str, Any]) -> None:

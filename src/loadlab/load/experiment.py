@@ -44,7 +44,9 @@ def run_variant(
         pgstats.reset(database_url)
         before = integrity.snapshot(database_url)
         events_before = pgstats.events(database_url)
-    connections = pgstats.Connections(database_url) if database_url else contextlib.nullcontext()
+    connections = (
+        pgstats.Connections(database_url, target.name) if database_url else contextlib.nullcontext()
+    )
     with connections, Monitor({name: [pid] for name, pid in target.pids.items()}) as monitor:
         result = drive(plan, target.url, out, monitor, live)
     figures = variant_summary(result)

@@ -52,16 +52,19 @@ _CONNECTIONS = """
 SELECT count(*), count(*) FILTER (WHERE state = 'active')
 FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND datname = current_database()
-  AND pid <> pg_backend_pid()
+  AND pid <> pg_backend_pid() AND application_name = %s
 """
 
 
 class Connections:
-    """PostgreSQL's client connections to the database, open and running a statement,
-    sampled once a second in a thread while a run lasts (its own connection not counted)."""
+    """One service's connections to the database (by their application_name, the service's
+    name), open and running a statement, sampled once a second in a thread while a run
+    lasts. Through PgBouncer these are PgBouncer's server connections, which carry the
+    client's application_name while they serve it."""
 
-    def __init__(self, database_url: str, interval: float = 1.0) -> None:
+    def __init__(self, database_url: str, application_name: str, interval: float = 1.0) -> None:
         self.database_url = database_url
+        self.application_name = application_name
         self.interval = interval
         self.samples: list[tuple[float, int, int]] = []  # (epoch s, open, active)
         self._stop = threading.Event()
@@ -84,7 +87,7 @@ class Connections:
         with contextlib.closing(conn), conn.cursor() as cur:
             while not self._stop.wait(self.interval):
                 try:
-                    cur.execute(_CONNECTIONS)
+                    cur.execute(_CONNECTIONS, (self.application_name,))
                     opened, active = cur.fetchone()
                 except psycopg2.Error:
                     continue  # a restart during a fault run: the next second may answer

@@ -81,7 +81,12 @@ VARIANTS = {
 
 def start(variant: Variant, settings: StackSettings, database_url: str) -> Component:
     port = getattr(settings, variant.port_setting)
-    env = {**settings.service_env(), "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    env = {
+        **settings.service_env(),
+        "DATABASE_URL": database_url,
+        "SERVICE_NAME": variant.name,
+        "PYTHONPATH": str(ROOT),
+    }
     return procs.start(
         variant.name,
         variant.argv(port, settings.web_workers),
