@@ -189,6 +189,33 @@ def test_workers_merge_to_locusts_exact_count(stack: Stack, tmp_path: Path) -> N
     assert v["resources"]["locust"]["cpu_mean"] > 0
 
 
+def test_open_model_with_workers_shares_the_rate_and_counts_everything(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """60 req/s over two Locust workers (30 each), the mixed scenario, on a real service."""
+    from loadlab import duel
+    from loadlab.load.runner import LoadPlan
+    from tests.conftest import TEST_SCALE
+
+    plan = LoadPlan(
+        scenario="mixed", users=20, spawn_rate=20, duration=6, warmup=1, workers=2,
+        scale=TEST_SCALE, arrival_rate=60, arrivals="poisson",
+    )  # fmt: skip
+    code, _ = duel.run(stack.settings, plan, ["flask_sync"], None, tmp_path / "r", live=False)
+    assert code == 0
+    (v,) = _summary(tmp_path / "r")["variants"].values()
+    assert v["offered_rps"] == pytest.approx(60, rel=0.25)  # Poisson: 360 arrivals, sd ~19
+    assert v["achieved_rps"] == pytest.approx(v["offered_rps"], rel=0.05)
+    assert v["arrivals"]["not_sent"] == 0
+    assert v["requests"] == v["locust_requests"] and v["failures"] == 0
+    assert v["latency_uncorrected_ms"]["p50"] <= v["latency_ms"]["p50"]
+    assert v["generator_delay_ms"]["max"] >= v["generator_delay_ms"]["p50"] >= 0
+    assert all(c["holds"] for c in v["integrity"])
+    # Its own connections only (application_name): one web worker's pool of at most 15.
+    assert 1 <= v["database_connections"]["open_max"] <= 15
+    assert v["cpu_ms_per_request"]["flask_sync"] > 0
+
+
 def test_repeated_rounds_alternate_and_are_summarised(stack: Stack, tmp_path: Path) -> None:
     """Two rounds each, through the CLI: every round kept, the order alternates (A B, B A),
     means and intervals agree with the rounds, and the page shows them."""

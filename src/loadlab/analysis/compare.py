@@ -41,7 +41,11 @@ def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
         return []
     (name_a, a), (name_b, b) = variants.items()
     sentences = []
+    # In an open-model run the schedule sets the throughput: nothing to rank there.
+    opened = "offered_rps" in a and "offered_rps" in b
     for key, whole, label, unit, higher_is_better in METRICS:
+        if opened and key == "rps":
+            continue
         qa, qb = quartiles(per_second(a, key)), quartiles(per_second(b, key))
         if qa[1] == qb[1]:
             continue
