@@ -168,3 +168,19 @@ def test_bad_open_model_input_is_one_line_and_exit_2(
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_each_locust_process_takes_an_equal_share_of_the_rate() -> None:
+    from loadlab.load.runner import _open_model_env
+
+    plan = LoadPlan(
+        scenario="select_update", users=40, spawn_rate=40, duration=5, warmup=0,
+        workers=2, remote_workers=2, arrival_rate=500, arrivals="poisson",
+    )  # fmt: skip
+    # Remote workers get the same two variables from the command line the runner prints.
+    assert _open_model_env(plan) == {
+        "LOADLAB_ARRIVAL_RATE": "125.0",
+        "LOADLAB_ARRIVALS": "poisson",
+    }
+    closed = LoadPlan(scenario="select_update", users=5, spawn_rate=5, duration=5, warmup=0)
+    assert _open_model_env(closed) == {} and closed.tag == "5u" and plan.tag == "500rps"
