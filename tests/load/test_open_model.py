@@ -141,6 +141,24 @@ def test_a_run_that_breaks_its_slo_exits_1_and_names_it(tmp_path: Path) -> None:
     assert "Gates: every objective holds" in (tmp_path / "kept" / "index.html").read_text()
 
 
+def test_open_rounds_keep_their_schedule_figures(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    with serve("known") as (url, _):
+        result = loadlab(
+            "run", "--state-dir", str(tmp_path / "state"), "--target", f"ref={url}",
+            "--users", "5", "--spawn-rate", "5", "--duration", "3s", "--warmup", "0",
+            "--arrival-rate", "30", "--repeat", "2", "--out", str(out),
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (v,) = json.loads((out / "summary.json").read_text())["variants"].values()
+    assert len(v["rounds"]) == 2
+    for r in v["rounds"]:
+        assert r["offered_rps"] == pytest.approx(30, rel=0.1)
+        assert set(r["arrivals"]) == {"offered", "sent", "late", "not_sent"}
+        assert r["latency_uncorrected_ms"]["p50"] <= r["latency_ms"]["p50"]
+    assert "Open model: latency as arriving users feel it" in (out / "index.html").read_text()
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

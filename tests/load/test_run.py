@@ -259,21 +259,26 @@ def test_repeated_rounds_alternate_and_are_summarised(stack: Stack, tmp_path: Pa
     assert "Across rounds" in (out / "index.html").read_text()
 
 
+@pytest.mark.parametrize("arrival_rate", [None, 40.0], ids=["closed", "open"])
 @pytest.mark.parametrize("scenario", ["eager_read", "write_orders"])
 def test_every_scenario_runs_clean_against_a_real_service(
-    stack: Stack, tmp_path: Path, scenario: str
+    stack: Stack, tmp_path: Path, scenario: str, arrival_rate: float | None
 ) -> None:
     from loadlab import duel
     from loadlab.load.runner import LoadPlan
     from tests.conftest import TEST_SCALE
 
     plan = LoadPlan(
-        scenario=scenario, users=5, spawn_rate=5, duration=3, warmup=1, scale=TEST_SCALE
-    )
+        scenario=scenario, users=5, spawn_rate=5, duration=3, warmup=1, scale=TEST_SCALE,
+        arrival_rate=arrival_rate,
+    )  # fmt: skip
     code, _ = duel.run(stack.settings, plan, ["flask_sync"], None, tmp_path / "r", live=False)
     assert code == 0
     (v,) = _summary(tmp_path / "r")["variants"].values()
     assert v["requests"] > 0 and v["failures"] == 0, v["errors"]
+    assert v["requests"] == v["locust_requests"]
+    if arrival_rate is not None:
+        assert v["offered_rps"] == pytest.approx(arrival_rate, rel=0.1)
 
 
 def test_interrupted_run_leaves_no_report_and_no_locust(stack: Stack, tmp_path: Path) -> None:
