@@ -162,3 +162,15 @@ def test_a_busy_share_that_rounds_to_one_figure_is_said_once() -> None:
     rounds[0]["machine_cpu_mean"], rounds[1]["machine_cpu_mean"] = 99.6, 99.9
     (flag,) = flags({"a": _variant(rounds)})
     assert "the whole machine was 100% busy" in flag
+
+
+def test_open_runs_leave_the_scheduled_throughput_out_of_the_family() -> None:
+    """Open model: the schedule sets the throughput, so no throughput verdict, and Holm's
+    family is the 4 other figures (p99 separated over 5 rounds, p = 0.008 < 0.05/4)."""
+    opened = {"offered_rps": 100.0, "achieved_rps": 100.0}
+    a = _variant([{**_round(100.0 + n, rps=100.0 + n), **opened} for n in range(5)])
+    b = _variant([{**_round(200.0 + n, rps=90.0 - n), **opened} for n in range(5)])
+    found = repeats.verdicts({"a": a, "b": b})
+    assert not any(s.startswith("throughput") for s in found)
+    p99 = next(s for s in found if s.startswith("p99 latency"))
+    assert "over the 4 figures compared" in p99

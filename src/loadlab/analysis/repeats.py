@@ -139,15 +139,20 @@ def rounds_needed(figures: int, alpha: float = ALPHA) -> int:
 def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
     """One sentence per figure that differs, for the first two variants, from their rounds:
     the means and intervals, the permutation test, and Holm's verdict. The family Holm
-    corrects over is every figure in METRICS, fixed before any data is seen: a figure whose
-    means happen to be equal still counts (with p = 1), or the correction would shrink
-    with the data."""
+    corrects over is every figure in METRICS (throughput left out of open-model runs), fixed
+    before any data is seen: a figure whose means happen to be equal still counts (with
+    p = 1), or the correction would shrink with the data."""
     if len(variants) != 2:
         return []
     (name_a, a), (name_b, b) = variants.items()
     rounds_a, rounds_b = a.get("rounds") or [a], b.get("rounds") or [b]
+    # In open-model runs the schedule sets the throughput: it is not in the family, which is
+    # still fixed before any data is seen (by the kind of run).
+    opened = "offered_rps" in a and "offered_rps" in b
     family = []
-    for _, label, unit, higher_is_better, read in METRICS:
+    for key, label, unit, higher_is_better, read in METRICS:
+        if opened and key == "throughput_rps":
+            continue
         values_a = [float(read(r)) for r in rounds_a]
         values_b = [float(read(r)) for r in rounds_b]
         ia, ib = interval(values_a), interval(values_b)
