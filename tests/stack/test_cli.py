@@ -96,6 +96,11 @@ def test_up_status_verify_down_with_pgbouncer(tmp_path: Path) -> None:
         for name, v in summary["variants"].items():
             assert v["requests"] > 0 and v["failures"] == 0, (name, v["errors"])
             assert all(c["holds"] for c in v["integrity"])
+            # PgBouncer's cost per request is reported beside the others', and the
+            # service's connections are found by name through it (PgBouncer passes on
+            # the client's application_name to the server connection serving it).
+            assert v["cpu_ms_per_request"]["pgbouncer"] >= 0
+            assert v["database_connections"]["open_max"] >= 1
     finally:
         down = loadlab("down", "--purge", "--state-dir", str(tmp_path))
     assert down.returncode == 0
