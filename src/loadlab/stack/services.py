@@ -18,11 +18,15 @@ from loadlab.stack.procs import Component
 
 @dataclass(frozen=True)
 class Variant:
-    """One service: its name in reports, its server, its port setting."""
+    """One stack, declared once as data: its name in reports, its label, the setting that
+    holds its port, and its server's command line (after `python -m`), with {host}, {port},
+    {workers} and {root} filled in when it starts. The compose file runs the same command (a
+    test checks). Every service reads the same environment (services/common/settings.py)."""
 
     name: str
     label: str
     port_setting: str
+    server: tuple[str, ...]
 
     def argv(
         self,
@@ -32,50 +36,54 @@ class Variant:
         python: str = sys.executable,
         root: Path = ROOT,
     ) -> list[str]:
-        """The server's command line; the compose file runs the same one (a test checks)."""
-        if self.name == "flask_sync":
-            conf = str(root / "services" / "flask_sync" / "gunicorn_conf.py")
-            return [
-                python,
-                "-m",
-                "gunicorn",
-                "-c",
-                conf,
-                "--bind",
-                f"{host}:{port}",
-                "services.flask_sync.app:create_app()",
-            ]
-        return [
-            python,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "services.fastapi_async.app:create_app",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            # httptools with the contract's JSON for requests it cannot parse; no WebSocket
-            # (an Upgrade header is served as plain HTTP, as gunicorn does).
-            "--http",
-            "services.fastapi_async.protocol:JsonErrorProtocol",
-            "--ws",
-            "none",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
+        """The server's command line."""
+        fill = {"host": host, "port": port, "workers": workers, "root": root}
+        return [python, "-m", *(part.format(**fill) for part in self.server)]
 
 
 VARIANTS = {
-    "flask_sync": Variant(
-        "flask_sync", "Flask + sync SQLAlchemy (psycopg2, gunicorn)", "flask_port"
-    ),
-    "fastapi_async": Variant(
-        "fastapi_async", "FastAPI + async SQLAlchemy (asyncpg, uvicorn)", "fastapi_port"
-    ),
+    v.name: v
+    for v in (
+        Variant(
+            "flask_sync",
+            "Flask + sync SQLAlchemy (psycopg2, gunicorn)",
+            "flask_port",
+            # gunicorn_conf.py reads WEB_WORKERS and WEB_THREADS from the environment.
+            (
+                "gunicorn",
+                "-c",
+                "{root}/services/flask_sync/gunicorn_conf.py",
+                "--bind",
+                "{host}:{port}",
+                "services.flask_sync.app:create_app()",
+            ),
+        ),
+        Variant(
+            "fastapi_async",
+            "FastAPI + async SQLAlchemy (asyncpg, uvicorn)",
+            "fastapi_port",
+            (
+                "uvicorn",
+                "--factory",
+                "services.fastapi_async.app:create_app",
+                "--host",
+                "{host}",
+                "--port",
+                "{port}",
+                "--workers",
+                "{workers}",
+                # httptools with the contract's JSON for requests it cannot parse; no
+                # WebSocket (an Upgrade header is served as plain HTTP, as gunicorn does).
+                "--http",
+                "services.fastapi_async.protocol:JsonErrorProtocol",
+                "--ws",
+                "none",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ),
+        ),
+    )
 }
 
 
