@@ -135,6 +135,13 @@ def _plan(args: argparse.Namespace, scale: float) -> Any:
     )
 
 
+def _variant_names(args: argparse.Namespace) -> list[str]:
+    """--variants as a list (default: every variant); --target names its own service."""
+    if args.target is not None and args.variants is not None:
+        raise UsageError("--target names its service itself (--target NAME=URL): drop --variants")
+    return args.variants.split(",") if args.variants is not None else list(VARIANTS)
+
+
 def _sweep_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
@@ -166,9 +173,7 @@ def _cmd_sweep(settings: StackSettings, args: argparse.Namespace) -> int:
         workers=args.workers,
         scale=state.scale if state else settings.scale,
     )
-    if args.target is not None and args.variants is not None:
-        raise UsageError("--target names its service itself (--target NAME=URL): drop --variants")
-    names = args.variants.split(",") if args.variants is not None else list(VARIANTS)
+    names = _variant_names(args)
     out = Path(args.out) if args.out else None
     code, index = sweep.run(settings, plan, names, args.target, out)
     print(f"report: {index}")
@@ -315,9 +320,7 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
 
     state = procs.load_state(settings.state_dir)
     plan = _plan(args, state.scale if state else settings.scale)
-    if args.target is not None and args.variants is not None:
-        raise UsageError("--target names its service itself (--target NAME=URL): drop --variants")
-    names = args.variants.split(",") if args.variants is not None else list(VARIANTS)
+    names = _variant_names(args)
     code, index = duel.run(settings, plan, names, args.target, Path(args.out) if args.out else None)
     print(f"report: {index}")
     return code

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,32 @@ def local_targets(settings: StackSettings, variants: list[str]) -> tuple[list[Ta
             Target(name, services.VARIANTS[name].label, component.url, {name: pid, **shared})
         )
     return targets, state
+
+
+@dataclass(frozen=True)
+class Driven:
+    """What a run or a sweep drives: its targets, and the database behind them if ours."""
+
+    targets: list[Target]
+    database_url: str | None  # None for an external target: no reset, no integrity
+    scale: float | None  # the running stack's seed scale
+    pgbouncer: bool
+
+    def environment(self, settings: StackSettings) -> dict[str, Any]:
+        pg_version = (
+            postgres.server_version(self.database_url)
+            if self.database_url
+            else "unknown (external target)"
+        )
+        return describe(pg_version, self.pgbouncer, settings.model_dump(mode="json"))
+
+
+def what_to_drive(settings: StackSettings, variants: list[str], target: str | None) -> Driven:
+    """The one --target service, or the running stack's `variants`."""
+    if target is not None:
+        return Driven([external_target(target)], None, None, False)
+    targets, state = local_targets(settings, variants)
+    return Driven(targets, state.direct_database_url, state.scale, state.pgbouncer)
 
 
 def external_target(target: str) -> Target:
@@ -107,17 +134,8 @@ def run(
     if target is None:
         check_variants(variants)
     final = out or ROOT / writer.REPORTS / writer.run_id(plan.scenario, plan.tag)
-    if target is not None:
-        targets, database_url, pg_version, pgbouncer = (
-            [external_target(target)],
-            None,
-            "unknown (external target)",
-            False,
-        )
-    else:
-        targets, state = local_targets(settings, variants)
-        database_url, pgbouncer = state.direct_database_url, state.pgbouncer
-        pg_version = postgres.server_version(database_url)
+    driven = what_to_drive(settings, variants, target)
+    targets, database_url = driven.targets, driven.database_url
     tmp = prepare_out(final)
     try:
         order = run_order([t.name for t in targets], plan.repeat)
@@ -125,8 +143,9 @@ def run(
             name: repeats.with_rounds(rounds)
             for name, rounds in _drive_rounds(plan, targets, database_url, tmp, live).items()
         }
-        environment = describe(pg_version, pgbouncer, settings.model_dump(mode="json"))
-        summary = writer.build_summary(final.name, plan_dict(plan), environment, figures)
+        summary = writer.build_summary(
+            final.name, plan_dict(plan), driven.environment(settings), figures
+        )
         summary["run_order"] = order
         index = writer.publish(summary, tmp, final)
     except BaseException:

@@ -18,16 +18,15 @@ from typing import Any
 
 from loadlab import ROOT
 from loadlab.analysis import integrity, slo
-from loadlab.duel import check_variants, describe, external_target, local_targets, prepare_out
+from loadlab.duel import check_variants, prepare_out, what_to_drive
 from loadlab.errors import UsageError
 from loadlab.load.experiment import Target, run_variant
 from loadlab.load.runner import LoadPlan
 from loadlab.report import writer
 from loadlab.settings import StackSettings
-from loadlab.stack import postgres, seed
+from loadlab.stack import seed
 
 MIN_STEP_SECONDS = 5.0
-KEEP_UP_SHARE = writer.KEEP_UP_SHARE
 
 
 def parse_rates(text: str) -> list[float]:
@@ -93,10 +92,10 @@ def step_verdict(plan: SweepPlan, name: str, step: dict[str, Any]) -> str | None
     if broken:
         r = broken[0]
         return f"{r['objective']} broken ({r['value']:,.1f} {r['unit']})"
-    if step["achieved_rps"] < KEEP_UP_SHARE * step["offered_rps"]:
+    if step["achieved_rps"] < writer.KEEP_UP_SHARE * step["offered_rps"]:
         return (
             f"answered {step['achieved_rps']:,.1f} of {step['offered_rps']:,.1f} req/s "
-            f"offered (under {KEEP_UP_SHARE:.0%})"
+            f"offered (under {writer.KEEP_UP_SHARE:.0%})"
         )
     if writer.run_failures(name, step):
         return "the step failed (see the flags)"
@@ -157,14 +156,10 @@ def run(
     if target is None:
         check_variants(variants)
     final = out or ROOT / writer.REPORTS / writer.run_id("sweep", plan.scenario)
-    if target is not None:
-        targets, database_url, pg_version = [external_target(target)], None, "unknown"
-        pgbouncer = False
-    else:
-        targets, state = local_targets(settings, variants)
-        database_url, pgbouncer = state.direct_database_url, state.pgbouncer
-        plan = dataclasses.replace(plan, scale=state.scale)
-        pg_version = postgres.server_version(database_url)
+    driven = what_to_drive(settings, variants, target)
+    targets, database_url = driven.targets, driven.database_url
+    if driven.scale is not None:
+        plan = dataclasses.replace(plan, scale=driven.scale)
     tmp = prepare_out(final)
     try:
         figures = {}
@@ -177,7 +172,7 @@ def run(
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "scenario": plan.scenario,
             "sweep": dataclasses.asdict(plan),
-            "environment": describe(pg_version, pgbouncer, settings.model_dump(mode="json")),
+            "environment": driven.environment(settings),
             "variants": figures,
         }
         summary["flags"] = writer.sweep_flags(figures)
