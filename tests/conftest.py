@@ -12,6 +12,7 @@ import pytest
 
 from loadlab.settings import StackSettings
 from loadlab.stack import lifecycle, seed
+from loadlab.stack.services import DUEL, VARIANTS
 
 TEST_SCALE = 0.2  # 2,000 users and orders: seeds in well under a second
 
@@ -46,8 +47,8 @@ def stack_settings(state_dir: Path, **overrides: object) -> StackSettings:
         "state_dir": state_dir,
         "pg_port": free_port(),
         "pgbouncer_port": free_port(),
-        "flask_port": free_port(),
-        "fastapi_port": free_port(),
+        "service_ports": {name: free_port() for name in VARIANTS},
+        "variants": "all",
         "scale": TEST_SCALE,
         "web_workers": 1,
     }
@@ -83,15 +84,13 @@ def report(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
         scenario="select_update", users=20, spawn_rate=20, duration=8, warmup=2, scale=TEST_SCALE
     )
     out = tmp_path_factory.mktemp("reports") / "short-run"
-    code, index = duel.run(
-        stack.settings, plan, ["flask_sync", "fastapi_async"], None, out, live=False
-    )
+    code, index = duel.run(stack.settings, plan, list(DUEL), None, out, live=False)
     assert code == 0
     assert index == out / "index.html"
     return out
 
 
-@pytest.fixture(params=["flask_sync", "fastapi_async"])
+@pytest.fixture(params=list(VARIANTS))
 def service_url(request: pytest.FixtureRequest, stack: Stack) -> str:
-    """Each test using this runs once against each service."""
+    """Each test using this runs once against each stack of the registry."""
     return stack.urls[request.param]

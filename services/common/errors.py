@@ -58,19 +58,32 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def _raw_driver_error(exc: BaseException, unavailable: ApiError) -> ApiError | None:
+    """A driver's own exception, not wrapped by SQLAlchemy (fastapi_hybrid's raw reads):
+    asyncpg's server errors carry their SQLSTATE; its InterfaceError means the connection is
+    closed or was never made."""
+    code = getattr(exc, "sqlstate", None)
+    if isinstance(code, str) and code:
+        return unavailable if code.startswith(UNAVAILABLE_SQLSTATE_CLASSES) else None
+    if any(cls.__name__ == "InterfaceError" for cls in type(exc).__mro__):
+        return unavailable
+    return None
+
+
 def database_error(exc: BaseException) -> ApiError | None:
     """503 for a database that cannot be reached or a pool with no free connection.
 
     Anything else from the database (a constraint violation, bad SQL, a deadlock) stays a
     bug: None, so the service answers 500 and logs it.
     """
-    if isinstance(exc, sa_exc.TimeoutError):
+    # asyncio's TimeoutError (an OSError): a raw pool's acquire(timeout=) ran out.
+    if isinstance(exc, sa_exc.TimeoutError | TimeoutError):
         return ApiError(503, "pool_timeout", "no database connection free within the pool timeout")
     unavailable = ApiError(503, "database_unavailable", "the database cannot be reached")
     if isinstance(exc, OSError):
         return unavailable
     if not isinstance(exc, sa_exc.DBAPIError):
-        return None
+        return _raw_driver_error(exc, unavailable)
     if exc.connection_invalidated:
         return ApiError(503, "database_unavailable", "the database connection was lost")
     code = _sqlstate(exc)

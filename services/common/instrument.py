@@ -44,20 +44,22 @@ class _Cost:
 _current: ContextVar[_Cost | None] = ContextVar("loadlab_request_cost", default=None)
 
 
-def _before_execute(*_args: Any) -> None:
+def statement_started(*_args: Any) -> None:
+    """A statement goes to the driver (SQLAlchemy's event, or a raw driver call's wrapper)."""
     cost = _current.get()
     if cost is not None:
         cost.statements += 1
         cost.sql_started = time.perf_counter()
 
 
-def _after_execute(*_args: Any) -> None:
+def statement_finished(*_args: Any) -> None:
     cost = _current.get()
     if cost is not None:
         cost.sql_seconds += time.perf_counter() - cost.sql_started
 
 
-def _checked_out(*_args: Any) -> None:
+def checked_out(*_args: Any) -> None:
+    """A pooled connection was handed to the request."""
     cost = _current.get()
     if cost is not None:
         cost.held += 1
@@ -65,7 +67,7 @@ def _checked_out(*_args: Any) -> None:
             cost.connected = time.perf_counter()
 
 
-def _checked_in(*_args: Any) -> None:
+def checked_in(*_args: Any) -> None:
     cost = _current.get()
     if cost is not None:
         cost.held -= 1
@@ -74,10 +76,10 @@ def _checked_in(*_args: Any) -> None:
 def install(engine: Engine) -> None:
     """Watch every statement and pool checkout of this (sync, or an async engine's
     sync_engine) engine."""
-    event.listen(engine, "before_cursor_execute", _before_execute)
-    event.listen(engine, "after_cursor_execute", _after_execute)
-    event.listen(engine.pool, "checkout", _checked_out)
-    event.listen(engine.pool, "checkin", _checked_in)
+    event.listen(engine, "before_cursor_execute", statement_started)
+    event.listen(engine, "after_cursor_execute", statement_finished)
+    event.listen(engine.pool, "checkout", checked_out)
+    event.listen(engine.pool, "checkin", checked_in)
 
 
 def start() -> Token[_Cost | None]:

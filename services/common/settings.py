@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -18,6 +20,11 @@ class ServiceSettings(BaseSettings):
     db_pool_timeout: float = Field(30.0, alias="DB_POOL_TIMEOUT", gt=0)
     web_workers: int = Field(2, alias="WEB_WORKERS", ge=1)
     web_threads: int = Field(15, alias="WEB_THREADS", ge=1)
+    # The async stacks' SQLAlchemy driver: asyncpg (fastapi_async) or psycopg (psycopg 3,
+    # fastapi_psycopg); the same code runs on either.
+    db_async_driver: Literal["asyncpg", "psycopg"] = Field("asyncpg", alias="DB_ASYNC_DRIVER")
+    # fastapi_hybrid's raw asyncpg pool for its read endpoints, per worker.
+    db_read_pool_size: int = Field(10, alias="DB_READ_POOL_SIZE", ge=1)
     # Behind PgBouncer in transaction mode (1.18 has no prepared-statement support there),
     # asyncpg must not cache named prepared statements across transactions.
     pgbouncer_safe: bool = Field(False, alias="DB_PGBOUNCER_SAFE")

@@ -5,15 +5,16 @@ The engine is made in the lifespan, per worker process, never at import time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common import edge, instrument
@@ -80,40 +81,72 @@ def _error_response(error: ApiError, headers: dict[str, str] | None = None) -> R
     )
 
 
-def _allowed_methods(path: str) -> str:
+def _api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+    """Every endpoint, also inside included routers (FastAPI keeps those as one wrapper
+    route each, holding the router; none of ours has a prefix)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (included := getattr(route, "original_router", None)) is not None:
+            yield from _api_routes(included.routes)
+
+
+def _allowed_methods(app: FastAPI, path: str) -> str:
     """Every method some route takes at this path. Starlette's own 405 names only the first
     route that matched the path (GET /orders and POST /orders are two routes)."""
     methods: set[str] = set()
-    for route in router.routes:
-        if isinstance(route, APIRoute) and route.path_regex.match(path):
+    for route in _api_routes(app.router.routes):
+        if route.path_regex.match(path):
             methods |= route.methods or set()
     return ", ".join(sorted(methods))
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
-    """A FastAPI app whose engine lives as long as its lifespan."""
+# Database classes, not Exception: Starlette routes an Exception handler to its outermost
+# middleware, which logs a traceback for every 503 even when the handler answered.
+async def database_error_response(request: Request, exc: Exception) -> Response:
+    error = database_error(exc)
+    if error is None:
+        raise exc  # a bug: let Starlette log it and answer 500
+    return _error_response(error)
+
+
+Resources = Callable[[FastAPI, ServiceSettings], AbstractAsyncContextManager[None]]
+
+
+@asynccontextmanager
+async def orm_session(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[None]:
+    """The async engine and its sessions (routes.SessionDep), for the lifespan."""
+    engine = make_engine(settings)
+    app.state.make_session = async_sessionmaker(engine, expire_on_commit=settings.expire_on_commit)
+    yield
+    await engine.dispose()
+
+
+def make_app(
+    title: str,
+    routes: APIRouter,
+    resources: Resources,
+    settings: ServiceSettings | None = None,
+) -> FastAPI:
+    """A FastAPI app serving `routes`, with the contract's guard, cost headers and errors;
+    `resources` opens what the routes use (engines, pools) per worker, in the lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resolved = settings or ServiceSettings()  # type: ignore[call-arg]
-        engine = make_engine(resolved)
-        app.state.make_session = async_sessionmaker(
-            engine, expire_on_commit=resolved.expire_on_commit
-        )
-        yield
-        await engine.dispose()
+        async with resources(app, settings or ServiceSettings()):  # type: ignore[call-arg]
+            yield
 
     # redirect_slashes=False: Flask answers /orders/ with 404, so must we (not a 307). No
     # /docs, /redoc or /openapi.json: the contract's routes only, the same as Flask's.
     app = FastAPI(
-        title="loadlab fastapi_async",
+        title=title,
         lifespan=lifespan,
         redirect_slashes=False,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
-    app.include_router(router)
+    app.include_router(routes)
     app.add_middleware(CostMiddleware)
     app.add_middleware(RequestGuard)  # added last, so outermost
 
@@ -125,22 +158,19 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         error = http_error(exc.status_code, request.method, request.url.path)
         if exc.status_code == 405:
-            return _error_response(error, {"Allow": _allowed_methods(request.url.path)})
+            return _error_response(error, {"Allow": _allowed_methods(app, request.url.path)})
         return _error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         return _error_response(ApiError(422, "invalid_request", str(exc.errors()[0]["msg"])))
 
-    # Database classes, not Exception: Starlette routes an Exception handler to its outermost
-    # middleware, which logs a traceback for every 503 even when the handler answered.
-    async def _database_error(request: Request, exc: Exception) -> Response:
-        error = database_error(exc)
-        if error is None:
-            raise exc  # a bug: let Starlette log it and answer 500
-        return _error_response(error)
-
-    app.add_exception_handler(SQLAlchemyError, _database_error)
-    app.add_exception_handler(OSError, _database_error)
-
+    app.add_exception_handler(SQLAlchemyError, database_error_response)
+    app.add_exception_handler(OSError, database_error_response)
     return app
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """fastapi_async (and fastapi_psycopg: DB_ASYNC_DRIVER=psycopg): every endpoint through
+    the async ORM."""
+    return make_app("loadlab fastapi_async", router, orm_session, settings)

@@ -19,19 +19,31 @@ from services.common.settings import ServiceSettings
 
 
 def make_engine(settings: ServiceSettings) -> AsyncEngine:
-    """The asyncpg engine with the same pool settings as the sync service."""
-    connect_args: dict[str, Any] = {"server_settings": {"application_name": settings.service_name}}
-    if settings.pgbouncer_safe:
-        # PgBouncer 1.18 in transaction mode hands each transaction to any server
-        # connection: no statement cache, and unique names for the statements asyncpg
-        # still prepares (SQLAlchemy's documented recipe for asyncpg behind PgBouncer).
-        connect_args |= {
-            "statement_cache_size": 0,
-            "prepared_statement_cache_size": 0,
-            "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
-        }
+    """The async engine on the chosen driver, with the same pool settings as the sync
+    service."""
+    name = settings.service_name
+    connect_args: dict[str, Any]
+    if settings.db_async_driver == "psycopg":
+        connect_args = {"application_name": name}
+        if settings.pgbouncer_safe:
+            # psycopg 3 prepares a statement after its 5th run on a connection; PgBouncer
+            # 1.18 in transaction mode may run the next one on another server connection.
+            connect_args["prepare_threshold"] = None
+    else:
+        connect_args = {"server_settings": {"application_name": name}}
+        if settings.pgbouncer_safe:
+            # PgBouncer 1.18 in transaction mode hands each transaction to any server
+            # connection: no statement cache, and unique names for the statements asyncpg
+            # still prepares (SQLAlchemy's documented recipe for asyncpg behind PgBouncer).
+            connect_args |= {
+                "statement_cache_size": 0,
+                "prepared_statement_cache_size": 0,
+                "prepared_statement_name_func": lambda: f"__asyncpg_{uuid4()}__",
+            }
     engine = create_async_engine(
-        settings.url_for("asyncpg"), connect_args=connect_args, **settings.engine_kwargs()
+        settings.url_for(settings.db_async_driver),
+        connect_args=connect_args,
+        **settings.engine_kwargs(),
     )
     instrument.install(engine.sync_engine)
     return engine

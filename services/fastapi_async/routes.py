@@ -23,7 +23,10 @@ from services.common.validation import (
 )
 from services.fastapi_async.db import SessionDep
 
-router = APIRouter()
+# The read endpoints and the write endpoints, so a stack can reuse one half
+# (fastapi_hybrid serves its reads with raw asyncpg, its writes with these).
+reads = APIRouter()
+writes = APIRouter()
 # HTTP servers must answer HEAD wherever they answer GET (RFC 9110 9.3.2); Flask does so for
 # every GET route and FastAPI for none, so each read route takes both (uvicorn sends no body).
 READ = ["GET", "HEAD"]
@@ -52,13 +55,13 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-@router.api_route("/healthz", methods=READ)
+@reads.api_route("/healthz", methods=READ)
 async def healthz(session: SessionDep) -> Response:
     await session.execute(queries.PING)
     return _json(to_json(HealthOut(status="ok")))
 
 
-@router.api_route("/users/{user_id}", methods=READ)
+@reads.api_route("/users/{user_id}", methods=READ)
 async def get_user(user_id: str, session: SessionDep) -> Response:
     uid = parse_id(user_id, "user id")
     user = (await session.scalars(queries.user_by_id(uid))).one_or_none()
@@ -67,7 +70,7 @@ async def get_user(user_id: str, session: SessionDep) -> Response:
     return _json(to_json(UserOut.model_validate(user)))
 
 
-@router.post("/users/{user_id}/visit")
+@writes.post("/users/{user_id}/visit")
 async def visit_user(user_id: str, session: SessionDep) -> Response:
     uid = parse_id(user_id, "user id")
     async with session.begin():
@@ -78,7 +81,7 @@ async def visit_user(user_id: str, session: SessionDep) -> Response:
     return _json(to_json(UserOut.model_validate(user)))
 
 
-@router.api_route("/orders/{order_id}", methods=READ)
+@reads.api_route("/orders/{order_id}", methods=READ)
 async def get_order(order_id: str, session: SessionDep) -> Response:
     oid = parse_id(order_id, "order id")
     order = (await session.scalars(queries.order_with_relations(oid))).unique().one_or_none()
@@ -87,7 +90,7 @@ async def get_order(order_id: str, session: SessionDep) -> Response:
     return _json(to_json(OrderOut.model_validate(order)))
 
 
-@router.api_route("/orders", methods=READ)
+@reads.api_route("/orders", methods=READ)
 async def list_orders(request: Request, session: SessionDep) -> Response:
     page = parse_order_page(query_pairs(request.scope["query_string"]))
     orders = (await session.scalars(queries.order_page(page))).all()
@@ -98,7 +101,7 @@ async def list_orders(request: Request, session: SessionDep) -> Response:
     return _json(to_json(body))
 
 
-@router.post("/orders")
+@writes.post("/orders")
 async def create_order(request: Request, session: SessionDep) -> Response:
     data = parse_order_create(await _read_body(request))
     async with session.begin():
@@ -109,3 +112,8 @@ async def create_order(request: Request, session: SessionDep) -> Response:
         order = queries.build_order(data, customer, products)
         session.add(order)
     return _json(to_json(OrderOut.model_validate(order)), 201)
+
+
+router = APIRouter()
+router.include_router(reads)
+router.include_router(writes)

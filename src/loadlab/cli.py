@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from loadlab.errors import GateFailed, UsageError
 from loadlab.settings import StackSettings
-from loadlab.stack.services import VARIANTS
+from loadlab.stack.services import DUEL, VARIANTS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,12 +50,35 @@ def _up_options(parser: argparse.ArgumentParser) -> None:
     )
     add("--pg-port", type=int)
     add("--pgbouncer-port", type=int)
-    add("--flask-port", type=int)
-    add("--fastapi-port", type=int)
+    add(
+        "--port",
+        action="append",
+        metavar="VARIANT=PORT",
+        dest="ports",
+        help="a service's port (default: its registry port, 8001 up); repeatable",
+    )
+    _variants_option(parser, "which stacks to start")
+    _profile_option(parser)
     add("--web-workers", type=int, help="gunicorn / uvicorn worker processes per service")
     add("--web-threads", type=int, help="gunicorn threads per worker")
     add("--db-pool-size", type=int)
     add("--db-max-overflow", type=int)
+
+
+def _variants_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--variants",
+        help=f"{what}: comma-separated names or 'all' ({', '.join(VARIANTS)}; "
+        f"default: {','.join(DUEL)})",
+    )
+
+
+def _profile_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--profile",
+        help="run the services with this profile: profiles/<variant>.<name>.json, or "
+        "'default' (a running service keeps its own unless this is given)",
+    )
 
 
 OUT_HELP = "report folder (default: reports/<date>-<scenario>-<users>u)"
@@ -136,16 +159,19 @@ def _plan(args: argparse.Namespace, scale: float) -> Any:
 
 
 def _variant_names(args: argparse.Namespace) -> list[str]:
-    """--variants as a list (default: every variant); --target names its own service."""
+    """--variants as a list (default: the duel's two); --target names its own service."""
+    from loadlab.stack.services import names
+
     if args.target is not None and args.variants is not None:
         raise UsageError("--target names its service itself (--target NAME=URL): drop --variants")
-    return args.variants.split(",") if args.variants is not None else list(VARIANTS)
+    return [] if args.target is not None else names(args.variants)
 
 
 def _sweep_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
-    add("--variants", help=f"comma-separated, in order (default: {','.join(VARIANTS)})")
+    _variants_option(parser, "the stacks to sweep, in order")
+    _profile_option(parser)
     add("--target", metavar="[NAME=]URL", help="sweep this running service instead")
     add("--rates", default="100:1000:100", help="start:stop:step or a list (default: %(default)s)")
     add("--step-duration", type=duration, default=20.0, help="seconds per rate (default: 20s)")
@@ -195,10 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="drive one scenario at each variant in turn and report")
     _stack_options(run)
     _load_options(run)
-    run.add_argument(
-        "--variants",
-        help=f"comma-separated, in order (default: {','.join(VARIANTS)})",
-    )
+    _variants_option(run, "the stacks to drive, in order")
+    _profile_option(run)
     run.add_argument(
         "--target",
         metavar="[NAME=]URL",
@@ -217,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     loadtest.add_argument("--out", help=OUT_HELP)
     ui = sub.add_parser("ui", help="the Locust web UI against one service")
     _stack_options(ui)
-    ui.add_argument("--variant", default="flask_sync", help="flask_sync or fastapi_async")
+    ui.add_argument("--variant", default="flask_sync", help=f"one of {', '.join(VARIANTS)}")
     ui.add_argument("--scenario", default="select_update")
     ui.add_argument("--web-port", type=int, default=8089)
     ui.add_argument(
@@ -241,10 +265,26 @@ def build_parser() -> argparse.ArgumentParser:
         "(the compose setup does this)",
     )
     verify = sub.add_parser(
-        "verify", help="check both services give the same answers and SQL counts"
+        "verify", help="check every stack gives flask_sync's answers and SQL counts"
     )
     _stack_options(verify)
+    verify.add_argument(
+        "--variants", help="comma-separated names or 'all' (default: every running stack)"
+    )
     return parser
+
+
+def _ports(given: list[str] | None) -> dict[str, int]:
+    """--port VARIANT=PORT, repeated."""
+    ports = {}
+    for item in given or []:
+        name, _, port = item.partition("=")
+        if name not in VARIANTS or not port.isdigit():
+            raise UsageError(
+                f"--port {item!r}: give VARIANT=PORT, VARIANT one of {', '.join(VARIANTS)}"
+            )
+        ports[name] = int(port)
+    return ports
 
 
 def settings_from(args: argparse.Namespace) -> StackSettings:
@@ -252,6 +292,8 @@ def settings_from(args: argparse.Namespace) -> StackSettings:
     given = {
         k: v for k, v in vars(args).items() if v is not None and k in StackSettings.model_fields
     }
+    if getattr(args, "ports", None):
+        given["service_ports"] = _ports(args.ports)
     try:
         return StackSettings(**given)
     except ValidationError as exc:
@@ -264,7 +306,7 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         health = "healthy" if row["healthy"] else ("running" if row["running"] else "stopped")
         pid = row["pid"] if row["pid"] is not None else "-"
-        print(f"  {row['name']:<14} {health:<8} pid {pid!s:<8} {row['url']}")
+        print(f"  {row['name']:<16} {health:<8} pid {pid!s:<8} {row['url']}")
 
 
 def _cmd_up(settings: StackSettings) -> int:
@@ -308,10 +350,11 @@ def _cmd_status(settings: StackSettings, as_json: bool) -> int:
     return 0 if all(r["healthy"] for r in rows) else 1
 
 
-def _cmd_verify(settings: StackSettings) -> int:
+def _cmd_verify(settings: StackSettings, spec: str | None) -> int:
     from loadlab import verify
+    from loadlab.stack.services import names
 
-    return verify.run(settings)
+    return verify.run(settings, variants=names(spec) if spec else None)
 
 
 def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
@@ -386,7 +429,7 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         from loadlab import duel
 
         return duel.ui(settings, args.variant, args.scenario, args.web_port, args.run_time)
-    return _cmd_verify(settings)
+    return _cmd_verify(settings, args.variants)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,12 +24,15 @@ from loadlab.stack import lifecycle, postgres, procs, services
 
 
 def local_targets(settings: StackSettings, variants: list[str]) -> tuple[list[Target], procs.State]:
-    """The running stack's services, with the process trees to watch while each is driven."""
+    """The running stack's services, with the process trees to watch while each is driven.
+    A named service that is not running yet is started, one asked to run another profile
+    (--profile) restarted with it."""
     state = procs.load_state(settings.state_dir)
     if state is None:
         raise UsageError(
             "the stack is not up: run `python -m loadlab up` first (or give --target URL)"
         )
+    lifecycle.ensure_services(settings, state, variants)
     shared = {
         c.name: pid
         for c in state.components
@@ -44,7 +47,13 @@ def local_targets(settings: StackSettings, variants: list[str]) -> tuple[list[Ta
         if component is None or pid is None or not services.becomes_healthy(component.url, 10):
             raise UsageError(f"{name} is not healthy: see `python -m loadlab status`")
         targets.append(
-            Target(name, services.VARIANTS[name].label, component.url, {name: pid, **shared})
+            Target(
+                name,
+                services.VARIANTS[name].label,
+                component.url,
+                {name: pid, **shared},
+                component.setup,
+            )
         )
     return targets, state
 
@@ -92,20 +101,6 @@ def external_target(target: str) -> Target:
     return Target(name, f"external service at {url}", url.rstrip("/"))
 
 
-def check_variants(names: list[str]) -> None:
-    """The variants to drive: known, at least one, none twice."""
-    if not [n for n in names if n.strip()]:
-        raise UsageError(f"--variants names no variant: choose from {', '.join(services.VARIANTS)}")
-    unknown = [n for n in names if n not in services.VARIANTS]
-    if unknown:
-        raise UsageError(
-            f"unknown variant {unknown[0]!r}: choose from {', '.join(services.VARIANTS)}"
-        )
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise UsageError(f"--variants names {twice[0]} twice: each variant runs once per round")
-
-
 def prepare_out(final: Path) -> Path:
     """The temporary folder a report is written into before it moves to `final`, created
     now, so a folder that cannot be written is said before any load is sent."""
@@ -131,8 +126,6 @@ def run(
 ) -> tuple[int, Path]:
     """Drive `plan` at each variant in turn and publish the report; (exit code, index.html).
     With `target`, that one service instead of `variants`."""
-    if target is None:
-        check_variants(variants)
     final = out or ROOT / writer.REPORTS / writer.run_id(plan.scenario, plan.tag)
     driven = what_to_drive(settings, variants, target)
     targets, database_url = driven.targets, driven.database_url
@@ -157,7 +150,7 @@ def run(
         for number, r in enumerate(v.get("rounds") or [v], 1):
             lat = r["latency_ms"]
             print(
-                f"  {name:<14} {'' if plan.repeat == 1 else f'round {number} '}"
+                f"  {name:<16} {'' if plan.repeat == 1 else f'round {number} '}"
                 f"{r['requests']:>8,} req  {r['throughput_rps']:8.1f} req/s  "
                 f"p50 {lat['p50']:7.1f}  p95 {lat['p95']:7.1f}  p99 {lat['p99']:8.1f} ms  "
                 f"errors {r['error_rate']:.2%}"
@@ -165,7 +158,7 @@ def run(
             if "offered_rps" in r:
                 raw = r["latency_uncorrected_ms"]
                 print(
-                    f"  {'':<14} offered {r['offered_rps']:8.1f} req/s, "
+                    f"  {'':<16} offered {r['offered_rps']:8.1f} req/s, "
                     f"{r['arrivals']['not_sent']:,} not sent, {r['arrivals']['late']:,} late; "
                     f"from the send: p50 {raw['p50']:7.1f}  p99 {raw['p99']:8.1f} ms"
                 )
@@ -211,10 +204,12 @@ def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -
         writer.discard(prepare_out(out))  # said now, not after the stack is up
     state, started = lifecycle.up(settings)
     try:
-        print("stack up; verifying the contract on both services ...", flush=True)
-        verify.run(settings, quiet=True)
+        names = services.names(settings.variants)
+        if len(names) > 1:  # one stack alone has nothing to be compared with
+            print(f"stack up; verifying the contract on {', '.join(names)} ...", flush=True)
+            verify.run(settings, quiet=True, variants=list(names))
         plan = dataclasses.replace(plan, scale=state.scale)
-        code, index = run(settings, plan, list(services.VARIANTS), None, out)
+        code, index = run(settings, plan, names, None, out)
     finally:
         if started:
             _, held = lifecycle.down(settings)
@@ -227,7 +222,7 @@ def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -
 def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time: float) -> int:
     """The Locust web UI (127.0.0.1 only) against one service, until Ctrl-C; starts the
     stack if it is not up, and leaves it up."""
-    check_variants([variant])
+    services.names(variant)  # known, or exit 2
     LoadPlan(scenario=scenario, users=1, spawn_rate=1, duration=1, warmup=0)  # validates
     if run_time <= 0:
         raise UsageError("--run-time must be more than 0")

@@ -18,7 +18,7 @@ from typing import Any
 
 from loadlab import ROOT
 from loadlab.analysis import integrity, slo
-from loadlab.duel import check_variants, prepare_out, what_to_drive
+from loadlab.duel import prepare_out, what_to_drive
 from loadlab.errors import UsageError
 from loadlab.load.experiment import Target, run_variant
 from loadlab.load.runner import LoadPlan
@@ -137,6 +137,7 @@ def sweep_variant(
     return {
         "label": target.label,
         "url": target.url,
+        "setup": target.setup,
         "capacity_rps": max(held) if held else None,
         "stopped_by": None if stopped_by is None else f"{steps[-1]['rate']:g} req/s: {stopped_by}",
         "integrity": checks,
@@ -153,8 +154,6 @@ def run(
     live: bool = True,
 ) -> tuple[int, Path]:
     """Sweep each variant (or the one --target) and publish the report; (exit code, page)."""
-    if target is None:
-        check_variants(variants)
     final = out or ROOT / writer.REPORTS / writer.run_id("sweep", plan.scenario)
     driven = what_to_drive(settings, variants, target)
     targets, database_url = driven.targets, driven.database_url
@@ -186,5 +185,5 @@ def run(
         capacity = v["capacity_rps"]
         said = f"{capacity:g} req/s" if capacity else f"below {plan.rates[0]:g} req/s"
         end = f"stopped at {v['stopped_by']}" if v["stopped_by"] else "held at every rate"
-        print(f"  {name:<14} capacity {said} within {plan.slo}; {end}")
+        print(f"  {name:<16} capacity {said} within {plan.slo}; {end}")
     return (1 if any(f.startswith("FAIL") for f in summary["flags"]) else 0), index

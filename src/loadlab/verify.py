@@ -322,49 +322,79 @@ def problems(step: Step, a: Answer, b: Answer, names: tuple[str, str]) -> list[s
     return found
 
 
+REFERENCE = "flask_sync"  # every other stack is checked against it
+
+
 def compare(
     urls: dict[str, str], database_url: str, scale: float
-) -> list[tuple[Step, Answer, list[str]]]:
-    """Run SEQUENCE against each service (data reset before each) and pair the answers."""
+) -> dict[str, list[tuple[Step, Answer, list[str]]]]:
+    """Run SEQUENCE against each service (data reset before each) and pair each one's
+    answers with the first's (the reference); keyed by the other service's name."""
     answers: dict[str, list[Answer]] = {}
     for name, base in urls.items():
         seed.reset(database_url, seed.Scale.of(scale))
         answers[name] = [_send(base, step) for step in SEQUENCE]
     seed.reset(database_url, seed.Scale.of(scale))
-    names = tuple(urls)
-    assert len(names) == 2
-    return [
-        (step, a, problems(step, a, b, (names[0], names[1])))
-        for step, a, b in zip(SEQUENCE, answers[names[0]], answers[names[1]], strict=True)
-    ]
+    reference, *others = urls
+    return {
+        other: [
+            (step, a, problems(step, a, b, (reference, other)))
+            for step, a, b in zip(SEQUENCE, answers[reference], answers[other], strict=True)
+        ]
+        for other in others
+    }
 
 
-def run(settings: StackSettings, quiet: bool = False) -> int:
-    """The `verify` command: print one line per request (only the differing ones when quiet),
-    exit 1 with a diff on any mismatch."""
+def running_services(
+    settings: StackSettings, variants: list[str] | None
+) -> tuple[procs.State, dict[str, str]]:
+    """The services to check (default: every one of ours that is up), the reference first."""
     state = procs.load_state(settings.state_dir)
     if state is None:
         raise UsageError("nothing is running: start the stack with `python -m loadlab up`")
+    names = variants or [c.name for c in state.components if c.name in services.VARIANTS]
+    names.sort(key=lambda n: n != REFERENCE)
+    if len(names) < 2:
+        raise UsageError(
+            "verify compares stacks: start at least two (`python -m loadlab up --variants all`)"
+        )
     urls = {}
-    for name in services.VARIANTS:
+    for name in names:
         component = state.get(name)
         if component is None or not services.healthy(component.url):
             raise UsageError(f"{name} is not healthy: see `python -m loadlab status`")
         urls[name] = component.url
+    return state, urls
+
+
+def run(settings: StackSettings, quiet: bool = False, variants: list[str] | None = None) -> int:
+    """The `verify` command: every request of SEQUENCE against each stack, compared with the
+    reference's answer; one line per request (only the differing ones when quiet), exit 1
+    with a diff on any mismatch."""
+    state, urls = running_services(settings, variants)
     results = compare(urls, state.direct_database_url, state.scale)
-    failed = 0
-    for step, answer, found in results:
-        mark = "FAIL" if found else "ok"
-        failed += bool(found)
-        if quiet and not found:
-            continue
-        what = step.path + (f" {step.body[:24]!r}" if step.body is not None else "")
-        what += f" +{len(step.headers)} headers" if step.headers else ""
-        sql = "-" if answer.sql is None else answer.sql
-        print(f"{mark:<4} {step.method:<8} {what[:60]:<60} {answer.status}  sql={sql}")
-        for problem in found:
-            print(f"     {problem}")
-    print(f"verify: {len(results) - failed} of {len(results)} requests identical in both services")
-    if failed:
-        raise GateFailed(f"{failed} requests differ between the services (see above)")
+    reference = next(iter(urls))
+    failed_total = 0
+    for other, pairs in results.items():
+        if not quiet or len(results) > 1:
+            print(f"{other} against {reference}:")
+        failed = 0
+        for step, answer, found in pairs:
+            mark = "FAIL" if found else "ok"
+            failed += bool(found)
+            if quiet and not found:
+                continue
+            what = step.path + (f" {step.body[:24]!r}" if step.body is not None else "")
+            what += f" +{len(step.headers)} headers" if step.headers else ""
+            sql = "-" if answer.sql is None else answer.sql
+            print(f"{mark:<4} {step.method:<8} {what[:60]:<60} {answer.status}  sql={sql}")
+            for problem in found:
+                print(f"     {problem}")
+        print(
+            f"verify: {len(pairs) - failed} of {len(pairs)} requests identical in "
+            f"{other} and {reference}"
+        )
+        failed_total += failed
+    if failed_total:
+        raise GateFailed(f"{failed_total} requests differ between the services (see above)")
     return 0

@@ -59,7 +59,9 @@ def test_light_load_percentiles_match_the_servers_own_record(tmp_path: Path) -> 
     for key in ("p50", "p99", "p99_9"):
         assert abs(v["latency_ms"][key] - truth[key]) <= 1.5, (key, v["latency_ms"], truth)
     assert v["generator_delay_ms"]["p99"] < 5  # light load: the generator kept time
-    assert v["arrivals"]["not_sent"] == 0
+    # At most the one that fell due in the loop turn the run ended in: put in the queue, its
+    # free user not yet woken (gevent wakes a getter on the next turn). Counted, not lost.
+    assert v["arrivals"]["not_sent"] <= 1
 
 
 def test_the_schedule_counts_what_fell_due_and_what_was_left() -> None:

@@ -324,3 +324,30 @@ def test_interrupted_run_leaves_no_report_and_no_locust(stack: Stack, tmp_path: 
     assert "everything started was stopped" in err
     assert not out.exists() and not (tmp_path / ".tmp-r").exists()
     assert not [p for p in locusts if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_the_other_stacks_serve_a_short_real_load_cleanly(stack: Stack, tmp_path: Path) -> None:
+    """fastapi_psycopg and fastapi_hybrid (registry entries beside the duel), the mixed
+    scenario (reads and both writes), 20 users for 4 s each: no error, the integrity rule
+    holds, and the page and summary say which profile and knobs each ran with."""
+    from loadlab import duel
+    from loadlab.load.runner import LoadPlan
+    from tests.conftest import TEST_SCALE
+
+    plan = LoadPlan(
+        scenario="mixed", users=20, spawn_rate=20, duration=4, warmup=1, scale=TEST_SCALE
+    )
+    names = ["fastapi_psycopg", "fastapi_hybrid"]
+    code, index = duel.run(stack.settings, plan, names, None, tmp_path / "r", live=False)
+    assert code == 0
+    variants = _summary(tmp_path / "r")["variants"]
+    assert list(variants) == names
+    for name, v in variants.items():
+        assert v["requests"] > 100 and v["failures"] == 0, name
+        assert all(c["holds"] for c in v["integrity"]), name
+        assert v["setup"]["profile"] == "default"
+        assert v["setup"]["knobs"]["web_workers"] == 1  # the test stack's flag beat the default
+        assert v["resources"][name]["processes_max"] == 1  # uvicorn with one worker: no master
+    assert variants["fastapi_hybrid"]["setup"]["knobs"]["db_read_pool_size"] == 10
+    page = index.read_text()
+    assert "db_read_pool_size" in page and "profile default" in page

@@ -82,6 +82,7 @@ def test_warm_up_samples_are_left_out() -> None:
         memory_mb=[50.0] * 6,
         rss_mb=[60.0] * 6,
         busiest_process_cpu=[99.0, 99.0, 99.0, 20.0, 20.0, 20.0],
+        processes=[1, 3, 3, 3, 2, 2],
     )
     monitor.machine_t, monitor.machine_cpu = (
         [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
@@ -90,5 +91,6 @@ def test_warm_up_samples_are_left_out() -> None:
     measured = monitor.measured(3.5, 6.0)
     assert not measured.generator_saturated()
     assert measured.samples["locust"].summary()["cpu_mean"] == 20.0
+    assert measured.samples["locust"].summary()["processes_max"] == 3
     assert measured.machine_cpu_mean == 40.0
     assert monitor.measured(0.0, 6.0).generator_saturated()

@@ -6,14 +6,18 @@ import httpx
 import pytest
 
 from loadlab import verify
+from loadlab.stack.services import VARIANTS
 from tests.conftest import Stack
 
 
-def test_verify_finds_both_services_identical(fresh: Stack) -> None:
-    results = verify.compare(fresh.urls, fresh.database_url, 0.2)
-    differing = [(step.method, step.path, found) for step, _, found in results if found]
-    assert differing == []
-    assert len(results) == len(verify.SEQUENCE)
+def test_verify_finds_every_stack_identical_to_the_reference(fresh: Stack) -> None:
+    urls = dict(sorted(fresh.urls.items(), key=lambda item: item[0] != verify.REFERENCE))
+    results = verify.compare(urls, fresh.database_url, 0.2)
+    assert sorted(results) == sorted(set(VARIANTS) - {verify.REFERENCE})
+    for other, pairs in results.items():
+        differing = [(step.method, step.path, found) for step, _, found in pairs if found]
+        assert differing == [], other
+        assert len(pairs) == len(verify.SEQUENCE)
 
 
 def test_verify_reports_a_difference() -> None:

@@ -19,14 +19,15 @@ from tests.conftest import free_port
 def orphan_service(request: pytest.FixtureRequest) -> Iterator[str]:
     """A real gunicorn or uvicorn whose DATABASE_URL points at a port nobody listens on."""
     port = free_port()
+    variant = VARIANTS[request.param]
     env = {
         **os.environ,
+        **variant.env(variant.knobs({"web_workers": 1})),
         "DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/none",
-        "WEB_WORKERS": "1",
         "PYTHONPATH": str(ROOT),
     }
     proc = subprocess.Popen(
-        VARIANTS[request.param].argv(port, 1),
+        variant.argv(port, 1),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

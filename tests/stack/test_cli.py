@@ -41,10 +41,10 @@ def port_flags(state_dir: Path) -> list[str]:
         str(free_port()),
         "--pgbouncer-port",
         str(free_port()),
-        "--flask-port",
-        str(free_port()),
-        "--fastapi-port",
-        str(free_port()),
+        "--port",
+        f"flask_sync={free_port()}",
+        "--port",
+        f"fastapi_async={free_port()}",
         "--scale",
         "0.05",
         "--web-workers",
@@ -142,6 +142,25 @@ def test_bad_setting_value_is_one_line_and_exit_2(tmp_path: Path) -> None:
     _assert_usage_error(loadlab("up", "--state-dir", str(tmp_path), "--pg-port", "80"), "--pg-port")
 
 
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--port", "django=9000"], "--port 'django=9000'"),
+        (["--port", "flask_sync=http"], "--port 'flask_sync=http'"),
+        (["--port", "flask_sync=80"], "outside 1024..65535"),
+        (["--variants", "flask_sync,django"], "unknown variant 'django'"),
+        (["--profile", "Tuned!"], "profile name 'Tuned!'"),
+        (["--profile", "nonesuch"], "no profile 'nonesuch' for flask_sync"),
+        (["--web-workers", "0"], "--web-workers"),
+    ],
+)
+def test_bad_stack_choice_is_one_line_exit_2_and_starts_nothing(
+    tmp_path: Path, flags: list[str], said: str
+) -> None:
+    _assert_usage_error(loadlab("up", *port_flags(tmp_path), *flags), said)
+    assert recorded_pids(tmp_path) == []
+
+
 def test_missing_postgres_binaries(tmp_path: Path) -> None:
     result = loadlab("up", *port_flags(tmp_path), env={"LOADLAB_PG_BIN": str(tmp_path / "none")})
     _assert_usage_error(result, "LOADLAB_PG_BIN")
@@ -153,7 +172,7 @@ def test_port_in_use(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         flags = port_flags(tmp_path)
-        flags[flags.index("--flask-port") + 1] = str(busy.getsockname()[1])
+        flags[flags.index("--port") + 1] = f"flask_sync={busy.getsockname()[1]}"
         _assert_usage_error(loadlab("up", *flags), "already in use")
     assert recorded_pids(tmp_path) == []
 

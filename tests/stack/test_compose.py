@@ -56,8 +56,10 @@ def test_a_broken_file_is_caught_by_the_specification() -> None:
 def test_services_run_the_native_command_lines(compose: dict[str, Any], name: str) -> None:
     service = compose["services"][name]
     port = int(service["ports"][0].rsplit(":", 1)[1])
-    native = services.VARIANTS[name].argv(
-        port, StackSettings().web_workers, host="0.0.0.0", python="python", root=Path("/app")
+    variant = services.VARIANTS[name]
+    assert port == variant.port
+    native = variant.argv(
+        port, variant.defaults["web_workers"], host="0.0.0.0", python="python", root=Path("/app")
     )
     assert service["command"] == native
 
@@ -69,9 +71,11 @@ def test_services_read_the_native_environment(compose: dict[str, Any]) -> None:
     read_by_services = {f.alias for f in ServiceSettings.model_fields.values()}
     assert set(env) <= read_by_services
     assert env["DATABASE_URL"].startswith("postgresql://")
-    for name in services.VARIANTS:
-        own = {**compose["x-service-env"], "SERVICE_NAME": name}
+    for name, variant in services.VARIANTS.items():
+        # Each stack's own: its fixed environment and its "default" profile's knobs.
+        own = {**compose["x-service-env"], **variant.env(variant.defaults), "SERVICE_NAME": name}
         assert compose["services"][name]["environment"] == own
+        assert set(own) <= read_by_services
 
 
 def test_the_same_roles_with_passwords_from_the_environment(compose: dict[str, Any]) -> None:

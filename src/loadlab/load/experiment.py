@@ -24,6 +24,7 @@ class Target:
     label: str
     url: str
     pids: dict[str, int] = field(default_factory=dict)  # component name -> root PID
+    setup: dict[str, Any] | None = None  # its profile and knobs, when one of ours
 
 
 def run_variant(
@@ -56,6 +57,7 @@ def run_variant(
     figures.update(
         label=target.label,
         url=target.url,
+        setup=target.setup,
         resources=resources,
         # What a capacity review multiplies: CPU ms each component spent per request.
         cpu_ms_per_request=cpu_ms_per_request(resources, figures),

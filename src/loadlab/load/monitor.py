@@ -25,11 +25,19 @@ class Samples:
     rss_mb: list[float] = field(default_factory=list)  # RSS, summed: counts shared pages again
     # Busiest single process per second: what saturates first in a one-thread generator.
     busiest_process_cpu: list[float] = field(default_factory=list)
+    processes: list[int] = field(default_factory=list)  # in the tree (server + workers)
 
     def within(self, start: float, end: float) -> Samples:
         """The samples taken between start and end (the measured part of a run)."""
         keep = [i for i, t in enumerate(self.t) if start <= t <= end]
-        series = (self.t, self.cpu, self.memory_mb, self.rss_mb, self.busiest_process_cpu)
+        series: tuple[list, ...] = (  # type: ignore[type-arg]
+            self.t,
+            self.cpu,
+            self.memory_mb,
+            self.rss_mb,
+            self.busiest_process_cpu,
+            self.processes,
+        )
         return Samples(*([values[i] for i in keep] for values in series))
 
     def summary(self) -> dict[str, float]:
@@ -40,6 +48,7 @@ class Samples:
                 "memory_max_mb": 0.0,
                 "rss_max_mb": 0.0,
                 "process_cpu_max": 0.0,
+                "processes_max": 0,
             }
         return {
             "cpu_mean": round(sum(self.cpu) / len(self.cpu), 1),
@@ -47,6 +56,7 @@ class Samples:
             "memory_max_mb": round(max(self.memory_mb), 1),
             "rss_max_mb": round(max(self.rss_mb), 1),
             "process_cpu_max": round(max(self.busiest_process_cpu), 1),
+            "processes_max": max(self.processes, default=0),
         }
 
 
@@ -106,6 +116,7 @@ class Monitor:
                 self.samples[name].memory_mb.append(samples[1])
                 self.samples[name].rss_mb.append(samples[2])
                 self.samples[name].busiest_process_cpu.append(samples[3])
+                self.samples[name].processes.append(samples[4])
 
     def _tree(self, pid: int) -> list[psutil.Process]:
         try:
@@ -115,11 +126,12 @@ class Monitor:
             return []
         return [self._procs.setdefault(p.pid, p) for p in members]
 
-    def _sample(self) -> dict[str, tuple[float, float, float, float]]:
-        """Per tree: CPU %, PSS MB, RSS MB, busiest process CPU %."""
+    def _sample(self) -> dict[str, tuple[float, float, float, float, int]]:
+        """Per tree: CPU %, PSS MB, RSS MB, busiest process CPU %, processes."""
         result = {}
         for name, pids in list(self.roots.items()):
             cpu = pss = rss = busiest = 0.0
+            count = 0
             for proc in (p for pid in pids for p in self._tree(pid)):
                 try:
                     used = proc.cpu_percent()
@@ -130,7 +142,8 @@ class Monitor:
                 pss += proc_pss / 2**20
                 rss += proc_rss / 2**20
                 busiest = max(busiest, used)
-            result[name] = (cpu, pss, rss, busiest)
+                count += 1
+            result[name] = (cpu, pss, rss, busiest, count)
         return result
 
     def measured(self, start: float, end: float) -> Measured:

@@ -56,6 +56,27 @@ def _what_ran(env: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "settings": json.dumps({**plan, "settings": env["settings"]}, indent=2)}
 
 
+def _setups(variants: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per variant: the profile and knobs it ran with, and the processes and database
+    connections it used at most (a run's own figures, or the most over a sweep's steps)."""
+    rows = []
+    for name, v in variants.items():
+        measured = v.get("steps") or [v]
+        processes = [m["resources"].get(name, {}).get("processes_max") for m in measured]
+        connections = [(m.get("database_connections") or {}).get("open_max") for m in measured]
+        setup = v.get("setup") or {}
+        rows.append(
+            {
+                "name": name,
+                "profile": setup.get("profile"),
+                "knobs": setup.get("knobs") or {},
+                "processes": max((p for p in processes if p), default=None),
+                "connections": max((c for c in connections if c is not None), default=None),
+            }
+        )
+    return rows
+
+
 def _run_charts(variants: dict[str, Any]) -> list[Markup]:
     over_time: dict[str, list[tuple[float, float]]] = {}
     rps: dict[str, list[tuple[float, float]]] = {}
@@ -154,6 +175,7 @@ def render_run(summary: dict[str, Any]) -> str:
         checked=[(n, c) for n, v in variants.items() for c in v.get("integrity") or []],
         measured_window=all(v.get("resources_window") == "measured" for v in variants.values()),
         charts=_run_charts(variants),
+        setups=_setups(variants),
         claims=_claims(summary),
         ran=_what_ran(summary["environment"], {"plan": summary["plan"]}),
     )
@@ -218,6 +240,7 @@ def render_sweep(summary: dict[str, Any]) -> str:
         s=summary,
         flags=summary["flags"],
         charts=_sweep_charts(variants),
+        setups=_setups(variants),
         at_capacity=at_capacity,
         components=components,
         ran=_what_ran(summary["environment"], {"sweep": summary["sweep"]}),

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from loadlab.errors import UsageError
 from loadlab.settings import StackSettings
-from loadlab.stack import credentials, pgbouncer, postgres, procs, seed, services
+from loadlab.stack import credentials, pgbouncer, postgres, procs, profiles, seed, services
 from loadlab.stack.procs import Component, State
 
 
@@ -56,16 +56,20 @@ def _existing(settings: StackSettings) -> State | None:
 
 def up(settings: StackSettings) -> tuple[State, bool]:
     """Start PostgreSQL (unless an existing one is given), the seed, PgBouncer if asked, and
-    both services; wait until each is healthy. Returns the state and whether anything started.
-    On any failure or interrupt, everything started so far is stopped again."""
+    the chosen services (--variants; the duel's two by default); wait until each is healthy.
+    On a stack that is up, start the chosen services that are not running and restart those
+    asked to run another profile or knobs. Returns the state and whether anything started.
+    On any failure or interrupt of a fresh start, everything started so far is stopped."""
+    names = services.names(settings.variants)
     if (running := _existing(settings)) is not None:
         if settings.pgbouncer and not running.pgbouncer:
             raise UsageError(
                 "the stack is already up without PgBouncer: run `python -m loadlab down` "
                 "first, then `up --pgbouncer`"
             )
-        return running, False
-    ports = [(settings.flask_port, "--flask-port"), (settings.fastapi_port, "--fastapi-port")]
+        return running, ensure_services(settings, running, names)
+    setups = wanted(settings, names, None)  # a missing profile is said before anything starts
+    ports = [(settings.port_of(n, services.VARIANTS[n].port), f"--port {n}=PORT") for n in names]
     if settings.database_url is None:
         ports.append((settings.pg_port, "--pg-port"))
     if settings.pgbouncer:
@@ -81,7 +85,7 @@ def up(settings: StackSettings) -> tuple[State, bool]:
 
     state = State(pgbouncer=settings.pgbouncer, scale=settings.scale)
     try:
-        _start_all(settings, state, pg_bin)
+        _start_all(settings, state, pg_bin, setups)
     except BaseException:
         # A second Ctrl-C must not cut the clean-up short and leave orphans behind.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -110,7 +114,9 @@ def _log(settings: StackSettings, name: str) -> Path:
     return settings.state_dir / "logs" / f"{name}.log"
 
 
-def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
+def _start_all(
+    settings: StackSettings, state: State, pg_bin: Any, setups: dict[str, services.Setup]
+) -> None:
     user = procs.unprivileged_user()
     passfile = credentials.passfile(settings.state_dir)
     if settings.database_url is not None:
@@ -148,10 +154,61 @@ def _start_all(settings: StackSettings, state: State, pg_bin: Any) -> None:
             state.database_url = credentials.with_passfile(through, passfile)
         postgres.wait_ready(state.database_url, settings.ready_timeout, component)
 
+    _start_services(settings, state, setups)
+
+
+def wanted(
+    settings: StackSettings, names: list[str], running: State | None
+) -> dict[str, services.Setup]:
+    """The profile and knobs each named service should run with: a running service keeps
+    its own unless --profile or a knob flag is given; any other starts with --profile (or
+    "default"), the knob flags applied on top."""
+    flags = settings.knob_flags()
+    setups = {}
+    for name in names:
+        current = running.get(name) if running else None
+        if current is not None and current.setup and settings.profile is None and not flags:
+            setups[name] = services.Setup(current.setup["profile"], current.setup["knobs"])
+            continue
+        profile = profiles.load(name, settings.profile or profiles.DEFAULT)
+        setups[name] = services.Setup(
+            profile.name, services.VARIANTS[name].knobs(profile.knobs, flags)
+        )
+    return setups
+
+
+def ensure_services(settings: StackSettings, state: State, names: list[str]) -> bool:
+    """On a running stack: start the named services that are not running, and restart each
+    whose profile or knobs differ from what is wanted (same port). Whether any started."""
+    setups = wanted(settings, names, state)
+    changed = {}
+    for name, setup in setups.items():
+        current = state.get(name)
+        if current is not None and current.alive() and current.setup == setup.as_dict():
+            continue
+        if current is not None:
+            procs.stop(current)
+            state.components.remove(current)
+            procs.save_state(settings.state_dir, state)
+            port = urlsplit(current.url).port  # restarted where it was
+            ports = {**settings.service_ports, name: port}
+            settings = settings.model_copy(update={"service_ports": ports})
+        changed[name] = setup
+    if changed:
+        for name in changed:
+            port = settings.port_of(name, services.VARIANTS[name].port)
+            check_port_free(port, f"--port {name}=PORT")
+        _start_services(settings, state, changed)
+    return bool(changed)
+
+
+def _start_services(
+    settings: StackSettings, state: State, setups: dict[str, services.Setup]
+) -> None:
     started = []
-    for variant in services.VARIANTS.values():
+    for name, setup in setups.items():
         with procs.interrupts_held():
-            component = services.start(variant, settings, state.database_url)
+            component = services.start(services.VARIANTS[name], settings, state.database_url, setup)
             started.append(_record(settings, state, component))
     for component in started:
         services.wait_healthy(component, settings.ready_timeout)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -42,6 +43,8 @@ class Component:
     # PostgreSQL's data directory: its postmaster.pid names the server that runs there now,
     # also after a restart outside loadlab (`pg_ctl restart` starts a new postmaster).
     data_dir: str | None = None
+    # A service's profile and knob values, as started: {"profile": name, "knobs": {...}}.
+    setup: dict[str, Any] | None = None
 
     def current_pid(self) -> int | None:
         """The PID of its server now: the recorded one, or for PostgreSQL whichever

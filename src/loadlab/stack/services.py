@@ -1,11 +1,16 @@
-"""The two services under test: how each is started, and the wait until it is healthy."""
+"""The stacks under test, declared once as data: how each is started, with which settings,
+and the wait until it is healthy. Adding a stack is one entry in VARIANTS (and, when it runs
+code of its own, one folder under services/); `up`, `run`, `verify`, `ui`, `tune`, the
+reports and the compose check all read this registry."""
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import httpx
 
@@ -17,16 +22,59 @@ from loadlab.stack.procs import Component
 
 
 @dataclass(frozen=True)
+class Knob:
+    """A setting that changes how a stack performs. Its server reads it from `env`
+    (services/common/settings.py); `tune` tries `candidates`."""
+
+    name: str
+    env: str
+    help: str
+    low: int
+    high: int
+    candidates: tuple[int, ...]
+
+
+KNOBS = {
+    k.name: k
+    for k in (
+        Knob("web_workers", "WEB_WORKERS", "server worker processes", 1, 32, (1, 2, 3, 4)),
+        Knob("web_threads", "WEB_THREADS", "threads per gunicorn worker", 1, 256, (8, 15, 30, 60)),
+        Knob(
+            "db_pool_size", "DB_POOL_SIZE", "pooled connections per worker", 1, 200, (5, 10, 25, 50)
+        ),
+        Knob(
+            "db_max_overflow",
+            "DB_MAX_OVERFLOW",
+            "connections beyond the pool, per worker",
+            0,
+            200,
+            (0, 5, 20),
+        ),
+        Knob(
+            "db_read_pool_size",
+            "DB_READ_POOL_SIZE",
+            "raw asyncpg connections for the read endpoints, per worker",
+            1,
+            200,
+            (5, 10, 25, 50),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
 class Variant:
-    """One stack, declared once as data: its name in reports, its label, the setting that
-    holds its port, and its server's command line (after `python -m`), with {host}, {port},
-    {workers} and {root} filled in when it starts. The compose file runs the same command (a
-    test checks). Every service reads the same environment (services/common/settings.py)."""
+    """One stack: its name in reports, its label, its default port, its server's command
+    line (after `python -m`, with {host}, {port}, {workers} and {root} filled in when it
+    starts; the compose file runs the same, a test checks), the fixed environment that makes
+    it this stack, and its knobs with their default values (its "default" profile)."""
 
     name: str
     label: str
-    port_setting: str
+    port: int
     server: tuple[str, ...]
+    defaults: Mapping[str, int]
+    environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def argv(
         self,
@@ -40,6 +88,49 @@ class Variant:
         fill = {"host": host, "port": port, "workers": workers, "root": root}
         return [python, "-m", *(part.format(**fill) for part in self.server)]
 
+    def env(self, knobs: Mapping[str, int]) -> dict[str, str]:
+        """What the server reads: its fixed environment and its knob values."""
+        return {**self.environment, **{KNOBS[k].env: str(v) for k, v in knobs.items()}}
+
+    def knobs(self, *layers: Mapping[str, int]) -> dict[str, int]:
+        """Its knob values: the defaults, overridden by each layer in turn (a profile, then
+        the flags given); a layer's knobs this stack does not read are ignored."""
+        values = dict(self.defaults)
+        for layer in layers:
+            values.update({k: v for k, v in layer.items() if k in values})
+        for name, value in values.items():
+            knob = KNOBS[name]
+            if not knob.low <= value <= knob.high:
+                raise UsageError(
+                    f"{self.name}: {name} = {value} is outside {knob.low}..{knob.high}"
+                )
+        return values
+
+
+# uvicorn with httptools and the contract's JSON for requests it cannot parse; no WebSocket
+# (an Upgrade header is served as plain HTTP, as gunicorn does).
+def _uvicorn(app: str) -> tuple[str, ...]:
+    return (
+        "uvicorn",
+        "--factory",
+        app,
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+        "--workers",
+        "{workers}",
+        "--http",
+        "services.fastapi_async.protocol:JsonErrorProtocol",
+        "--ws",
+        "none",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    )
+
+
+_POOL = {"web_workers": 2, "db_pool_size": 10, "db_max_overflow": 5}
 
 VARIANTS = {
     v.name: v
@@ -47,7 +138,7 @@ VARIANTS = {
         Variant(
             "flask_sync",
             "Flask + sync SQLAlchemy (psycopg2, gunicorn)",
-            "flask_port",
+            8001,
             # gunicorn_conf.py reads WEB_WORKERS and WEB_THREADS from the environment.
             (
                 "gunicorn",
@@ -57,52 +148,87 @@ VARIANTS = {
                 "{host}:{port}",
                 "services.flask_sync.app:create_app()",
             ),
+            {**_POOL, "web_threads": 15},
         ),
         Variant(
             "fastapi_async",
             "FastAPI + async SQLAlchemy (asyncpg, uvicorn)",
-            "fastapi_port",
-            (
-                "uvicorn",
-                "--factory",
-                "services.fastapi_async.app:create_app",
-                "--host",
-                "{host}",
-                "--port",
-                "{port}",
-                "--workers",
-                "{workers}",
-                # httptools with the contract's JSON for requests it cannot parse; no
-                # WebSocket (an Upgrade header is served as plain HTTP, as gunicorn does).
-                "--http",
-                "services.fastapi_async.protocol:JsonErrorProtocol",
-                "--ws",
-                "none",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ),
+            8002,
+            _uvicorn("services.fastapi_async.app:create_app"),
+            _POOL,
+            {"DB_ASYNC_DRIVER": "asyncpg"},
+        ),
+        # The same code as fastapi_async on psycopg 3's async driver: a driver is a setting.
+        Variant(
+            "fastapi_psycopg",
+            "FastAPI + async SQLAlchemy (psycopg 3, uvicorn)",
+            8003,
+            _uvicorn("services.fastapi_async.app:create_app"),
+            _POOL,
+            {"DB_ASYNC_DRIVER": "psycopg"},
+        ),
+        Variant(
+            "fastapi_hybrid",
+            "FastAPI: async ORM writes, raw asyncpg reads (uvicorn)",
+            8004,
+            _uvicorn("services.fastapi_hybrid.app:create_app"),
+            {**_POOL, "db_read_pool_size": 10},
         ),
     )
 }
+# What `up`, `run` and `loadtest` take when no --variants is given: the article's duel.
+DUEL = ("flask_sync", "fastapi_async")
 
 
-def start(variant: Variant, settings: StackSettings, database_url: str) -> Component:
-    port = getattr(settings, variant.port_setting)
+def names(spec: str | None) -> list[str]:
+    """--variants as a list: comma-separated names, "all", or (None) the duel; each known,
+    none twice."""
+    if spec is None:
+        return list(DUEL)
+    if spec.strip() == "all":
+        return list(VARIANTS)
+    chosen = [n.strip() for n in spec.split(",")]
+    if not [n for n in chosen if n]:
+        raise UsageError(f"--variants names no variant: choose from {', '.join(VARIANTS)}, all")
+    unknown = [n for n in chosen if n not in VARIANTS]
+    if unknown:
+        raise UsageError(f"unknown variant {unknown[0]!r}: choose from {', '.join(VARIANTS)}, all")
+    twice = sorted({n for n in chosen if chosen.count(n) > 1})
+    if twice:
+        raise UsageError(f"--variants names {twice[0]} twice: each variant runs once per round")
+    return chosen
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a service runs with: the profile's name and the knob values after flags."""
+
+    profile: str
+    knobs: Mapping[str, int]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"profile": self.profile, "knobs": dict(self.knobs)}
+
+
+def start(variant: Variant, settings: StackSettings, database_url: str, setup: Setup) -> Component:
+    port = settings.port_of(variant.name, variant.port)
     env = {
         **settings.service_env(),
+        **variant.env(setup.knobs),
         "DATABASE_URL": database_url,
         "SERVICE_NAME": variant.name,
         "PYTHONPATH": str(ROOT),
     }
-    return procs.start(
+    component = procs.start(
         variant.name,
-        variant.argv(port, settings.web_workers),
+        variant.argv(port, setup.knobs["web_workers"]),
         url=f"http://127.0.0.1:{port}",
         log=settings.state_dir / "logs" / f"{variant.name}.log",
         env=env,
         cwd=ROOT,
     )
+    component.setup = setup.as_dict()
+    return component
 
 
 def healthy(url: str, timeout: float = 2.0) -> bool:

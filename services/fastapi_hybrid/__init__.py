@@ -1,0 +1,1 @@
+"""FastAPI, the article's hybrid: async ORM writes, raw asyncpg reads."""
