@@ -93,6 +93,15 @@ def duration(text: str) -> float:
     return hours * 3600 + minutes * 60 + seconds
 
 
+def percent(text: str) -> float:
+    """A fraction from '10%' or '0.1'."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r} (try 10%)") from None
+    return value / 100 if text.strip().endswith("%") else value
+
+
 def _load_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
@@ -250,6 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="each test started in the UI stops after this (default: 10m)",
     )
+    compare = sub.add_parser(
+        "compare", help="how each variant's figures changed from one report to another"
+    )
+    compare.add_argument("old", help="the earlier report folder (a run or a sweep)")
+    compare.add_argument("new", help="the later one, of the same kind")
+    compare.add_argument(
+        "--threshold",
+        type=percent,
+        default=0.10,
+        help="worse by more than this (relative) is a regression, exit 1 (default: 10%%)",
+    )
+    compare.add_argument("--out", help="the page to write (default: NEW/compare.html)")
     report = sub.add_parser("report", help="render a run's index.html again from its summary.json")
     report.add_argument("runs", nargs="+", help="report folders, e.g. reports/2026...-200u")
     seed_cmd = sub.add_parser(
@@ -393,6 +414,38 @@ def _cmd_seed(settings: StackSettings, scale_given: float | None, app_role: bool
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from loadlab.analysis import change
+    from loadlab.report import pages
+
+    result = change.compare(Path(args.old), Path(args.new), args.threshold)
+    page = Path(args.out) if args.out else Path(args.new) / "compare.html"
+    if not page.parent.is_dir():
+        raise UsageError(f"--out {page}: its folder does not exist")
+    for c in result["changes"]:
+        verdict = "REGRESSION" if c["regression"] else ("within noise" if c["worse"] else "ok")
+        rel = "" if c["relative"] is None else f" ({c['relative']:+.1%})"
+        old = "-" if c["old"] is None else f"{c['old']:,.4g}"
+        new = "-" if c["new"] is None else f"{c['new']:,.4g}"
+        p = "" if c["p"] is None else f", p = {c['p']:.3f}"
+        print(f"  {c['variant']:<16} {c['figure']:<12} {old:>10} -> {new:<10}{rel}{p}  {verdict}")
+    for line in result["differences"]:
+        print(f"  ! ran differently: {line}")
+    # Written whole, then moved into place: never half a page.
+    for target, text in (
+        (page, pages.render_compare(result)),
+        (page.with_suffix(".json"), json.dumps(result, indent=1)),
+    ):
+        tmp = target.with_name(f".tmp-{target.name}")
+        tmp.write_text(text)
+        tmp.replace(target)
+    print(f"compare: {page}")
+    if result["regressions"]:
+        named = ", ".join(f"{r['variant']} {r['figure']}" for r in result["regressions"])
+        raise GateFailed(f"worse beyond {args.threshold:.0%}: {named}")
+    return 0
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # same clean-up path as Ctrl-C
 
@@ -414,6 +467,8 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         for run in args.runs:
             print(f"report: {rerender(Path(run))}")
         return 0
+    if args.command == "compare":
+        return _cmd_compare(args)
     if args.command == "seed":
         return _cmd_seed(settings, args.scale, args.app_role)
     if args.command == "run":

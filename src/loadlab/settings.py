@@ -35,6 +35,7 @@ class StackSettings(BaseSettings):
     # The profile the services start with (profiles/<variant>.<name>.json; "default" is the
     # registry's values), then these knobs, when given, for every stack that reads them.
     profile: str | None = None
+    profiles_dir: Path = ROOT / "profiles"
     web_workers: int | None = Field(None, ge=1, le=32)
     web_threads: int | None = Field(None, ge=1, le=256)
     db_pool_size: int | None = Field(None, ge=1, le=200)

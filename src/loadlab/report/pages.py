@@ -28,7 +28,9 @@ ENV.filters["pct"] = lambda v, digits=2: f"{v:.{digits}%}"
 ENV.filters["thousands"] = lambda v: f"{v:,}"
 ENV.filters["fmt_rate"] = lambda v: f"{v:g}"
 # An across-rounds figure: the error rate is a fraction, the others ms or req/s.
-ENV.filters["figure"] = lambda v, unit: f"{v:.2%}" if unit == "" else f"{v:,.1f}"
+ENV.filters["figure"] = lambda v, unit: (
+    "-" if v is None else f"{v:.2%}" if unit == "" else f"{v:,.1f}"
+)
 
 LATENCY_KEYS = (
     ("p50", "p50"),
@@ -244,6 +246,16 @@ def render_sweep(summary: dict[str, Any]) -> str:
         at_capacity=at_capacity,
         components=components,
         ran=_what_ran(summary["environment"], {"sweep": summary["sweep"]}),
+    )
+
+
+def render_compare(result: dict[str, Any]) -> str:
+    """The page of `loadlab compare` (analysis/change.py's result)."""
+    with_rounds = bool(result["rounds"]) and all(
+        min(pair) > 1 for pair in result["rounds"].values()
+    )
+    return ENV.get_template("compare.html").render(
+        title="compare", c=result, with_rounds=with_rounds
     )
 
 

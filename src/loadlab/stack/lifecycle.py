@@ -170,7 +170,7 @@ def wanted(
         if current is not None and current.setup and settings.profile is None and not flags:
             setups[name] = services.Setup(current.setup["profile"], current.setup["knobs"])
             continue
-        profile = profiles.load(name, settings.profile or profiles.DEFAULT)
+        profile = profiles.load(name, settings.profile or profiles.DEFAULT, settings.profiles_dir)
         setups[name] = services.Setup(
             profile.name, services.VARIANTS[name].knobs(profile.knobs, flags)
         )
