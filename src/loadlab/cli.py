@@ -248,6 +248,18 @@ def build_parser() -> argparse.ArgumentParser:
     _up_options(loadtest)
     _load_options(loadtest)
     loadtest.add_argument("--out", help=OUT_HELP)
+    loadtest.add_argument(
+        "--tuned",
+        action="store_true",
+        help="best against best: tune each variant without a 'tuned' profile, then run them all "
+        "with theirs",
+    )
+    loadtest.add_argument(
+        "--tune-budget",
+        type=duration,
+        default=300.0,
+        help="with --tuned, the search time per variant to tune (default: 5m)",
+    )
     ui = sub.add_parser("ui", help="the Locust web UI against one service")
     _stack_options(ui)
     ui.add_argument("--variant", default="flask_sync", help=f"one of {', '.join(VARIANTS)}")
@@ -259,6 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="each test started in the UI stops after this (default: 10m)",
     )
+    tune = sub.add_parser(
+        "tune", help="search one stack's knobs for its best on this machine; save a profile"
+    )
+    _stack_options(tune)
+    add = tune.add_argument
+    add("--variant", required=True, help=f"one of {', '.join(VARIANTS)}")
+    add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
+    add("--users", type=int, default=200, help="users, or most in flight (default: %(default)s)")
+    add("--arrival-rate", type=float, help="open model: best = lowest p99 at this rate")
+    add("--budget", type=duration, default=600.0, help="time for the whole search (default: 10m)")
+    add("--trial", type=duration, default=15.0, help="measured seconds per trial (default: 15s)")
+    add("--warmup", type=duration, default=5.0, help="before each trial (default: 5s)")
+    add("--slo", default="p99<500ms,errors<1%", help="the objective (default: %(default)s)")
+    add("--name", default="tuned", help="the profile to write (default: %(default)s)")
+    add("--out", help="report folder (default: reports/<date>-tune-<variant>-<scenario>)")
     compare = sub.add_parser(
         "compare", help="how each variant's figures changed from one report to another"
     )
@@ -414,6 +441,27 @@ def _cmd_seed(settings: StackSettings, scale_given: float | None, app_role: bool
     return 0
 
 
+def _cmd_tune(settings: StackSettings, args: argparse.Namespace) -> int:
+    from loadlab import tune
+    from loadlab.stack import procs
+
+    state = procs.load_state(settings.state_dir)
+    plan = tune.TunePlan(
+        variant=args.variant,
+        scenario=args.scenario,
+        users=args.users,
+        arrival_rate=args.arrival_rate,
+        budget=args.budget,
+        trial=args.trial,
+        warmup=args.warmup,
+        slo=args.slo,
+        name=args.name,
+        scale=state.scale if state else settings.scale,
+    )
+    plan.load()  # the scenario, users and rate checked before anything restarts
+    return tune.run(settings, plan, Path(args.out) if args.out else None)
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from loadlab.analysis import change
     from loadlab.report import pages
@@ -451,7 +499,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 # Commands that start, stop, reset or drive the stack: one at a time per state folder.
-LOCKED = {"up", "down", "seed", "run", "sweep", "loadtest", "verify"}
+LOCKED = {"up", "down", "seed", "run", "sweep", "loadtest", "verify", "tune"}
 
 
 def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
@@ -467,6 +515,8 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         for run in args.runs:
             print(f"report: {rerender(Path(run))}")
         return 0
+    if args.command == "tune":
+        return _cmd_tune(settings, args)
     if args.command == "compare":
         return _cmd_compare(args)
     if args.command == "seed":
@@ -479,7 +529,14 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         from loadlab import duel
 
         out = Path(args.out) if args.out else None
-        return duel.loadtest(settings, _plan(args, settings.scale), out)
+        if args.tuned and args.profile:
+            raise UsageError("--tuned runs the 'tuned' profiles: drop --profile")
+        if args.tuned:
+            from loadlab import tune
+
+            tune.check_budget(args.tune_budget)  # said before the stack starts
+        budget = args.tune_budget if args.tuned else None
+        return duel.loadtest(settings, _plan(args, settings.scale), out, budget)
     if args.command == "ui":
         from loadlab import duel
 

@@ -20,19 +20,22 @@ from loadlab.load.experiment import Target, plan_dict, run_variant
 from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES, LoadPlan
 from loadlab.report import writer
 from loadlab.settings import StackSettings
-from loadlab.stack import lifecycle, postgres, procs, services
+from loadlab.stack import lifecycle, postgres, procs, profiles, services
 
 
-def local_targets(settings: StackSettings, variants: list[str]) -> tuple[list[Target], procs.State]:
+def local_targets(
+    settings: StackSettings, variants: list[str], restart: bool = True
+) -> tuple[list[Target], procs.State]:
     """The running stack's services, with the process trees to watch while each is driven.
-    A named service that is not running yet is started, one asked to run another profile
-    (--profile) restarted with it."""
+    With `restart`, a named service that is not running yet is started, one asked to run
+    another profile (--profile) restarted with it."""
     state = procs.load_state(settings.state_dir)
     if state is None:
         raise UsageError(
             "the stack is not up: run `python -m loadlab up` first (or give --target URL)"
         )
-    lifecycle.ensure_services(settings, state, variants)
+    if restart:
+        lifecycle.ensure_services(settings, state, variants)
     shared = {
         c.name: pid
         for c in state.components
@@ -198,17 +201,26 @@ def _drive_rounds(
     return rounds
 
 
-def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -> int:
-    """up -> verify -> run both variants -> report -> down (if this command started the stack)."""
+def loadtest(
+    settings: StackSettings,
+    plan: LoadPlan,
+    out: Path | None = None,
+    tune_budget: float | None = None,
+) -> int:
+    """up -> verify -> run the variants -> report -> down (if this command started the stack).
+    With `tune_budget`, best against best: each variant without a "tuned" profile is tuned
+    first (that long each, at this load), then every variant runs its tuned profile."""
     if out is not None:
         writer.discard(prepare_out(out))  # said now, not after the stack is up
+    names = services.names(settings.variants)
     state, started = lifecycle.up(settings)
     try:
-        names = services.names(settings.variants)
         if len(names) > 1:  # one stack alone has nothing to be compared with
             print(f"stack up; verifying the contract on {', '.join(names)} ...", flush=True)
             verify.run(settings, quiet=True, variants=list(names))
         plan = dataclasses.replace(plan, scale=state.scale)
+        if tune_budget is not None:
+            settings = _tuned(settings, plan, names, tune_budget)
         code, index = run(settings, plan, names, None, out)
     finally:
         if started:
@@ -217,6 +229,33 @@ def loadtest(settings: StackSettings, plan: LoadPlan, out: Path | None = None) -
                 print(f"  ! {sentence}: stop it by hand", file=sys.stderr)
     print(f"report: {index}")
     return code
+
+
+def _tuned(
+    settings: StackSettings, plan: LoadPlan, names: list[str], budget: float
+) -> StackSettings:
+    """Tune each variant that has no "tuned" profile yet; settings that run them tuned."""
+    from loadlab import tune  # tune drives through this module
+
+    for name in names:
+        if profiles.exists(name, tune.PROFILE, settings.profiles_dir):
+            print(f"{name}: using profiles/{name}.{tune.PROFILE}.json", flush=True)
+            continue
+        tune.run(
+            settings,
+            tune.TunePlan(
+                variant=name,
+                scenario=plan.scenario,
+                users=plan.users,
+                arrival_rate=plan.arrival_rate,
+                budget=budget,
+                slo=plan.slo or tune.TunePlan.slo,
+                scale=plan.scale,
+            ),
+            None,
+            live=False,
+        )
+    return settings.model_copy(update={"profile": tune.PROFILE})
 
 
 def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time: float) -> int:

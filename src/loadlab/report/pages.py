@@ -259,6 +259,29 @@ def render_compare(result: dict[str, Any]) -> str:
     )
 
 
+def render_tune(summary: dict[str, Any]) -> str:
+    """The page of a `loadlab tune` search: every trial, the chosen knobs."""
+    trials = summary["trials"]
+    chart = line_chart(
+        {
+            "p99": [(t["trial"], t["latency_ms"]["p99"]) for t in trials],
+            "p50": [(t["trial"], t["latency_ms"]["p50"]) for t in trials],
+        },
+        title="Latency of each trial",
+        x_label="trial",
+        y_label="ms",
+        dashed=lambda n: n == "p50",
+    )
+    return ENV.get_template("tune.html").render(
+        title=summary["run_id"],
+        s=summary,
+        chart=Markup(chart),
+        ran=_what_ran(summary["environment"], {"tune": summary["tune"]}),
+    )
+
+
 def render(summary: dict[str, Any]) -> str:
-    """A report folder's page: a sweep's, or a run's."""
+    """A report folder's page: a tune's, a sweep's, or a run's."""
+    if summary.get("kind") == "tune":
+        return render_tune(summary)
     return render_sweep(summary) if summary.get("kind") == "sweep" else render_run(summary)

@@ -224,7 +224,9 @@ def rerender(run: Path) -> Path:
     if not summary_path.exists():
         raise UsageError(f"{run} holds no summary.json: is it a loadlab report folder?")
     summary = json.loads(summary_path.read_text())
-    if summary.get("kind") == "sweep":
+    if summary.get("kind") == "tune":
+        pass  # a tune report has no flags or verdicts to derive
+    elif summary.get("kind") == "sweep":
         summary["flags"] = sweep_flags(summary["variants"])
     else:
         summary = derive(summary)
@@ -253,6 +255,10 @@ def _index_cell(name: str, v: dict[str, Any]) -> str:
 
 
 def _index_load(s: dict[str, Any]) -> str:
+    if s.get("kind") == "tune":
+        t = s["tune"]
+        load = f"{t['arrival_rate']:g} req/s" if t["arrival_rate"] else f"{t['users']} users"
+        return f"tune {t['variant']}: {load}, {len(s['trials'])} trials, {t['slo']}"
     if s.get("kind") == "sweep":
         rates = s["sweep"]["rates"]
         return f"sweep {rates[0]:g}-{rates[-1]:g} req/s, {s['sweep']['slo']}"
@@ -272,7 +278,8 @@ def write_index(reports: Path) -> Path:
                 "folder": summary_path.parent.name,
                 "s": s,
                 "load": _index_load(s),
-                "cells": [_index_cell(n, v) for n, v in s["variants"].items()],
+                "cells": [_index_cell(n, v) for n, v in s["variants"].items()]
+                or [", ".join(f"{k}={v}" for k, v in s.get("chosen", {}).items())],
             }
         )
     page = ENV.get_template("index.html").render(title="runs", runs=runs)

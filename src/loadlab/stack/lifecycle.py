@@ -180,7 +180,12 @@ def wanted(
 def ensure_services(settings: StackSettings, state: State, names: list[str]) -> bool:
     """On a running stack: start the named services that are not running, and restart each
     whose profile or knobs differ from what is wanted (same port). Whether any started."""
-    setups = wanted(settings, names, state)
+    return apply_setups(settings, state, wanted(settings, names, state))
+
+
+def apply_setups(settings: StackSettings, state: State, setups: dict[str, services.Setup]) -> bool:
+    """Each service in `setups` running with exactly that setup: started if missing,
+    restarted on its own port if it runs another. Whether any started."""
     changed = {}
     for name, setup in setups.items():
         current = state.get(name)

@@ -1,0 +1,132 @@
+"""`tune`, profiles and `compare` on the real stack: a tiny tuning budget, the profile it
+saves, `run --profile` starting the stack with it, and a run made worse on purpose."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loadlab.stack import lifecycle, procs, profiles, services
+from tests.conftest import Stack
+
+
+def _loadlab(*args: str, profiles_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadlab", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LOADLAB_PROFILES_DIR": str(profiles_dir)},
+    )
+
+
+@pytest.fixture
+def restored(stack: Stack) -> Iterator[Stack]:
+    """The shared stack, its services put back to the session's settings afterwards."""
+    yield stack
+    state = procs.load_state(stack.settings.state_dir)
+    assert state is not None
+    lifecycle.ensure_services(stack.settings, state, list(services.VARIANTS))
+
+
+def _setup(stack: Stack, name: str) -> dict[str, object]:
+    state = procs.load_state(stack.settings.state_dir)
+    assert state is not None
+    component = state.get(name)
+    assert component is not None and component.setup is not None
+    return component.setup
+
+
+def test_tune_keeps_every_trial_saves_the_profile_and_run_uses_it(
+    restored: Stack, tmp_path: Path
+) -> None:
+    state_dir = str(restored.settings.state_dir)
+    folder = tmp_path / "profiles"
+    out = tmp_path / "tune"
+    tuned = _loadlab(
+        "tune", "--state-dir", state_dir, "--variant", "fastapi_async", "--users", "10",
+        "--trial", "2s", "--warmup", "1s", "--budget", "30s", "--out", str(out),
+        profiles_dir=folder,
+    )  # fmt: skip
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    trials = summary["trials"]
+    defaults = dict(services.VARIANTS["fastapi_async"].defaults)
+    assert trials[0]["knobs"] == defaults and trials[0]["why"] == "the default profile"
+    assert len(trials) >= 2
+    for trial in trials[1:]:  # a coordinate search: one knob changed at a time
+        assert set(trial["knobs"]) == set(defaults)
+        assert trial["throughput_rps"] > 0 and trial["error_rate"] == 0
+    chosen = summary["chosen"]
+    assert chosen in [t["knobs"] for t in trials]
+    best = max((t for t in trials if t["held"]), key=lambda t: t["throughput_rps"])
+    if len([t for t in trials if t["knobs"] == best["knobs"]]) == 1:
+        assert chosen == best["knobs"]  # no second look: the single best trial decides
+    assert "Every trial" in (out / "index.html").read_text()
+
+    profile = profiles.load("fastapi_async", "tuned", folder)
+    assert profile.knobs == chosen and profile.cpu_count == os.cpu_count()
+    assert profile.made_by == str(out)
+    # The stack was left running the winner under the profile's name.
+    assert _setup(restored, "fastapi_async") == {"profile": "tuned", "knobs": chosen}
+
+    # Another profile in between, then `run --profile tuned` restarts it with the tuned knobs.
+    lifecycle.apply_setups(
+        restored.settings,
+        procs.load_state(restored.settings.state_dir),  # type: ignore[arg-type]
+        {"fastapi_async": services.Setup("default", defaults)},
+    )
+    ran = _loadlab(
+        "run", "--state-dir", state_dir, "--variants", "fastapi_async", "--profile", "tuned",
+        "--users", "5", "--duration", "2s", "--warmup", "1s", "--out", str(tmp_path / "run"),
+        profiles_dir=folder,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert _setup(restored, "fastapi_async") == {"profile": "tuned", "knobs": chosen}
+    v = json.loads((tmp_path / "run" / "summary.json").read_text())["variants"]["fastapi_async"]
+    assert v["setup"] == {"profile": "tuned", "knobs": chosen}
+
+
+def test_a_tuning_budget_too_small_for_one_trial_is_one_line_exit_2(
+    stack: Stack, tmp_path: Path
+) -> None:
+    result = _loadlab(
+        "tune", "--state-dir", str(stack.settings.state_dir), "--variant", "fastapi_async",
+        "--budget", "5s", "--out", str(tmp_path / "t"), profiles_dir=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "too small for one trial" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "t").exists() and list(tmp_path.glob("*.json")) == []
+
+
+def test_compare_finds_a_run_made_worse_on_purpose(restored: Stack, tmp_path: Path) -> None:
+    """The same load at fastapi_async with its pool, then with one connection per worker:
+    `compare` exits 1 and names the figures; the report against itself exits 0."""
+    folder = tmp_path / "profiles"
+    for name, knobs in (("base", {}), ("starved", {"db_pool_size": 1, "db_max_overflow": 0})):
+        profiles.save(profiles.Profile("fastapi_async", name, {"web_workers": 1, **knobs}), folder)
+    runs = {}
+    for name in ("base", "starved"):
+        runs[name] = tmp_path / name
+        ran = _loadlab(
+            "run", "--state-dir", str(restored.settings.state_dir), "--variants",
+            "fastapi_async", "--profile", name, "--users", "20", "--duration", "4s",
+            "--warmup", "1s", "--out", str(runs[name]), profiles_dir=folder,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+    same = _loadlab("compare", str(runs["base"]), str(runs["base"]), profiles_dir=folder)
+    assert same.returncode == 0, same.stderr
+    worse = _loadlab("compare", str(runs["base"]), str(runs["starved"]), profiles_dir=folder)
+    assert worse.returncode == 1, worse.stdout
+    assert "worse beyond 10%: fastapi_async" in worse.stderr
+    named = json.loads((runs["starved"] / "compare.json").read_text())["regressions"]
+    assert {r["figure"] for r in named} & {"throughput", "p50 latency"}
+    page = (runs["starved"] / "compare.html").read_text()
+    assert "profile starved" in page  # the changed setting is said
