@@ -115,7 +115,8 @@ class LoadlabUser(FastHttpUser):
                     # No answer: no headers either (reading them raised before this fix).
                     timing = response.status_code and (response.headers or {}).get("Server-Timing")
                     if timing:
-                        RECORDER.record_server(parse_server_timing(timing))
+                        sent_ms = response.request_meta.get("response_time")
+                        RECORDER.record_server(parse_server_timing(timing), sent_ms)
                 except Exception as exc:  # a response too odd to read is a failure too
                     kind = f"unreadable response: {type(exc).__name__}"
                 if kind is None:

@@ -23,6 +23,11 @@ class ServiceSettings(BaseSettings):
     # The async stacks' SQLAlchemy driver: asyncpg (fastapi_async) or psycopg (psycopg 3,
     # fastapi_psycopg); the same code runs on either.
     db_async_driver: Literal["asyncpg", "psycopg"] = Field("asyncpg", alias="DB_ASYNC_DRIVER")
+    # The async stacks: a FIFO semaphore sized to the pool (pool size + overflow) in front of
+    # it, so a freed connection goes to the request that waited longest; the asyncio queue
+    # inside SQLAlchemy's async pool lets a newcomer take it first
+    # (tests/services/test_pool_fairness.py).
+    fair_admission: bool = Field(False, alias="DB_FAIR_ADMISSION")
     # fastapi_hybrid's raw asyncpg pool for its read endpoints, per worker.
     db_read_pool_size: int = Field(10, alias="DB_READ_POOL_SIZE", ge=1)
     # Behind PgBouncer in transaction mode (1.18 has no prepared-statement support there),

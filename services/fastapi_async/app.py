@@ -5,6 +5,7 @@ The engine is made in the lifespan, per worker process, never at import time.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -118,6 +119,11 @@ async def orm_session(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[
     """The async engine and its sessions (routes.SessionDep), for the lifespan."""
     engine = make_engine(settings)
     app.state.make_session = async_sessionmaker(engine, expire_on_commit=settings.expire_on_commit)
+    app.state.admission = (
+        asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
+        if settings.fair_admission
+        else None
+    )
     yield
     await engine.dispose()
 

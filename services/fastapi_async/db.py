@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import uuid4
@@ -52,7 +53,13 @@ def make_engine(settings: ServiceSettings) -> AsyncEngine:
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request, closed as soon as the handler returns."""
     make_session: async_sessionmaker[AsyncSession] = request.app.state.make_session
-    async with make_session() as session:
+    admission: asyncio.Semaphore | None = request.app.state.admission
+    if admission is None:
+        async with make_session() as session:
+            yield session
+        return
+    # In arrival order: no more sessions at once than the pool has connections.
+    async with admission, make_session() as session:
         yield session
 
 

@@ -145,6 +145,12 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
         default="constant",
         help="open model: evenly spaced, or a Poisson process (default: %(default)s)",
     )
+    add(
+        "--ceiling",
+        action=argparse.BooleanOptionalAction,
+        help="after the variants, pgbench runs the scenario's SQL straight at PostgreSQL at the "
+        "connections they used: the database's ceiling beside them (loadtest: on by default)",
+    )
 
 
 def _plan(args: argparse.Namespace, scale: float) -> Any:
@@ -164,6 +170,7 @@ def _plan(args: argparse.Namespace, scale: float) -> Any:
         arrival_rate=args.arrival_rate,
         arrivals=args.arrivals,
         slo=args.slo,
+        ceiling=bool(args.ceiling),
     )
 
 
@@ -536,6 +543,10 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
 
             tune.check_budget(args.tune_budget)  # said before the stack starts
         budget = args.tune_budget if args.tuned else None
+        if args.ceiling is None:  # on wherever the scenario has a pgbench script
+            from loadlab import ceiling
+
+            args.ceiling = ceiling.script(args.scenario) is not None
         return duel.loadtest(settings, _plan(args, settings.scale), out, budget)
     if args.command == "ui":
         from loadlab import duel

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from loadlab import ROOT, verify
+from loadlab import ROOT, ceiling, verify
 from loadlab.analysis import repeats
 from loadlab.environment import describe
 from loadlab.errors import UsageError
@@ -21,6 +21,8 @@ from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES, LoadPlan
 from loadlab.report import writer
 from loadlab.settings import StackSettings
 from loadlab.stack import lifecycle, postgres, procs, profiles, services
+
+CEILING_SECONDS = 20.0  # pgbench per connection count: a steady figure well before this
 
 
 def local_targets(
@@ -130,6 +132,11 @@ def run(
     """Drive `plan` at each variant in turn and publish the report; (exit code, index.html).
     With `target`, that one service instead of `variants`."""
     final = out or ROOT / writer.REPORTS / writer.run_id(plan.scenario, plan.tag)
+    if plan.ceiling and target is not None:
+        raise UsageError("--ceiling measures loadlab's own database: not with --target")
+    pgbench = ceiling.pgbench(settings.pg_bin) if plan.ceiling else None
+    if plan.ceiling:
+        ceiling.check(plan.scenario)
     driven = what_to_drive(settings, variants, target)
     targets, database_url = driven.targets, driven.database_url
     tmp = prepare_out(final)
@@ -139,10 +146,17 @@ def run(
             name: repeats.with_rounds(rounds)
             for name, rounds in _drive_rounds(plan, targets, database_url, tmp, live).items()
         }
+        ceilings = None
+        if pgbench is not None and database_url:
+            seconds = min(plan.duration, CEILING_SECONDS)
+            ceilings = ceiling.attach(
+                figures, pgbench, database_url, plan.scenario, seconds, plan.scale
+            )
         summary = writer.build_summary(
             final.name, plan_dict(plan), driven.environment(settings), figures
         )
         summary["run_order"] = order
+        summary["ceilings"] = ceilings
         index = writer.publish(summary, tmp, final)
     except BaseException:
         writer.discard(tmp)
@@ -167,6 +181,12 @@ def run(
                 )
     for sentence in summary["verdicts"] if plan.repeat > 1 else []:
         print(f"  {sentence}")
+    for name, v in figures.items() if ceilings else []:
+        c = v["ceiling"]
+        print(
+            f"  {name:<16} {c['share']:.0%} of the database's ceiling ({c['tps']:,.0f} "
+            f"transactions/s by pgbench at {c['connections']} connections)"
+        )
     return (1 if writer.failed(summary) else 0), index
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 
 from tests.conftest import Stack
@@ -351,3 +352,62 @@ def test_the_other_stacks_serve_a_short_real_load_cleanly(stack: Stack, tmp_path
     assert variants["fastapi_hybrid"]["setup"]["knobs"]["db_read_pool_size"] == 10
     page = index.read_text()
     assert "db_read_pool_size" in page and "profile default" in page
+
+
+def test_the_queue_table_shows_where_each_request_waited(report: Path) -> None:
+    """Per request: before the app (client from its send minus the app), the pool wait, the
+    SQL calls and the rest of the app, each with p50/p99/max; the page names the part with
+    the largest p99."""
+    summary = _summary(report)
+    page = (report / "index.html").read_text()
+    assert "Where the tail comes from" in page
+    for name, v in summary["variants"].items():
+        server = v["server_ms"]
+        assert {"app", "conn", "sql", "before", "rest"} <= set(server), name
+        # Every answered request has each part; `before` and `rest` are never negative.
+        assert server["before"]["count"] == server["app"]["count"] > 0
+        assert 0 <= server["before"]["p50"] <= server["before"]["max"]
+        assert server["rest"]["p99"] <= server["app"]["max"]
+        # The client's latency from the send holds the app's and what came before it.
+        assert server["app"]["p50"] < v["latency_ms"]["p50"]
+        tail = max(("before", "conn", "sql", "rest"), key=lambda k: server[k]["p99"])
+        assert f"(p99 {server[tail]['p99']:,.1f} ms)" in page
+
+
+def test_the_ceiling_runs_pgbench_at_the_connections_each_stack_used(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`run --ceiling`: pgbench runs select_update's transaction at the connections the
+    service held at most; the page puts the stack beside it, and the data is the seed after."""
+    from loadlab import duel
+    from loadlab.load.runner import LoadPlan
+    from tests.conftest import TEST_SCALE
+
+    plan = LoadPlan(
+        scenario="select_update", users=10, spawn_rate=10, duration=3, warmup=1,
+        scale=TEST_SCALE, ceiling=True,
+    )  # fmt: skip
+    code, index = duel.run(stack.settings, plan, ["flask_sync"], None, tmp_path / "r", live=False)
+    assert code == 0
+    summary = _summary(tmp_path / "r")
+    (c,) = summary["ceilings"]
+    v = summary["variants"]["flask_sync"]
+    assert c["connections"] == v["database_connections"]["open_max"] == v["ceiling"]["connections"]
+    assert c["tps"] > 0 and c["failed"] == 0 and c["transactions"] > 0
+    assert v["ceiling"]["share"] == pytest.approx(v["throughput_rps"] / c["tps"])
+    assert "Beside the database's own ceiling" in index.read_text()
+    with psycopg2.connect(stack.database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM users WHERE last_seen > now() - interval '1 minute'")
+        assert cur.fetchone() == (0,)  # the visits pgbench made were reset to the seed
+
+
+def test_a_ceiling_for_a_scenario_without_a_script_is_one_line_exit_2(
+    stack: Stack, tmp_path: Path
+) -> None:
+    result = _loadlab(
+        "run", "--state-dir", str(stack.settings.state_dir), "--scenario", "mixed",
+        "--ceiling", "--duration", "2s", "--out", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no pgbench script for scenario 'mixed'" in result.stderr
+    assert not (tmp_path / "r").exists()

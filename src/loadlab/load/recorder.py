@@ -94,8 +94,17 @@ class Recorder:
             self.failures_per_second[second] += 1
         self.outcomes[(name, outcome(status))] += 1
 
-    def record_server(self, timing: dict[str, float]) -> None:
-        """The parts of one response's Server-Timing header (ms)."""
+    def record_server(self, timing: dict[str, float], client_ms: float | None = None) -> None:
+        """The parts of one response's Server-Timing header (ms), and two derived from them
+        per request: `before` (the client's time from its send minus the app's: the kernel's
+        accept queue, the server's worker, thread or event-loop queue, the network) and
+        `rest` (the app's time minus the pool wait and the SQL calls: Python, and in an async
+        stack the loop running other requests between this one's awaits)."""
+        timing = dict(timing)
+        if client_ms is not None and "app" in timing:
+            timing["before"] = max(client_ms - timing["app"], 0.0)
+        if {"app", "conn", "sql"} <= timing.keys():
+            timing["rest"] = max(timing["app"] - timing["conn"] - timing["sql"], 0.0)
         for part, ms in timing.items():
             if part not in self.server:
                 self.server[part] = new_histogram()

@@ -74,6 +74,9 @@ class LoadPlan:
     arrival_rate: float | None = None
     arrivals: str = "constant"
     slo: str | None = None  # objectives that gate the run (analysis/slo.py)
+    # After the variants, pgbench runs the scenario's SQL at the connections they used
+    # (ceiling.py): the database's own ceiling on this machine.
+    ceiling: bool = False
 
     @property
     def tag(self) -> str:

@@ -79,6 +79,38 @@ def _setups(variants: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+# The parts of a request's time a service's Server-Timing lets us see, in the order a
+# request meets them (load/recorder.py derives `before` and `rest` per request).
+QUEUES = (
+    ("before", "before the app: accept queue, worker or event-loop queue, network"),
+    ("conn", "in the app until a pooled connection was handed over"),
+    ("sql", "in SQL calls (driver, network, PostgreSQL)"),
+    ("rest", "the rest of the app (Python; in async, other requests' turns)"),
+)
+
+
+def _queues(variants: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per variant, each part's p50, p99 and max, and the part whose p99 is largest: where
+    the tail is."""
+    rows = []
+    for name, v in variants.items():
+        server = v.get("server_ms") or {}
+        parts = [(key, label, server[key]) for key, label in QUEUES if key in server]
+        if not parts:
+            continue
+        tail = max(parts, key=lambda p: p[2]["p99"])
+        rows.append(
+            {
+                "name": name,
+                "cells": [server.get(key) for key, _ in QUEUES],
+                "client_p99": v["latency_ms"]["p99"],
+                "tail": tail[1],
+                "tail_p99": tail[2]["p99"],
+            }
+        )
+    return rows
+
+
 def _run_charts(variants: dict[str, Any]) -> list[Markup]:
     over_time: dict[str, list[tuple[float, float]]] = {}
     rps: dict[str, list[tuple[float, float]]] = {}
@@ -178,6 +210,8 @@ def render_run(summary: dict[str, Any]) -> str:
         measured_window=all(v.get("resources_window") == "measured" for v in variants.values()),
         charts=_run_charts(variants),
         setups=_setups(variants),
+        queues=_queues(variants),
+        queue_labels=QUEUES,
         claims=_claims(summary),
         ran=_what_ran(summary["environment"], {"plan": summary["plan"]}),
     )

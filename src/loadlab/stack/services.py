@@ -51,6 +51,14 @@ KNOBS = {
             (0, 5, 20),
         ),
         Knob(
+            "fair_admission",
+            "DB_FAIR_ADMISSION",
+            "a FIFO semaphore sized to the pool in front of it: 1 on, 0 off",
+            0,
+            1,
+            (0, 1),
+        ),
+        Knob(
             "db_read_pool_size",
             "DB_READ_POOL_SIZE",
             "raw asyncpg connections for the read endpoints, per worker",
@@ -131,6 +139,7 @@ def _uvicorn(app: str) -> tuple[str, ...]:
 
 
 _POOL = {"web_workers": 2, "db_pool_size": 10, "db_max_overflow": 5}
+_ASYNC = {**_POOL, "fair_admission": 0}
 
 VARIANTS = {
     v.name: v
@@ -155,7 +164,7 @@ VARIANTS = {
             "FastAPI + async SQLAlchemy (asyncpg, uvicorn)",
             8002,
             _uvicorn("services.fastapi_async.app:create_app"),
-            _POOL,
+            _ASYNC,
             {"DB_ASYNC_DRIVER": "asyncpg"},
         ),
         # The same code as fastapi_async on psycopg 3's async driver: a driver is a setting.
@@ -164,7 +173,7 @@ VARIANTS = {
             "FastAPI + async SQLAlchemy (psycopg 3, uvicorn)",
             8003,
             _uvicorn("services.fastapi_async.app:create_app"),
-            _POOL,
+            _ASYNC,
             {"DB_ASYNC_DRIVER": "psycopg"},
         ),
         Variant(
@@ -172,7 +181,7 @@ VARIANTS = {
             "FastAPI: async ORM writes, raw asyncpg reads (uvicorn)",
             8004,
             _uvicorn("services.fastapi_hybrid.app:create_app"),
-            {**_POOL, "db_read_pool_size": 10},
+            {**_ASYNC, "db_read_pool_size": 10},
         ),
     )
 }
