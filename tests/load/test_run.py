@@ -49,7 +49,7 @@ def test_summary_figures_are_present_and_consistent(report: Path) -> None:
         server = v["server_ms"]
         assert v["failures"] == 0, v["errors"]
         assert {p: server[p]["count"] for p in server} == dict.fromkeys(
-            ("app", "conn", "sql"), v["requests"]
+            ("app", "conn", "sql", "before", "rest"), v["requests"]
         )
         assert server["sql"]["mean"] <= server["app"]["mean"] <= lat["mean"]
 
