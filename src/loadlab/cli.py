@@ -105,6 +105,12 @@ def percent(text: str) -> float:
 def _load_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
+    add(
+        "--locustfile",
+        metavar="FILE",
+        help="drive with your own Locust file instead of a scenario: loadlab's exact recorder, "
+        "gates and report attached (the open model needs users subclassing LoadlabUser)",
+    )
     add("--users", type=int, default=200, help="concurrent users (default: %(default)s)")
     add(
         "--spawn-rate",
@@ -157,7 +163,8 @@ def _plan(args: argparse.Namespace, scale: float) -> Any:
     from loadlab.load.runner import LoadPlan
 
     return LoadPlan(
-        scenario=args.scenario,
+        scenario=Path(args.locustfile).stem if args.locustfile else args.scenario,
+        locustfile=args.locustfile,
         users=args.users,
         spawn_rate=args.spawn_rate,
         duration=args.duration,
@@ -188,7 +195,12 @@ def _sweep_options(parser: argparse.ArgumentParser) -> None:
     add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
     _variants_option(parser, "the stacks to sweep, in order")
     _profile_option(parser)
-    add("--target", metavar="[NAME=]URL", help="sweep this running service instead")
+    add(
+        "--target",
+        action="append",
+        metavar="[NAME=]URL",
+        help="sweep this running service instead (repeatable, NAME= each)",
+    )
     add("--rates", default="100:1000:100", help="start:stop:step or a list (default: %(default)s)")
     add("--step-duration", type=duration, default=20.0, help="seconds per rate (default: 20s)")
     add("--warmup", type=duration, default=10.0, help="before each variant's first step (10s)")
@@ -241,8 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_option(run)
     run.add_argument(
         "--target",
+        action="append",
         metavar="[NAME=]URL",
-        help="drive this running service instead of the local ones (named NAME in the report)",
+        help="drive this running HTTP service instead of the local ones, named NAME in the "
+        "report; repeatable, to compare several in one report",
     )
     run.add_argument("--out", help=OUT_HELP)
     sweep = sub.add_parser(
@@ -546,7 +560,7 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         if args.ceiling is None:  # on wherever the scenario has a pgbench script
             from loadlab import ceiling
 
-            args.ceiling = ceiling.script(args.scenario) is not None
+            args.ceiling = not args.locustfile and ceiling.script(args.scenario) is not None
         return duel.loadtest(settings, _plan(args, settings.scale), out, budget)
     if args.command == "ui":
         from loadlab import duel

@@ -81,12 +81,21 @@ class Driven:
         return describe(pg_version, self.pgbouncer, settings.model_dump(mode="json"))
 
 
-def what_to_drive(settings: StackSettings, variants: list[str], target: str | None) -> Driven:
-    """The one --target service, or the running stack's `variants`."""
-    if target is not None:
-        return Driven([external_target(target)], None, None, False)
-    targets, state = local_targets(settings, variants)
-    return Driven(targets, state.direct_database_url, state.scale, state.pgbouncer)
+def what_to_drive(
+    settings: StackSettings, variants: list[str], targets: list[str] | None
+) -> Driven:
+    """The --target services (any HTTP services, compared in one report), or the running
+    stack's `variants`."""
+    if targets:
+        if len(targets) > 1 and [t for t in targets if "=" not in t.split("://")[0]]:
+            raise UsageError("several --target: give each a name (--target NAME=URL)")
+        external = [external_target(t) for t in targets]
+        names = [t.name for t in external]
+        if len(set(names)) < len(names):
+            raise UsageError(f"--target names {names[0]} twice: give each service its own name")
+        return Driven(external, None, None, False)
+    found, state = local_targets(settings, variants)
+    return Driven(found, state.direct_database_url, state.scale, state.pgbouncer)
 
 
 def external_target(target: str) -> Target:
@@ -125,14 +134,14 @@ def run(
     settings: StackSettings,
     plan: LoadPlan,
     variants: list[str],
-    target: str | None,
+    target: list[str] | None,
     out: Path | None,
     live: bool = True,
 ) -> tuple[int, Path]:
     """Drive `plan` at each variant in turn and publish the report; (exit code, index.html).
-    With `target`, that one service instead of `variants`."""
+    With `target` (NAME=URL each), those services instead of `variants`."""
     final = out or ROOT / writer.REPORTS / writer.run_id(plan.scenario, plan.tag)
-    if plan.ceiling and target is not None:
+    if plan.ceiling and target:
         raise UsageError("--ceiling measures loadlab's own database: not with --target")
     pgbench = ceiling.pgbench(settings.pg_bin) if plan.ceiling else None
     if plan.ceiling:

@@ -149,11 +149,11 @@ def run(
     settings: StackSettings,
     plan: SweepPlan,
     variants: list[str],
-    target: str | None,
+    target: list[str] | None,
     out: Path | None,
     live: bool = True,
 ) -> tuple[int, Path]:
-    """Sweep each variant (or the one --target) and publish the report; (exit code, page)."""
+    """Sweep each variant (or each --target) and publish the report; (exit code, page)."""
     final = out or ROOT / writer.REPORTS / writer.run_id("sweep", plan.scenario)
     driven = what_to_drive(settings, variants, target)
     targets, database_url = driven.targets, driven.database_url

@@ -97,6 +97,16 @@ def connections(knobs: dict[str, int]) -> int:
     return knobs["web_workers"] * per_worker
 
 
+def moot(knobs: dict[str, int]) -> str | None:
+    """Why these knobs cannot differ from a trial already made, or None: a gunicorn worker's
+    threads never hold more connections than it has threads, so a pool larger than that is
+    the same stack."""
+    threads = knobs.get("web_threads")
+    if threads is not None and knobs["db_pool_size"] > threads:
+        return f"a pool of {knobs['db_pool_size']} behind {threads} threads is never filled"
+    return None
+
+
 def score(plan: TunePlan, figures: dict[str, Any]) -> tuple[bool, float]:
     """(within the objective, how good: higher is better)."""
     held = all(r["holds"] for r in slo.check(plan.slo, {plan.variant: figures}))
@@ -118,7 +128,7 @@ class Search:
         self.out = out
         self.live = live
         self.trials: list[dict[str, Any]] = []
-        self.skipped: list[dict[str, Any]] = []  # over CONNECTION_LIMIT: never started
+        self.skipped: list[dict[str, Any]] = []  # never started, with why
         self.deadline = time.monotonic() + plan.budget
         self.spent: list[float] = []
 
@@ -198,7 +208,11 @@ def search(plan: TunePlan, settings: StackSettings, out: Path, live: bool) -> Se
         if found.measured(knobs):
             continue
         if connections(knobs) > CONNECTION_LIMIT:
-            found.skipped.append({"knobs": knobs, "connections": connections(knobs)})
+            why = f"{connections(knobs)} connections, over the {CONNECTION_LIMIT} allowed"
+            found.skipped.append({"knobs": knobs, "why": why})
+            continue
+        if (why_moot := moot(knobs)) is not None:
+            found.skipped.append({"knobs": knobs, "why": why_moot})
             continue
         if not found.affordable():
             print("  the budget is spent: the search stops here", flush=True)

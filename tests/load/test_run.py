@@ -411,3 +411,49 @@ def test_a_ceiling_for_a_scenario_without_a_script_is_one_line_exit_2(
     assert result.returncode == 2
     assert "no pgbench script for scenario 'mixed'" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_users_own_locustfile_and_several_targets_in_one_report(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`--locustfile` (plain Locust users) at two `--target` services named by the user: one
+    report, loadlab's exact figures for each, Locust's own count agreeing."""
+    own = Path(__file__).parent / "own_locustfile.py"
+    out = tmp_path / "r"
+    result = _loadlab(
+        "run", "--locustfile", str(own), "--users", "5", "--spawn-rate", "5",
+        "--duration", "3s", "--warmup", "1s", "--out", str(out),
+        "--target", f"ours={stack.urls['flask_sync']}",
+        "--target", f"theirs={stack.urls['fastapi_async']}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = _summary(out)
+    assert summary["plan"]["locustfile"] == str(own) and summary["scenario"] == "own_locustfile"
+    assert list(summary["variants"]) == ["ours", "theirs"]
+    for v in summary["variants"].values():
+        assert v["requests"] > 0 and v["failures"] == 0
+        assert v["requests"] == v["locust_requests"]
+        assert v["integrity"] is None  # an external service: no database to check
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--locustfile", "nowhere.py"], "--locustfile nowhere.py: cannot read it"),
+        (["--arrival-rate", "10"], "its users must subclass LoadlabUser"),
+        (
+            ["--target", "http://127.0.0.1:9", "--target", "b=http://127.0.0.1:9"],
+            "give each a name",
+        ),
+    ],
+)
+def test_bad_locustfile_or_targets_are_one_line_exit_2(
+    stack: Stack, tmp_path: Path, args: list[str], said: str
+) -> None:
+    own = Path(__file__).parent / "own_locustfile.py"
+    flags = args if args[0] == "--locustfile" else ["--locustfile", str(own), *args]
+    result = _loadlab("run", "--state-dir", str(stack.settings.state_dir), *flags,
+                      "--out", str(tmp_path / "r"))  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

@@ -41,10 +41,10 @@ def scenarios() -> list[str]:
     return sorted(p.stem for p in LOCUSTFILES.glob("*.py") if p.stem != "common")
 
 
-def scenario_tags(scenario: str) -> set[str]:
+def scenario_tags(file: Path) -> set[str]:
     """The Locust tags a scenario's tasks carry (`@tag("read")`), read from its source: importing
     it would import Locust, whose gevent patches do not belong in this process."""
-    tree = ast.parse((LOCUSTFILES / f"{scenario}.py").read_text())
+    tree = ast.parse(file.read_text())
     return {
         arg.value
         for node in ast.walk(tree)
@@ -74,6 +74,9 @@ class LoadPlan:
     arrival_rate: float | None = None
     arrivals: str = "constant"
     slo: str | None = None  # objectives that gate the run (analysis/slo.py)
+    # A user's own Locust file instead of a scenario of locustfiles/ (`scenario` is then its
+    # name in reports): loadlab's recorder, gates and report attached (locustfiles/common.py).
+    locustfile: str | None = None
     # After the variants, pgbench runs the scenario's SQL at the connections they used
     # (ceiling.py): the database's own ceiling on this machine.
     ceiling: bool = False
@@ -95,8 +98,22 @@ class LoadPlan:
         """Locust processes that send requests: the workers, or the one process."""
         return max(self.workers + self.remote_workers, 1)
 
+    @property
+    def file(self) -> Path:
+        """The Locust file that holds the users."""
+        return Path(self.locustfile) if self.locustfile else LOCUSTFILES / f"{self.scenario}.py"
+
+    def locust_files(self) -> str:
+        """Locust's -f: a user's own file gets loadlab's hooks loaded first (common.py
+        registers the recorder; a file that imports it shares the same module)."""
+        if self.locustfile is None:
+            return str(self.file)
+        return f"{LOCUSTFILES / 'common.py'},{Path(self.locustfile).resolve()}"
+
     def __post_init__(self) -> None:
-        if self.scenario not in scenarios():
+        if self.locustfile is not None:
+            _check_locustfile(Path(self.locustfile), self.arrival_rate is not None)
+        elif self.scenario not in scenarios():
             raise UsageError(
                 f"unknown scenario {self.scenario!r}: choose one of {', '.join(scenarios())}"
             )
@@ -116,12 +133,35 @@ class LoadPlan:
             raise UsageError(f"--arrivals must be one of {', '.join(KINDS)}, not {self.arrivals!r}")
         if self.slo is not None:
             slo.parse(self.slo)  # a malformed objective is refused before anything runs
-        if self.tags and not set(self.tags) & scenario_tags(self.scenario):
-            known = ", ".join(sorted(scenario_tags(self.scenario))) or "none"
+        if self.tags and not set(self.tags) & scenario_tags(self.file):
+            known = ", ".join(sorted(scenario_tags(self.file))) or "none"
             raise UsageError(
                 f"--tags {' '.join(self.tags)} selects no task of {self.scenario} "
                 f"(its tags: {known})"
             )
+
+
+def _check_locustfile(file: Path, open_model: bool) -> None:
+    """A readable Python file; for the open model, users that take their start times from
+    loadlab's schedule (a subclass of LoadlabUser: plain Locust users would send closed-loop
+    and the schedule would count every request as not sent)."""
+    try:
+        tree = ast.parse(file.read_text())
+    except (OSError, UnicodeDecodeError, SyntaxError) as exc:
+        raise UsageError(f"--locustfile {file}: cannot read it as Python ({exc})") from None
+    if file.suffix != ".py" or file.name == "common.py":
+        raise UsageError(f"--locustfile {file}: give a .py file not named common.py")
+    subclasses = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        and any(getattr(b, "id", getattr(b, "attr", None)) == "LoadlabUser" for b in node.bases)
+    ]
+    if open_model and not subclasses:
+        raise UsageError(
+            f"--arrival-rate with --locustfile {file.name}: its users must subclass LoadlabUser "
+            "(from common import LoadlabUser) to take their start times from the schedule"
+        )
 
 
 def _locust_argv(plan: LoadPlan, host: str, out: Path, role: list[str]) -> list[str]:
@@ -130,7 +170,7 @@ def _locust_argv(plan: LoadPlan, host: str, out: Path, role: list[str]) -> list[
         "-m",
         "locust",
         "-f",
-        str(LOCUSTFILES / f"{plan.scenario}.py"),
+        plan.locust_files(),
         "--headless",
         "--loglevel",
         "WARNING",
@@ -221,7 +261,7 @@ def drive(
         print(
             f"  waiting up to {WORKERS_MAX_WAIT} s for {plan.remote_workers} remote worker(s); "
             f"on each machine run: {assignments} python -m locust -f "
-            f"locustfiles/{plan.scenario}.py --worker --master-host <this machine>",
+            f"{plan.locust_files()} --worker --master-host <this machine>",
             flush=True,
         )
     procs: list[subprocess.Popen[bytes]] = []

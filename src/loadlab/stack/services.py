@@ -139,7 +139,8 @@ def _uvicorn(app: str) -> tuple[str, ...]:
 
 
 _POOL = {"web_workers": 2, "db_pool_size": 10, "db_max_overflow": 5}
-_ASYNC = {**_POOL, "fair_admission": 0}
+# Fair admission first: `tune` tries knobs in this order, and it decides the tail.
+_ASYNC = {"fair_admission": 0, **_POOL}
 
 VARIANTS = {
     v.name: v
@@ -157,7 +158,9 @@ VARIANTS = {
                 "{host}:{port}",
                 "services.flask_sync.app:create_app()",
             ),
-            {**_POOL, "web_threads": 15},
+            # Threads before the pool: with 15 threads a worker never holds more than 15
+            # connections, so the pool's size matters only up to the threads.
+            {"web_workers": 2, "web_threads": 15, "db_pool_size": 10, "db_max_overflow": 5},
         ),
         Variant(
             "fastapi_async",
