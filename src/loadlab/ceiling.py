@@ -120,13 +120,16 @@ def attach(
         c = ceilings[counts[name]]
         across = (v.get("across_rounds") or {}).get("throughput_rps")
         answered = across["mean"] if across else v["throughput_rps"]
+        # In an open-model run the schedule set the rate: a share of the ceiling would be
+        # the offered load's, not the stack's limit (a sweep's capacity is that).
+        scheduled = "offered_rps" in v
         v["ceiling"] = {
             "connections": c["connections"],
             "tps": c["tps"],
-            "share": answered / c["tps"] if c["tps"] else None,
+            "share": answered / c["tps"] if c["tps"] and not scheduled else None,
             # Per request, wall time of the whole machine: at the stack's rate, and at the
             # ceiling's. Their difference is what the stack adds per request.
-            "ms_per_request": 1000 / answered if answered else None,
+            "ms_per_request": 1000 / answered if answered and not scheduled else None,
             "ceiling_ms_per_request": 1000 / c["tps"] if c["tps"] else None,
         }
     return list(ceilings.values())

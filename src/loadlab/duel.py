@@ -192,9 +192,10 @@ def run(
         print(f"  {sentence}")
     for name, v in figures.items() if ceilings else []:
         c = v["ceiling"]
+        share = "" if c["share"] is None else f"{c['share']:.0%} of "
         print(
-            f"  {name:<16} {c['share']:.0%} of the database's ceiling ({c['tps']:,.0f} "
-            f"transactions/s by pgbench at {c['connections']} connections)"
+            f"  {name:<16} {share}the database's ceiling: {c['tps']:,.0f} "
+            f"transactions/s by pgbench at {c['connections']} connections"
         )
     return (1 if writer.failed(summary) else 0), index
 

@@ -261,6 +261,8 @@ def run(settings: StackSettings, plan: TunePlan, out: Path | None, live: bool = 
             "defaults": dict(variant.defaults),
             "chosen": chosen,
             "met_objective": met,
+            # As a run's page: a warning at the top (and a mark in reports/index.html).
+            "flags": [] if met else [f"No trial met {plan.slo}: the lowest p99 was chosen."],
             "trials": found.trials,
             "skipped": found.skipped,
             "connection_limit": CONNECTION_LIMIT,
@@ -284,12 +286,12 @@ def run(settings: StackSettings, plan: TunePlan, out: Path | None, live: bool = 
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
         (tmp / "index.html").write_text(pages.render_tune(summary))
         tmp.rename(final)
-        if final.parent.name == writer.REPORTS:
-            writer.write_index(final.parent)
     except BaseException:
         writer.discard(tmp)
         raise
     saved = profiles.save(profile, settings.profiles_dir)
+    if final.parent.name == writer.REPORTS:
+        writer.write_index(final.parent)
     # The stack keeps running the winner, now under its profile's name.
     state = procs.load_state(settings.state_dir)
     assert state is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from loadlab.report import writer
 from loadlab.stack import lifecycle, procs, profiles, services
 from tests.conftest import Stack
 
@@ -69,6 +71,11 @@ def test_tune_keeps_every_trial_saves_the_profile_and_run_uses_it(
     if len([t for t in trials if t["knobs"] == best["knobs"]]) == 1:
         assert chosen == best["knobs"]  # no second look: the single best trial decides
     assert "Every trial" in (out / "index.html").read_text()
+    # A tune report sits in reports/ beside runs and sweeps: the index lists it.
+    reports = tmp_path / "reports"
+    shutil.copytree(out, reports / out.name)
+    index = writer.write_index(reports).read_text()
+    assert f"tune fastapi_async: 10 users, {len(trials)} trials" in index
 
     profile = profiles.load("fastapi_async", "tuned", folder)
     assert profile.knobs == chosen and profile.cpu_count == os.cpu_count()
