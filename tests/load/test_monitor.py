@@ -1,11 +1,14 @@
-"""The resource monitor: a tree added while it samples is never lost."""
+"""The resource monitor: a tree added while it samples is never lost; the kernel's accept
+queue of a listening socket is read right."""
 
 from __future__ import annotations
 
 import os
+import socket
+from pathlib import Path
 from typing import Any
 
-from loadlab.load.monitor import Monitor
+from loadlab.load.monitor import Monitor, accept_queue
 
 
 def test_a_tree_has_its_samples_before_the_sampler_can_see_it() -> None:
@@ -25,3 +28,33 @@ def test_a_tree_has_its_samples_before_the_sampler_can_see_it() -> None:
         monitor.add("locust", os.getpid())  # a second process of the same component
     assert monitor.roots == {"locust": [os.getpid(), os.getpid()]}
     assert monitor._thread.is_alive() is False  # the with-block stopped it
+
+
+def test_the_accept_queue_is_read_from_the_listening_socket(tmp_path: Path) -> None:
+    """/proc/net/tcp's rx_queue of a LISTEN socket (state 0A) is its accept backlog."""
+    table = tmp_path / "tcp"
+    table.write_text(
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt\n"
+        "   0: 0100007F:1F41 00000000:0000 0A 00000000:00000007 00:00000000 00000000\n"
+        "   1: 0100007F:1F41 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000\n"
+        "   2: 0100007F:1F42 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n"
+    )
+    assert accept_queue(8001, table) == 7  # 0x1F41: 7 connections not yet accepted
+    assert accept_queue(8002, table) == 0
+    assert accept_queue(8003, table) is None  # nothing listens there
+    assert accept_queue(8001, tmp_path / "missing") is None
+
+
+def test_a_real_listening_socket_shows_its_backlog() -> None:
+    """Connections the server has not accepted wait in the kernel: the depth counts them."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        port = server.getsockname()[1]
+        assert accept_queue(port) == 0
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        try:
+            assert accept_queue(port) == 3
+        finally:
+            for client in clients:
+                client.close()

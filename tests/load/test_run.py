@@ -370,6 +370,9 @@ def test_the_queue_table_shows_where_each_request_waited(report: Path) -> None:
         assert server["rest"]["p99"] <= server["app"]["max"]
         # The client's latency from the send holds the app's and what came before it.
         assert server["app"]["p50"] < v["latency_ms"]["p50"]
+        # The kernel's accept queue, sampled each second: keep-alive connections leave it
+        # (nearly) empty once the users are connected.
+        assert 0 <= v["accept_queue"]["mean"] <= v["accept_queue"]["max"]
         tail = max(("before", "conn", "sql", "rest"), key=lambda k: server[k]["p99"])
         assert f"(p99 {server[tail]['p99']:,.1f} ms)" in page
 

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from loadlab.analysis import integrity
 from loadlab.analysis.summary import variant_summary
@@ -48,7 +49,9 @@ def run_variant(
     connections = (
         pgstats.Connections(database_url, target.name) if database_url else contextlib.nullcontext()
     )
-    with connections, Monitor({name: [pid] for name, pid in target.pids.items()}) as monitor:
+    listening = {target.name: port} if target.pids and (port := urlsplit(target.url).port) else {}
+    roots = {name: [pid] for name, pid in target.pids.items()}
+    with connections, Monitor(roots, listening=listening) as monitor:
         result = drive(plan, target.url, out, monitor, live)
     figures = variant_summary(result)
     start = result["measure_start"] or result["measure_end"]
@@ -69,6 +72,8 @@ def run_variant(
         resources_window="measured",  # reports before this field counted the warm-up too
         cpu_timeline={name: s.cpu for name, s in measured.samples.items()},
         machine_cpu_mean=measured.machine_cpu_mean,
+        # The kernel's queue before the server: connections not yet accepted, each second.
+        accept_queue=monitor.accept_queue(start, result["measure_end"]).get(target.name),
         generator_saturated=measured.generator_saturated(),
         integrity=None,
         database_time=None,

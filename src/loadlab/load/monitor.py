@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
@@ -60,6 +61,21 @@ class Samples:
         }
 
 
+def accept_queue(port: int, table: Path = Path("/proc/net/tcp")) -> int | None:
+    """Connections waiting in the kernel's accept queue of the socket listening on `port`
+    (for a LISTEN socket, /proc/net/tcp's rx_queue is that backlog); None if none listens."""
+    try:
+        rows = table.read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for row in rows:
+        fields = row.split()
+        local, state, queues = fields[1], fields[3], fields[4]
+        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+            return int(queues.split(":")[1], 16)
+    return None
+
+
 def _memory(proc: psutil.Process) -> tuple[int, int]:
     """(PSS, RSS) in bytes. PSS splits shared memory (PostgreSQL's buffers, forked workers'
     pages) between the processes sharing it; RSS counts it once per process."""
@@ -74,8 +90,16 @@ def _memory(proc: psutil.Process) -> tuple[int, int]:
 class Monitor:
     """Samples the given process trees in a background thread until stopped."""
 
-    def __init__(self, roots: dict[str, list[int]], interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        roots: dict[str, list[int]],
+        interval: float = 1.0,
+        listening: dict[str, int] | None = None,
+    ) -> None:
         self.roots = roots
+        # Per service, its listening port: the accept queue's depth is sampled each second.
+        self.listening = listening or {}
+        self.accept: dict[str, list[tuple[float, int]]] = {n: [] for n in self.listening}
         self.interval = interval
         self.samples: dict[str, Samples] = {name: Samples() for name in roots}
         self.machine_cpu: list[float] = []
@@ -108,6 +132,10 @@ class Monitor:
             now = time.time()
             self.machine_cpu.append(psutil.cpu_percent())
             self.machine_t.append(now)
+            for name, port in self.listening.items():
+                depth = accept_queue(port)
+                if depth is not None:
+                    self.accept[name].append((now, depth))
             with self._lock:
                 sampled = self._sample()
             for name, samples in sampled.items():
@@ -145,6 +173,15 @@ class Monitor:
                 count += 1
             result[name] = (cpu, pss, rss, busiest, count)
         return result
+
+    def accept_queue(self, start: float, end: float) -> dict[str, dict[str, float]]:
+        """Per service, the accept queue's depth while measuring: mean and max."""
+        found = {}
+        for name, samples in self.accept.items():
+            inside = [depth for t, depth in samples if start <= t <= end]
+            if inside:
+                found[name] = {"mean": round(sum(inside) / len(inside), 2), "max": max(inside)}
+        return found
 
     def measured(self, start: float, end: float) -> Measured:
         """What was sampled between start and end: the warm-up (spawning users, filling

@@ -104,6 +104,7 @@ def _queues(variants: dict[str, Any]) -> list[dict[str, Any]]:
                 "name": name,
                 "cells": [server.get(key) for key, _ in QUEUES],
                 "client_p99": v["latency_ms"]["p99"],
+                "accept": v.get("accept_queue"),
                 "tail": tail[1],
                 "tail_p99": tail[2]["p99"],
             }
