@@ -22,9 +22,9 @@ from services.common.schemas import (
 )
 from services.common.settings import ServiceSettings
 from services.common.validation import parse_id, parse_order_page, query_pairs
+from services.fastapi_async.routes import READ  # GET routes take HEAD too, as Flask's do
 
 reads = APIRouter()
-READ = ["GET", "HEAD"]
 
 USER = "SELECT id, name, email, visits, last_seen, created_at FROM users WHERE id = $1"
 # As the ORM's joinedload does: the order, its customer, its items (by id) and their products.
