@@ -14,6 +14,7 @@ saved as profiles/<variant>.<name>.json with the machine's CPU count and the dat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -225,6 +226,16 @@ def search(plan: TunePlan, settings: StackSettings, out: Path, live: bool) -> Se
     return found
 
 
+def _put_back(settings: StackSettings, variant: str, setup: dict[str, Any] | None) -> None:
+    """After a failed or interrupted search: the stack as it was before, not a trial's."""
+    state = procs.load_state(settings.state_dir)
+    if setup is None or state is None:
+        return
+    with contextlib.suppress(Exception):
+        restore = services.Setup(setup["profile"], setup["knobs"])
+        lifecycle.apply_setups(settings, state, {variant: restore})
+
+
 def run(settings: StackSettings, plan: TunePlan, out: Path | None, live: bool = False) -> int:
     """The `tune` command: search, write the tune report, save the profile; the stack is
     left running the chosen knobs."""
@@ -240,6 +251,8 @@ def run(settings: StackSettings, plan: TunePlan, out: Path | None, live: bool = 
         f"{plan.warmup:g} s warm-up, within {plan.slo}, budget {plan.budget:g} s",
         flush=True,
     )
+    running = state.get(plan.variant)
+    before = running.setup if running is not None else None
     try:
         found = search(plan, settings, tmp, live)
         chosen = found.best()[0]
@@ -288,6 +301,7 @@ def run(settings: StackSettings, plan: TunePlan, out: Path | None, live: bool = 
         tmp.rename(final)
     except BaseException:
         writer.discard(tmp)
+        _put_back(settings, plan.variant, before)
         raise
     saved = profiles.save(profile, settings.profiles_dir)
     if final.parent.name == writer.REPORTS:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +139,35 @@ def test_compare_finds_a_run_made_worse_on_purpose(restored: Stack, tmp_path: Pa
     assert {r["figure"] for r in named} & {"throughput", "p50 latency"}
     page = (runs["starved"] / "compare.html").read_text()
     assert "profile starved" in page  # the changed setting is said
+
+
+def test_an_interrupted_tune_puts_the_stack_back_and_writes_nothing(
+    restored: Stack, tmp_path: Path
+) -> None:
+    """Ctrl-C (here SIGTERM, the same path) during the search: no report, no profile, and
+    the service runs the setup it had before, not the trial's."""
+    before = _setup(restored, "fastapi_async")
+    folder = tmp_path / "profiles"
+    out = tmp_path / "tune"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadlab", "tune", "--state-dir", str(restored.settings.state_dir),
+         "--variant", "fastapi_async", "--users", "5", "--trial", "5s", "--warmup", "1s",
+         "--budget", "60s", "--out", str(out)],
+        env={**os.environ, "LOADLAB_PROFILES_DIR": str(folder)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert procs.wait_until(
+            lambda: str(_setup(restored, "fastapi_async")["profile"]).startswith("trial-"),
+            60,
+            poll=0.2,
+        )
+        time.sleep(2)  # inside the trial's load
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert _setup(restored, "fastapi_async") == before
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+    assert not folder.exists() or not list(folder.iterdir())
