@@ -46,6 +46,12 @@ def pgbench(pg_bin: Path | None) -> str:
     return found
 
 
+def prepare(scenario: str, pg_bin: Path | None) -> str:
+    """pgbench's path, once the scenario is known to have a script (UsageError otherwise)."""
+    check(scenario)
+    return pgbench(pg_bin)
+
+
 def check(scenario: str) -> Path:
     found = script(scenario)
     if found is None:

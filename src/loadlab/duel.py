@@ -143,9 +143,8 @@ def run(
     final = out or ROOT / writer.REPORTS / writer.run_id(plan.scenario, plan.tag)
     if plan.ceiling and target:
         raise UsageError("--ceiling measures loadlab's own database: not with --target")
-    pgbench = ceiling.pgbench(settings.pg_bin) if plan.ceiling else None
-    if plan.ceiling:
-        ceiling.check(plan.scenario)
+    # Said before any load is sent: no script for the scenario, or no pgbench.
+    pgbench = ceiling.prepare(plan.scenario, settings.pg_bin) if plan.ceiling else None
     driven = what_to_drive(settings, variants, target)
     targets, database_url = driven.targets, driven.database_url
     tmp = prepare_out(final)
