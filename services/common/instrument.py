@@ -6,11 +6,14 @@ Both services send back three headers:
 - `X-DB-Connections-Held`: pooled connections the request still held when its response
   started. The contract says 0: both services give the connection back before answering, so
   neither keeps a connection (and its ROLLBACK) out of the pool while the client reads;
-- `Server-Timing` (the W3C header): `app` (ms from the app receiving the request to its
+- `Server-Timing` (the W3C header): `queue` (ms from the server reading the request off its
+  socket, or gunicorn accepting its connection, until the app got it: waiting for a worker
+  thread or for the event loop's turn), `app` (ms from the app receiving the request to its
   response headers), `conn` (ms from then until the first pooled connection was handed over:
   waiting for the pool), `sql` (ms inside the driver's execute calls, network included).
-  The load generator records them, so a report can split a client's latency into time queued
-  before the app, waiting for a connection, and in the database.
+  The load generator records them, so a report can split a client's latency into time not yet
+  read by the server (the kernel's queues), queued in the server, waiting for a connection,
+  and in the database.
 
 A context variable holds the request's figures: it follows a request through gunicorn's
 threads and through SQLAlchemy's greenlet bridge (which shares the caller's context).
@@ -30,11 +33,20 @@ TIMING_HEADER = "Server-Timing"
 
 
 class _Cost:
-    __slots__ = ("statements", "held", "started", "connected", "sql_seconds", "sql_started")
+    __slots__ = (
+        "statements",
+        "held",
+        "read_at",
+        "started",
+        "connected",
+        "sql_seconds",
+        "sql_started",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, read_at: float | None) -> None:
         self.statements = 0
         self.held = 0
+        self.read_at = read_at
         self.started = time.perf_counter()
         self.connected: float | None = None
         self.sql_seconds = 0.0
@@ -42,6 +54,16 @@ class _Cost:
 
 
 _current: ContextVar[_Cost | None] = ContextVar("loadlab_request_cost", default=None)
+# When the server took up the request the current thread is about to run (time.perf_counter):
+# gunicorn's handler thread sets it (flask_sync/gunicorn_worker.py); uvicorn passes it in the
+# ASGI scope instead, as it runs each request in a fresh context (fastapi_async/protocol.py).
+_read_at: ContextVar[float | None] = ContextVar("loadlab_request_read_at", default=None)
+READ_AT_KEY = "loadlab.read_at"
+
+
+def request_read(at: float) -> None:
+    """The server took up the request this thread runs next at `at` (perf_counter)."""
+    _read_at.set(at)
 
 
 def statement_started(*_args: Any) -> None:
@@ -82,9 +104,10 @@ def install(engine: Engine) -> None:
     event.listen(engine.pool, "checkin", checked_in)
 
 
-def start() -> Token[_Cost | None]:
-    """Begin measuring the current request."""
-    return _current.set(_Cost())
+def start(read_at: float | None = None) -> Token[_Cost | None]:
+    """Begin measuring the current request; `read_at` is when the server took it up, if known
+    (else what `request_read` said in this thread)."""
+    return _current.set(_Cost(_read_at.get() if read_at is None else read_at))
 
 
 def headers() -> list[tuple[str, str]]:
@@ -93,6 +116,8 @@ def headers() -> list[tuple[str, str]]:
     if cost is None:
         return [(SQL_HEADER, "0"), (HELD_HEADER, "0")]
     timing = [f"app;dur={(time.perf_counter() - cost.started) * 1000:.3f}"]
+    if cost.read_at is not None:
+        timing.append(f"queue;dur={max(cost.started - cost.read_at, 0.0) * 1000:.3f}")
     if cost.connected is not None:
         timing.append(f"conn;dur={(cost.connected - cost.started) * 1000:.3f}")
         timing.append(f"sql;dur={cost.sql_seconds * 1000:.3f}")

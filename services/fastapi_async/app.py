@@ -36,7 +36,7 @@ class CostMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        token = instrument.start()
+        token = instrument.start(scope.get(instrument.READ_AT_KEY))
 
         async def send_with_cost(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,15 +1,18 @@
 """uvicorn's httptools protocol, answering the requests it cannot parse with the contract's
-JSON (services/common/edge.py) instead of its plain-text 400. uvicorn takes it by import
-string: `--http services.fastapi_async.protocol:JsonErrorProtocol`."""
+JSON (services/common/edge.py) instead of its plain-text 400, and stamping in the ASGI scope
+when it read each request, so Server-Timing can show the wait for the event loop apart from the
+kernel's queues. uvicorn takes it by import string:
+`--http services.fastapi_async.protocol:JsonErrorProtocol`."""
 
 from __future__ import annotations
 
 import sys
+import time
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from services.common import edge
+from services.common import edge, instrument
 
 
 class JsonErrorProtocol(HttpToolsProtocol):
@@ -21,6 +24,12 @@ class JsonErrorProtocol(HttpToolsProtocol):
         # starts its own chunk but for pipelined ones, which then get a 400 or 501 by that chunk.
         self._received = data
         super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        # Called while parsing the bytes just read: the request's task is made when its
+        # headers are complete and then waits for the loop's turn (CostMiddleware reads this).
+        super().on_message_begin()
+        self.scope[instrument.READ_AT_KEY] = time.perf_counter()  # type: ignore[literal-required]
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn calls this from inside its `except httptools.HttpParserError`, so the parser's

@@ -49,7 +49,7 @@ def test_summary_figures_are_present_and_consistent(report: Path) -> None:
         server = v["server_ms"]
         assert v["failures"] == 0, v["errors"]
         assert {p: server[p]["count"] for p in server} == dict.fromkeys(
-            ("app", "conn", "sql", "before", "rest"), v["requests"]
+            ("queue", "app", "conn", "sql", "before", "kernel", "rest"), v["requests"]
         )
         assert server["sql"]["mean"] <= server["app"]["mean"] <= lat["mean"]
 
@@ -355,26 +355,63 @@ def test_the_other_stacks_serve_a_short_real_load_cleanly(stack: Stack, tmp_path
 
 
 def test_the_queue_table_shows_where_each_request_waited(report: Path) -> None:
-    """Per request: before the app (client from its send minus the app), the pool wait, the
-    SQL calls and the rest of the app, each with p50/p99/max; the page names the part with
-    the largest p99."""
+    """Per request: not yet taken up by the server (the client from its send minus the
+    server's parts), the server's own queue (its Server-Timing), the pool wait, the SQL calls
+    and the rest of the app, each with p50/p99/max; the page names the part with the largest
+    p99."""
     summary = _summary(report)
     page = (report / "index.html").read_text()
     assert "Where the tail comes from" in page
     for name, v in summary["variants"].items():
         server = v["server_ms"]
-        assert {"app", "conn", "sql", "before", "rest"} <= set(server), name
+        assert {"app", "conn", "sql", "before", "kernel", "queue", "rest"} <= set(server), name
         # Every answered request has each part; `before` and `rest` are never negative.
         assert server["before"]["count"] == server["app"]["count"] > 0
         assert 0 <= server["before"]["p50"] <= server["before"]["max"]
         assert server["rest"]["p99"] <= server["app"]["max"]
+        # Before the app = not yet taken up (kernel) + the server's own queue, per request
+        # (kernel is clamped at 0 when the clocks' rounding makes it negative).
+        parts = server["kernel"]["mean"] + server["queue"]["mean"]
+        assert server["before"]["mean"] <= parts + 0.05, name
+        assert parts <= server["before"]["mean"] * 1.05 + 0.5, name
         # The client's latency from the send holds the app's and what came before it.
         assert server["app"]["p50"] < v["latency_ms"]["p50"]
         # The kernel's accept queue, sampled each second: keep-alive connections leave it
         # (nearly) empty once the users are connected.
         assert 0 <= v["accept_queue"]["mean"] <= v["accept_queue"]["max"]
-        tail = max(("before", "conn", "sql", "rest"), key=lambda k: server[k]["p99"])
+        tail = max(("kernel", "queue", "conn", "sql", "rest"), key=lambda k: server[k]["p99"])
         assert f"(p99 {server[tail]['p99']:,.1f} ms)" in page
+    assert "server queue (thread / event loop)" in page
+    assert "before the app (not split)" not in page  # split everywhere: not shown twice
+
+
+def test_the_queue_table_of_a_report_made_before_the_split_shows_before_whole() -> None:
+    """Reports committed before the services sent `queue` keep `before` as one column."""
+    from loadlab.report.pages import _queue_columns, _queues
+
+    def part(p99: float) -> dict[str, float]:
+        return {"p50": p99 / 2, "p99": p99, "max": p99 * 2, "mean": p99 / 3, "count": 10}
+
+    old = {"server_ms": {k: part(5.0) for k in ("app", "conn", "sql", "rest")}}
+    old["server_ms"]["before"] = part(40.0)
+    old["latency_ms"] = {"p99": 60.0}
+    new = {"server_ms": {**old["server_ms"], "kernel": part(1.0), "queue": part(39.0)}}
+    new["latency_ms"] = {"p99": 60.0}
+    assert [k for k, _ in _queue_columns({"old": old})] == ["before", "conn", "sql", "rest"]
+    assert [k for k, _ in _queue_columns({"new": new})] == [
+        "kernel",
+        "queue",
+        "conn",
+        "sql",
+        "rest",
+    ]
+    [row] = _queues({"old": old})
+    assert row["tail"].startswith("before the app") and row["tail_p99"] == 40.0
+    [row] = _queues({"new": new})
+    assert row["tail"].startswith("server queue") and row["tail_p99"] == 39.0
+    # Mixed (an old variant beside a new one): both ways shown, each row in its own columns.
+    rows = _queues({"old": old, "new": new})
+    assert len(rows[0]["cells"]) == len(rows[1]["cells"]) == 6
 
 
 def test_the_ceiling_runs_pgbench_at_the_connections_each_stack_used(

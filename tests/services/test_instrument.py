@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
+import time
+
 import httpx
+import pytest
 
 from loadlab.load.recorder import Recorder, parse_server_timing
 from tests.conftest import Stack
@@ -15,15 +19,55 @@ def test_a_database_request_reports_app_connection_and_sql_time(
     assert response.status_code == 200
     assert response.headers["X-SQL-Statements"] == "2"
     timing = parse_server_timing(response.headers["Server-Timing"])
-    assert set(timing) == {"app", "conn", "sql"}
+    assert set(timing) == {"queue", "app", "conn", "sql"}
     assert 0 < timing["sql"] <= timing["app"] and 0 <= timing["conn"] <= timing["app"]
+    # One request alone: taken up by the server and handed to the app at once.
+    assert 0 <= timing["queue"] < 1000
 
 
 def test_a_request_refused_before_the_database_reports_only_app_time(service_url: str) -> None:
     response = httpx.get(f"{service_url}/users/abc")
     assert response.status_code == 422
     assert response.headers["X-SQL-Statements"] == "0"
-    assert set(parse_server_timing(response.headers["Server-Timing"])) == {"app"}
+    assert set(parse_server_timing(response.headers["Server-Timing"])) == {"queue", "app"}
+
+
+def test_the_server_queue_part_is_the_wait_from_read_to_the_app() -> None:
+    """What the servers' hooks tell the instrument (when the request was taken up) becomes
+    the `queue` part: the time until the app started measuring it."""
+    from services.common import instrument
+
+    token = instrument.start(read_at=time.perf_counter() - 0.05)
+    try:
+        timing = parse_server_timing(dict(instrument.headers())["Server-Timing"])
+    finally:
+        instrument.stop(token)
+    assert 50 <= timing["queue"] < 5000
+    # gunicorn's thread says it through request_read instead of an argument.
+    context = contextvars.Context()
+    context.run(instrument.request_read, time.perf_counter() - 0.02)
+    token = context.run(instrument.start)
+    timing = parse_server_timing(dict(context.run(instrument.headers))["Server-Timing"])
+    assert 20 <= timing["queue"] < 5000
+    # No hook (a test client, another server): no queue part rather than a made-up one.
+    token = instrument.start()
+    try:
+        assert "queue" not in dict(instrument.headers())["Server-Timing"]
+    finally:
+        instrument.stop(token)
+
+
+def test_the_recorder_splits_before_the_app_into_kernel_and_server_queue() -> None:
+    recorder = Recorder()
+    recorder.record_server({"queue": 3.0, "app": 10.0, "conn": 1.0, "sql": 4.0}, 20.0)
+    parts = {k: h.get_max_value() / 1000 for k, h in recorder.server.items()}
+    assert parts["before"] == pytest.approx(10.0, rel=1e-2)
+    assert parts["kernel"] == pytest.approx(7.0, rel=1e-2)
+    assert parts["rest"] == pytest.approx(5.0, rel=1e-2)
+    # A service that sends no queue part: `before` stays whole, nothing is split.
+    recorder = Recorder()
+    recorder.record_server({"app": 10.0}, 20.0)
+    assert set(recorder.server) == {"app", "before"}
 
 
 def test_server_timing_parsing() -> None:

@@ -95,14 +95,18 @@ class Recorder:
         self.outcomes[(name, outcome(status))] += 1
 
     def record_server(self, timing: dict[str, float], client_ms: float | None = None) -> None:
-        """The parts of one response's Server-Timing header (ms), and two derived from them
+        """The parts of one response's Server-Timing header (ms), and three derived from them
         per request: `before` (the client's time from its send minus the app's: the kernel's
-        accept queue, the server's worker, thread or event-loop queue, the network) and
-        `rest` (the app's time minus the pool wait and the SQL calls: Python, and in an async
-        stack the loop running other requests between this one's awaits)."""
+        accept queue and socket buffers, the server's worker, thread or event-loop queue, the
+        network), of which `kernel` is what the server's own `queue` part leaves: not yet
+        taken up by the server; and `rest` (the app's time minus the pool wait and the SQL
+        calls: Python, and in an async stack the loop running other requests between this
+        one's awaits)."""
         timing = dict(timing)
         if client_ms is not None and "app" in timing:
             timing["before"] = max(client_ms - timing["app"], 0.0)
+            if "queue" in timing:
+                timing["kernel"] = max(timing["before"] - timing["queue"], 0.0)
         if {"app", "conn", "sql"} <= timing.keys():
             timing["rest"] = max(timing["app"] - timing["conn"] - timing["sql"], 0.0)
         for part, ms in timing.items():

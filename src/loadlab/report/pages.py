@@ -80,29 +80,49 @@ def _setups(variants: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # The parts of a request's time a service's Server-Timing lets us see, in the order a
-# request meets them (load/recorder.py derives `before` and `rest` per request).
+# request meets them (load/recorder.py derives `before`, `kernel` and `rest` per request).
+# `before` is `kernel` + `queue`: it is shown only for a service that does not send `queue`.
 QUEUES = (
-    ("before", "before the app: accept queue, worker or event-loop queue, network"),
-    ("conn", "in the app until a pooled connection was handed over"),
-    ("sql", "in SQL calls (driver, network, PostgreSQL)"),
-    ("rest", "the rest of the app (Python; in async, other requests' turns)"),
+    ("before", "before the app (not split)"),
+    ("kernel", "not yet taken up by the server"),
+    ("queue", "server queue (thread / event loop)"),
+    ("conn", "pool wait"),
+    ("sql", "SQL calls"),
+    ("rest", "rest of the app"),
 )
+
+
+def _queue_columns(variants: dict[str, Any]) -> list[tuple[str, str]]:
+    """The parts any variant has; `before` only where some variant lacks the split."""
+    servers = [v.get("server_ms") or {} for v in variants.values()]
+    split = all("queue" in s for s in servers if s)
+    return [
+        (key, label)
+        for key, label in QUEUES
+        if any(key in s for s in servers) and not (key == "before" and split)
+    ]
 
 
 def _queues(variants: dict[str, Any]) -> list[dict[str, Any]]:
     """Per variant, each part's p50, p99 and max, and the part whose p99 is largest: where
-    the tail is."""
+    the tail is (among parts that do not overlap: `before` only when it is not split)."""
+    columns = _queue_columns(variants)
     rows = []
     for name, v in variants.items():
         server = v.get("server_ms") or {}
-        parts = [(key, label, server[key]) for key, label in QUEUES if key in server]
+        overlapping = {"before"} if "queue" in server else {"kernel", "queue"}
+        parts = [
+            (key, label, server[key])
+            for key, label in QUEUES
+            if key in server and key not in overlapping
+        ]
         if not parts:
             continue
         tail = max(parts, key=lambda p: p[2]["p99"])
         rows.append(
             {
                 "name": name,
-                "cells": [server.get(key) for key, _ in QUEUES],
+                "cells": [server.get(key) for key, _ in columns],
                 "client_p99": v["latency_ms"]["p99"],
                 "accept": v.get("accept_queue"),
                 "tail": tail[1],
@@ -212,7 +232,7 @@ def render_run(summary: dict[str, Any]) -> str:
         charts=_run_charts(variants),
         setups=_setups(variants),
         queues=_queues(variants),
-        queue_labels=QUEUES,
+        queue_labels=_queue_columns(variants),
         claims=_claims(summary),
         ran=_what_ran(summary["environment"], {"plan": summary["plan"]}),
     )
