@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 LOADLAB := $(PY) -m loadlab
 
-.PHONY: setup test loadtest run sweep ui up down status verify lint
+.PHONY: setup test loadtest run sweep ui up down status verify lint micro
 
 setup: $(STAMP)
 	@infra/install-system-deps.sh
@@ -31,6 +31,10 @@ run: setup
 sweep: setup
 	$(LOADLAB) up
 	$(LOADLAB) sweep $(ARGS)
+
+# The article's experiments at its sizes (about 6 minutes here); ARGS="--quick" for small ones.
+micro: setup
+	$(LOADLAB) micro $(ARGS)
 
 VARIANT ?= flask_sync
 SCENARIO ?= select_update

@@ -319,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="worse by more than this (relative) is a regression, exit 1 (default: 10%%)",
     )
     compare.add_argument("--out", help="the page to write (default: NEW/compare.html)")
+    micro = sub.add_parser(
+        "micro", help="re-run the article's experiments on the database; write the findings"
+    )
+    _stack_options(micro)
+    micro.add_argument(
+        "--only", nargs="+", metavar="NAME", help="these experiments only (default: all)"
+    )
+    micro.add_argument("--repeat", type=int, default=3, help="timed passes (default: 3)")
+    micro.add_argument("--quick", action="store_true", help="small sizes: checks, not figures")
+    micro.add_argument("--out", help="findings folder (default: reports/<date>-findings)")
     report = sub.add_parser("report", help="render a run's index.html again from its summary.json")
     report.add_argument("runs", nargs="+", help="report folders, e.g. reports/2026...-200u")
     seed_cmd = sub.add_parser(
@@ -520,7 +530,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 # Commands that start, stop, reset or drive the stack: one at a time per state folder.
-LOCKED = {"up", "down", "seed", "run", "sweep", "loadtest", "verify", "tune"}
+LOCKED = {"up", "down", "seed", "run", "sweep", "loadtest", "verify", "tune", "micro"}
 
 
 def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
@@ -540,6 +550,14 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         return _cmd_tune(settings, args)
     if args.command == "compare":
         return _cmd_compare(args)
+    if args.command == "micro":
+        from loadlab.micro import run as micro
+
+        page = micro.run(
+            settings, args.only, args.repeat, args.quick, Path(args.out) if args.out else None
+        )
+        print(f"findings: {page}")
+        return 0
     if args.command == "seed":
         return _cmd_seed(settings, args.scale, args.app_role)
     if args.command == "run":

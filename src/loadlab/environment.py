@@ -15,6 +15,7 @@ PACKAGES = (
     "sqlalchemy",
     "psycopg2-binary",
     "asyncpg",
+    "psycopg",
     "flask",
     "gunicorn",
     "fastapi",

@@ -5,6 +5,7 @@ rows gathered across variants); the templates hold every word and tag."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -340,3 +341,26 @@ def render(summary: dict[str, Any]) -> str:
     if summary.get("kind") == "tune":
         return render_tune(summary)
     return render_sweep(summary) if summary.get("kind") == "sweep" else render_run(summary)
+
+
+def _number(value: float) -> str:
+    """Three significant digits, thousands separated: 0.0123, 1.23, 1,234."""
+    if value == 0 or value != value:
+        return "0" if value == 0 else "-"
+    digits = max(0, 2 - int(math.floor(math.log10(abs(value)))))
+    return f"{value:,.{digits}f}"
+
+
+def render_findings(document: dict[str, Any]) -> str:
+    """The page of `loadlab micro`: each claim beside our figure, then every experiment."""
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for row in document["claims"]:
+        sections.setdefault(row["section"], []).append(row)
+    return ENV.get_template("findings.html").render(
+        title="findings",
+        d=document,
+        sections=list(sections.items()),
+        number=_number,
+        article="../shared/seeds/000_caf037058c97b154.txt",
+        ran=_what_ran(document["environment"], {"micro": {"repeat": document["repeat"]}}),
+    )

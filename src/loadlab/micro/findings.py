@@ -1,0 +1,648 @@
+"""Every claim of the article and the two guides beside our figure, with a plain verdict.
+
+A claim is a number of the article's (or a behaviour it describes) and the way to read ours
+from a micro run or from the committed 200-user duel reports. Our figures keep their spread
+(the median, min and max of the repeats; the rounds' 95% interval for a repeated duel).
+
+The verdict, on this machine:
+- a ratio ("async is 2.3x slower"): *holds* when ours points the same way with the whole
+  spread and is within a factor of 2 of theirs; *partly* when it points the same way but
+  is off by more, or its spread reaches the other side; *does not hold* when it points the
+  other way;
+- a time or a count: *holds* within a factor of 2, *partly* within a factor of 5;
+- a behaviour (a crash, a deadlock, errors): *holds* when the naive setting fails and the
+  fixed one does not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ARTICLE = "000_caf037058c97b154.txt"
+CHAPTER = "002_647cb61a1653791e.txt"
+TUTORIAL = "003_1008cdc32d776a55.txt"
+
+Spread = tuple[float, float, float]  # median, min, max
+Results = dict[str, dict[str, Any]]  # experiment name -> harness.measure()'s result
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str
+    source: str
+    section: str  # "serial table", "200 users", "overhead table", "guides"
+    claim: str
+    theirs: float | None  # None: a behaviour, not a number
+    unit: str  # "x" (a ratio), "ms", "errors", ...
+    ours: Callable[[Results], Spread | str | None]  # str: an observed behaviour's verdict
+
+
+def _variant(results: Results, experiment: str, variant: str) -> dict[str, Any] | None:
+    return (results.get(experiment) or {}).get("variants", {}).get(variant)
+
+
+def per_op(experiment: str, variant: str) -> Callable[[Results], Spread | None]:
+    """ms per operation of one variant."""
+
+    def read(results: Results) -> Spread | None:
+        v = _variant(results, experiment, variant)
+        m = v and v["ms_per_op"]
+        return (m["median"], m["min"], m["max"]) if m else None
+
+    return read
+
+
+def total_ms(experiment: str, variant: str) -> Callable[[Results], Spread | None]:
+    def read(results: Results) -> Spread | None:
+        v = _variant(results, experiment, variant)
+        s = v and v["seconds"]
+        return (s["median"] * 1000, s["min"] * 1000, s["max"] * 1000) if s else None
+
+    return read
+
+
+def ratio(
+    top: Callable[[Results], Spread | None], bottom: Callable[[Results], Spread | None]
+) -> Callable[[Results], Spread | None]:
+    """top / bottom, medians over medians; the range from the worst pairing to the best."""
+
+    def read(results: Results) -> Spread | None:
+        a, b = top(results), bottom(results)
+        if not a or not b or min(b) <= 0:
+            return None
+        return (a[0] / b[0], a[1] / b[2], a[2] / b[1])
+
+    return read
+
+
+def figure(
+    experiment: str, variant: str, name: str, counted: bool = False
+) -> Callable[[Results], Spread | None]:
+    def read(results: Results) -> Spread | None:
+        v = _variant(results, experiment, variant)
+        if not v:
+            return None
+        if counted:
+            value = v["counted"].get(name)
+            return None if value is None else (value, value, value)
+        f = v["figures"].get(name)
+        return (f["median"], f["min"], f["max"]) if f else None
+
+    return read
+
+
+def outside_driver_ms(variant: str) -> Callable[[Results], Spread | None]:
+    """greenlet_bridge: ms per call outside the driver's execute (total - driver time)."""
+
+    def read(results: Results) -> Spread | None:
+        v = _variant(results, "greenlet_bridge", variant)
+        if not v or not v["seconds"] or "driver_seconds" not in v["figures"]:
+            return None
+        n = results["greenlet_bridge"]["operations"]
+        outside = v["seconds"]["median"] - v["figures"]["driver_seconds"]["median"]
+        total = v["seconds"]
+        return (
+            outside * 1000 / n,
+            (total["min"] - v["figures"]["driver_seconds"]["max"]) * 1000 / n,
+            (total["max"] - v["figures"]["driver_seconds"]["min"]) * 1000 / n,
+        )
+
+    return read
+
+
+def first_row_ms(variant: str) -> Callable[[Results], Spread | None]:
+    def read(results: Results) -> Spread | None:
+        seconds = figure("prebuffered_results", variant, "first_row_seconds")(results)
+        return (
+            None if seconds is None else (seconds[0] * 1000, seconds[1] * 1000, seconds[2] * 1000)
+        )
+
+    return read
+
+
+def difference(
+    a: Callable[[Results], Spread | None], b: Callable[[Results], Spread | None]
+) -> Callable[[Results], Spread | None]:
+    def read(results: Results) -> Spread | None:
+        x, y = a(results), b(results)
+        if not x or not y:
+            return None
+        return (x[0] - y[0], x[1] - y[2], x[2] - y[1])
+
+    return read
+
+
+def per_miss(results: Results) -> Spread | None:
+    """ms a cache miss costs: the time cache 100 loses to cache 500, per extra parse."""
+    slow = total_ms("statement_cache", "statement cache 100")(results)
+    fast = total_ms("statement_cache", "statement cache 500")(results)
+    misses = figure("statement_cache", "statement cache 100", "server_parses", True)(results)
+    hits = figure("statement_cache", "statement cache 500", "server_parses", True)(results)
+    if not (slow and fast and misses and hits) or misses[0] <= hits[0]:
+        return None
+    extra = misses[0] - hits[0]
+    return ((slow[0] - fast[0]) / extra, (slow[1] - fast[2]) / extra, (slow[2] - fast[1]) / extra)
+
+
+def fails_then_fixed(
+    experiment: str, naive: str, fixed: list[str], word: str
+) -> Callable[[Results], str | None]:
+    """'holds' when the naive variant's outcome names `word` and no fixed one fails."""
+
+    def read(results: Results) -> str | None:
+        bad = _variant(results, experiment, naive)
+        if bad is None or (bad.get("outcome") or "").startswith("not measured"):
+            return None
+        failed = word.lower() in (bad.get("outcome") or "").lower()
+        clean = all(not (_variant(results, experiment, f) or {}).get("outcome") for f in fixed)
+        return (
+            "holds" if failed and clean else "partly" if failed or clean else "does not hold"
+        ) + (f": {bad.get('outcome') or 'no failure'}")
+
+    return read
+
+
+SERIAL, OVERHEADS = "serial table", "overhead table"
+SYNC, ASYNC, PSYCOPG = "sync ORM (psycopg2)", "async ORM (asyncpg)", "async ORM (psycopg 3)"
+
+CLAIMS = [
+    Claim(
+        "select_sync_ms",
+        ARTICLE,
+        SERIAL,
+        "10,000 SELECT by key, sync (psycopg2), ms per query",
+        0.18,
+        "ms",
+        per_op("select_by_pk", SYNC),
+    ),
+    Claim(
+        "select_async_ms",
+        ARTICLE,
+        SERIAL,
+        "10,000 SELECT by key, async (asyncpg), ms per query",
+        0.42,
+        "ms",
+        per_op("select_by_pk", ASYNC),
+    ),
+    Claim(
+        "select_ratio",
+        ARTICLE,
+        SERIAL,
+        "SELECT by key: async is 2.3x slower than sync",
+        2.3,
+        "x",
+        ratio(per_op("select_by_pk", ASYNC), per_op("select_by_pk", SYNC)),
+    ),
+    Claim(
+        "eager_sync_ms",
+        ARTICLE,
+        SERIAL,
+        "joinedload on 3 relations, sync, ms per query",
+        0.39,
+        "ms",
+        per_op("eager_joinedload", SYNC),
+    ),
+    Claim(
+        "eager_async_ms",
+        ARTICLE,
+        SERIAL,
+        "joinedload on 3 relations, async, ms per query",
+        2.14,
+        "ms",
+        per_op("eager_joinedload", ASYNC),
+    ),
+    Claim(
+        "eager_ratio",
+        ARTICLE,
+        SERIAL,
+        "joinedload on 3 relations: async is 5.5x slower",
+        5.5,
+        "x",
+        ratio(per_op("eager_joinedload", ASYNC), per_op("eager_joinedload", SYNC)),
+    ),
+    Claim(
+        "selectin_ratio",
+        ARTICLE,
+        SERIAL,
+        "eager loading widens the gap (selectinload: async/sync)",
+        5.5,
+        "x",
+        ratio(per_op("eager_selectinload", ASYNC), per_op("eager_selectinload", SYNC)),
+    ),
+    Claim(
+        "bulk_sync_ms",
+        ARTICLE,
+        SERIAL,
+        "ORM add_all of 50,000 rows, sync, ms",
+        8_200,
+        "ms",
+        total_ms("bulk_insert_orm", SYNC),
+    ),
+    Claim(
+        "bulk_async_ms",
+        ARTICLE,
+        SERIAL,
+        "ORM add_all of 50,000 rows, async, ms",
+        114_800,
+        "ms",
+        total_ms("bulk_insert_orm", ASYNC),
+    ),
+    Claim(
+        "bulk_ratio",
+        ARTICLE,
+        SERIAL,
+        "ORM bulk insert: async is 14x slower",
+        14.0,
+        "x",
+        ratio(total_ms("bulk_insert_orm", ASYNC), total_ms("bulk_insert_orm", SYNC)),
+    ),
+    Claim(
+        "join_async_orm_ms",
+        ARTICLE,
+        SERIAL,
+        "the join: async ORM, ms per query",
+        2.14,
+        "ms",
+        per_op("join_query", ASYNC),
+    ),
+    Claim(
+        "join_raw_ms",
+        ARTICLE,
+        SERIAL,
+        "the join: raw asyncpg, ms per query",
+        0.31,
+        "ms",
+        per_op("join_query", "raw asyncpg"),
+    ),
+    Claim(
+        "join_sync_orm_ms",
+        ARTICLE,
+        SERIAL,
+        "the join: sync ORM, ms per query",
+        0.39,
+        "ms",
+        per_op("join_query", SYNC),
+    ),
+    Claim(
+        "join_raw_ratio",
+        ARTICLE,
+        SERIAL,
+        "raw asyncpg is 7x faster than the async ORM",
+        2.14 / 0.31,
+        "x",
+        ratio(per_op("join_query", ASYNC), per_op("join_query", "raw asyncpg")),
+    ),
+    Claim(
+        "join_raw_vs_sync",
+        ARTICLE,
+        SERIAL,
+        "raw asyncpg is faster than the sync ORM too",
+        0.39 / 0.31,
+        "x",
+        ratio(per_op("join_query", SYNC), per_op("join_query", "raw asyncpg")),
+    ),
+    Claim(
+        "raw_binary",
+        ARTICLE,
+        SERIAL,
+        "asyncpg's binary protocol beats psycopg2 (raw, by key)",
+        None,
+        "x",
+        ratio(per_op("select_by_pk", "raw psycopg2"), per_op("select_by_pk", "raw asyncpg")),
+    ),
+    Claim(
+        "greenlet_ms",
+        ARTICLE,
+        OVERHEADS,
+        "greenlet bridge: ~0.08 ms per query, outside the driver",
+        0.08,
+        "ms",
+        difference(outside_driver_ms(ASYNC), outside_driver_ms(SYNC)),
+    ),
+    Claim(
+        "greenlet_switches",
+        ARTICLE,
+        OVERHEADS,
+        "at least 4 greenlet switches per execute",
+        4.0,
+        "switches",
+        figure("greenlet_bridge", ASYNC, "greenlet_switches_per_call", True),
+    ),
+    Claim(
+        "prebuffer_memory",
+        ARTICLE,
+        OVERHEADS,
+        "pre-buffering: a 50,000-row result spikes memory; streaming does not (peak, x)",
+        None,
+        "x",
+        ratio(
+            figure("prebuffered_results", "async execute (buffered)", "peak_mb", True),
+            figure("prebuffered_results", "async stream (server-side cursor)", "peak_mb", True),
+        ),
+    ),
+    Claim(
+        "prebuffer_first_row",
+        ARTICLE,
+        OVERHEADS,
+        "pre-buffering: time to the first row is the time to the last (share of the total)",
+        1.0,
+        "x",
+        ratio(
+            first_row_ms("async execute (buffered)"),
+            total_ms("prebuffered_results", "async execute (buffered)"),
+        ),
+    ),
+    Claim(
+        "expire_refetch_ms",
+        ARTICLE,
+        OVERHEADS,
+        "expire_on_commit re-fetch: ~0.4 ms per object",
+        0.4,
+        "ms",
+        per_op("expire_on_commit", "sync, expire_on_commit=True"),
+    ),
+    Claim(
+        "expire_queries",
+        CHAPTER,
+        "guides",
+        "expire_on_commit=True: a wasted query per object read after commit (queries per object)",
+        1.0,
+        "queries",
+        lambda r: _scaled(
+            figure("expire_on_commit", "sync, expire_on_commit=True", "queries_after_commit")(r),
+            r,
+            "expire_on_commit",
+        ),
+    ),
+    Claim(
+        "missing_greenlet_commit",
+        ARTICLE,
+        OVERHEADS,
+        "attribute access after commit in async: MissingGreenlet; gone with expire_on_commit=False",
+        None,
+        "",
+        fails_then_fixed(
+            "expire_on_commit",
+            "async, expire_on_commit=True",
+            ["async, expire_on_commit=False"],
+            "MissingGreenlet",
+        ),
+    ),
+    Claim(
+        "missing_greenlet_lazy",
+        ARTICLE,
+        OVERHEADS,
+        "a lazy relation in async: MissingGreenlet; gone with eager loading",
+        None,
+        "",
+        fails_then_fixed(
+            "expire_on_commit",
+            "async, relation loaded lazily",
+            ["async, relation eager (selectinload)"],
+            "MissingGreenlet",
+        ),
+    ),
+    Claim(
+        "gather_deadlock",
+        ARTICLE,
+        OVERHEADS,
+        "gather() with nested sessions deadlocks until "
+        "pool_timeout; batching or a semaphore finishes",
+        None,
+        "",
+        lambda r: _starvation(r),
+    ),
+    Claim(
+        "cache_miss_ms",
+        ARTICLE,
+        OVERHEADS,
+        "asyncpg statement cache miss: ~0.3 ms",
+        0.3,
+        "ms",
+        per_miss,
+    ),
+    Claim(
+        "cache_parses",
+        ARTICLE,
+        OVERHEADS,
+        "200 shapes, cache 100: every query is a parse (parses per query)",
+        1.0,
+        "parses",
+        lambda r: _scaled(
+            figure("statement_cache", "statement cache 100", "server_parses", True)(r),
+            r,
+            "statement_cache",
+        ),
+    ),
+    Claim(
+        "pgbouncer_errors",
+        ARTICLE,
+        OVERHEADS,
+        "behind PgBouncer (transaction mode) asyncpg's "
+        "defaults fail; statement_cache_size=0 runs clean",
+        None,
+        "",
+        fails_then_fixed(
+            "pgbouncer_statements",
+            "asyncpg defaults",
+            ["documented settings (no statement cache, unique names)"],
+            "Error",
+        ),
+    ),
+    Claim(
+        "psycopg_vs_asyncpg",
+        CHAPTER,
+        "guides",
+        "asyncpg is faster than psycopg 3 (async ORM by key, psycopg 3 / asyncpg)",
+        None,
+        "x",
+        ratio(per_op("select_by_pk", PSYCOPG), per_op("select_by_pk", ASYNC)),
+    ),
+]
+
+
+def _scaled(spread: Spread | None, results: Results, experiment: str) -> Spread | None:
+    if spread is None:
+        return None
+    n = results[experiment]["operations"]
+    return (spread[0] / n, spread[1] / n, spread[2] / n)
+
+
+def _starvation(results: Results) -> str | None:
+    variants = (results.get("pool_starvation") or {}).get("variants")
+    if not variants:
+        return None
+    naive = next(v for k, v in variants.items() if k.startswith("gather, nested"))
+    fixed = [v for k, v in variants.items() if not k.startswith("gather, nested")]
+    stalled = "Timeout" in (naive.get("outcome") or "")
+    clean = all(not v.get("outcome") for v in fixed)
+    word = "holds" if stalled and clean else "partly" if stalled or clean else "does not hold"
+    return f"{word}: {naive.get('outcome') or 'no failure'}"
+
+
+HEADLINE = [
+    ("flask_sync", "p50", 45.0),
+    ("flask_sync", "p95", 312.0),
+    ("flask_sync", "p99", 1_840.0),
+    ("fastapi_async", "p50", 52.0),
+    ("fastapi_async", "p95", 89.0),
+    ("fastapi_async", "p99", 142.0),
+]
+
+
+def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
+    """The 200-user headline claims, from the newest committed select_update duel at 200
+    closed-loop users where both stacks ran `profile`."""
+    found = _newest_duel(reports, profile)
+    if found is None:
+        return []
+    folder, summary = found
+    rows = []
+    for variant, key, theirs in HEADLINE:
+        v = summary["variants"][variant]
+        rows.append(
+            _row(
+                key=f"duel_{profile}_{variant}_{key}",
+                source=ARTICLE,
+                section="200 users",
+                claim=f"200 users, SELECT + UPDATE: {variant} {key} ({profile} profile)",
+                theirs=theirs,
+                unit="ms",
+                ours=_duel_figure(v, key),
+                link=f"../{folder}/index.html",
+            )
+        )
+    flask, fastapi = summary["variants"]["flask_sync"], summary["variants"]["fastapi_async"]
+    a, b = _duel_figure(flask, "p99"), _duel_figure(fastapi, "p99")
+    rows.append(
+        _row(
+            key=f"duel_{profile}_tail",
+            source=ARTICLE,
+            section="200 users",
+            claim="under concurrency async wins on tail latency "
+            f"(Flask p99 / FastAPI p99, {profile} profile)",
+            theirs=1_840 / 142,
+            unit="x",
+            ours=(a[0] / b[0], a[1] / b[2], a[2] / b[1]),
+            link=f"../{folder}/index.html",
+        )
+    )
+    for variant, theirs in (("flask_sync", 12.0), ("fastapi_async", 0.0)):
+        failures = summary["variants"][variant]["failures"]
+        rows.append(
+            _row(
+                key=f"duel_{profile}_{variant}_errors",
+                source=ARTICLE,
+                section="200 users",
+                claim=f"200 users: {variant} errors ({profile} profile)",
+                theirs=theirs,
+                unit="errors",
+                ours=(failures, failures, failures),
+                link=f"../{folder}/index.html",
+            )
+        )
+    return rows
+
+
+def _duel_figure(v: dict[str, Any], key: str) -> Spread:
+    across = v.get("across_rounds")
+    if across:  # a repeated run: the rounds' mean and 95% interval
+        low, high = across[key]["ci95"]
+        return (across[key]["mean"], low, high)
+    value = v["latency_ms"][key]
+    return (value, value, value)
+
+
+def _newest_duel(reports: Path, profile: str) -> tuple[str, dict[str, Any]] | None:
+    for path in sorted(reports.glob("*/summary.json"), reverse=True):
+        s = json.loads(path.read_text())
+        plan, variants = s.get("plan") or {}, s.get("variants") or {}
+        if (
+            s.get("kind") not in (None, "run")
+            or plan.get("scenario") != "select_update"
+            or plan.get("users") != 200
+            or plan.get("arrival_rate")
+            or set(variants) != {"flask_sync", "fastapi_async"}
+        ):
+            continue
+        if all((v.get("setup") or {}).get("profile") == profile for v in variants.values()):
+            return path.parent.name, s
+    return None
+
+
+def verdict(theirs: float | None, unit: str, ours: Spread | None) -> str:
+    if ours is None:
+        return "not measured"
+    median, low, high = ours
+    if any(math.isnan(x) for x in ours):
+        return "not measured"
+    if unit == "x":
+        if theirs is None:  # a direction only: "A is faster than B" means a ratio over 1
+            return "holds" if low > 1 else "does not hold" if high < 1 else "partly"
+        if low > 1 and theirs > 1 or high < 1 and theirs < 1:
+            return "holds" if theirs / 2 <= median <= theirs * 2 else "partly"
+        if theirs == 1.0:
+            return "holds" if 0.5 <= median <= 2 else "partly"
+        if low <= 1 <= high:
+            return "partly"
+        return "does not hold"
+    if theirs is None:
+        return "not measured"
+    if theirs == 0:
+        return "holds" if high == 0 else "does not hold"
+    factor = max(median / theirs, theirs / median) if median > 0 else math.inf
+    return "holds" if factor <= 2 else "partly" if factor <= 5 else "does not hold"
+
+
+def _row(
+    key: str,
+    source: str,
+    section: str,
+    claim: str,
+    theirs: float | None,
+    unit: str,
+    ours: Spread | str | None,
+    link: str | None = None,
+) -> dict[str, Any]:
+    if isinstance(ours, str):  # a behaviour: the word comes with what was seen
+        word, _, seen = ours.partition(": ")
+        return {
+            "key": key,
+            "source": source,
+            "section": section,
+            "claim": claim,
+            "theirs": theirs,
+            "unit": unit,
+            "ours": None,
+            "seen": seen,
+            "ratio": None,
+            "verdict": word,
+            "link": link,
+        }
+    ratio_ = None if ours is None or not theirs else ours[0] / theirs
+    return {
+        "key": key,
+        "source": source,
+        "section": section,
+        "claim": claim,
+        "theirs": theirs,
+        "unit": unit,
+        "ours": None if ours is None else {"median": ours[0], "min": ours[1], "max": ours[2]},
+        "seen": None,
+        "ratio": ratio_,
+        "verdict": verdict(theirs, unit, ours),
+        "link": link,
+    }
+
+
+def build(results: Results, reports: Path) -> list[dict[str, Any]]:
+    """One row per claim: the micro run's, then the headline's from the committed duels."""
+    rows = [
+        _row(c.key, c.source, c.section, c.claim, c.theirs, c.unit, c.ours(results)) for c in CLAIMS
+    ]
+    return rows + duel_rows(reports, "default") + duel_rows(reports, "tuned")

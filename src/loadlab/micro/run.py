@@ -1,0 +1,162 @@
+"""`loadlab micro`: run the chosen experiments on loadlab's database and write the findings.
+
+The stack is started if it is not up (and stopped after, as `loadtest` does). The PgBouncer
+experiment uses the stack's PgBouncer, or, on loadlab's own cluster, one of its own started
+for the experiment and stopped after it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from loadlab import ROOT, environment
+from loadlab.errors import UsageError
+from loadlab.micro import findings, harness, overheads, serial
+from loadlab.report import writer
+from loadlab.report.pages import render_findings
+from loadlab.settings import StackSettings
+from loadlab.stack import credentials, lifecycle, pgbouncer, postgres, procs
+from loadlab.stack.procs import State
+
+_EXPERIMENTS = (serial, overheads)  # imported for their @experiment registrations
+
+
+def check(only: list[str] | None, repeat: int) -> list[harness.Experiment]:
+    """The experiments asked for; bad input is one line, before anything starts."""
+    if repeat < 1:
+        raise UsageError(f"--repeat {repeat}: at least 1")
+    try:
+        return harness.select(only)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run(
+    settings: StackSettings,
+    only: list[str] | None,
+    repeat: int,
+    quick: bool,
+    out: Path | None,
+    reports: Path = ROOT / "reports",
+) -> Path:
+    """Measure, then write findings.html and findings.json into `out` (default
+    reports/<date>-findings), whole or not at all."""
+    chosen = check(only, repeat)
+    final = out or reports / f"{datetime.now():%Y%m%d-%H%M%S}-findings"
+    if final.exists():
+        raise UsageError(f"{final} exists already: choose another --out or remove it")
+    tmp = final.parent / f".tmp-{final.name}"
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        writer.discard(tmp)
+        tmp.mkdir()
+    except OSError as exc:
+        raise UsageError(f"cannot write the findings to {final}: {exc.strerror or exc}") from None
+    try:
+        state, started = lifecycle.up(settings)
+        try:
+            machine = environment.describe(
+                postgres.server_version(state.direct_database_url), True, {}
+            )
+            with _pgbouncer(settings, state) as through:
+                context = harness.Context(
+                    state.direct_database_url,
+                    pgbouncer_url=through,
+                    postgres_log=_postgres_log(state),
+                    quick=quick,
+                )
+                try:
+                    results = {}
+                    for found in chosen:
+                        print(f"{found.name}: {found.label}", flush=True)
+                        results[found.name] = harness.measure(found, context, repeat)
+                        _say(results[found.name])
+                finally:
+                    context.close()
+        finally:
+            if started:
+                lifecycle.down(settings)
+        document = {
+            "kind": "findings",
+            "created_at": datetime.now().isoformat(timespec="seconds"),
+            "quick": quick,
+            "repeat": repeat,
+            "environment": machine,
+            "experiments": results,
+            "claims": findings.build(results, reports),
+        }
+        (tmp / "findings.json").write_text(json.dumps(document, indent=1))
+        (tmp / "findings.html").write_text(render_findings(document))
+        tmp.rename(final)
+    except BaseException:
+        writer.discard(tmp)
+        raise
+    return final / "findings.html"
+
+
+def _say(result: dict[str, Any]) -> None:
+    for name, v in result["variants"].items():
+        timing = v["ms_per_op"]
+        line = (
+            f"  {name:<44} {timing['median']:9.4f} ms/op ({timing['min']:.4f}-{timing['max']:.4f})"
+            if timing
+            else f"  {name:<44} {'-':>9}"
+        )
+        if v["outcome"]:
+            line += f"  {v['outcome']}"
+        print(line, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _postgres_log(state: State) -> Path | None:
+    server = state.get("postgres")
+    return Path(server.log) if server and server.pid is not None and server.log else None
+
+
+@contextmanager
+def _pgbouncer(settings: StackSettings, state: State) -> Iterator[str | None]:
+    """The URL of a PgBouncer in transaction mode in front of the stack's PostgreSQL."""
+    if state.pgbouncer:
+        yield state.database_url
+        return
+    server = state.get("postgres")
+    if server is None or server.pid is None:  # a database loadlab did not start
+        yield None
+        return
+    passfile = credentials.passfile(settings.state_dir)
+    # PgBouncer passes the role's SCRAM proof on: it needs the verifier PostgreSQL holds.
+    (verifier,) = postgres.fetch_one(
+        state.direct_database_url,
+        f"SELECT rolpassword FROM pg_authid WHERE rolname = '{postgres.APP}'",
+    )
+    user = procs.unprivileged_user()
+    with tempfile.TemporaryDirectory(prefix="loadlab-micro-pgbouncer-") as folder:
+        if user:
+            procs.give_to(Path(folder), user)
+        component, through = pgbouncer.start(
+            state.direct_database_url,
+            postgres.APP,
+            verifier,
+            _free_port(),
+            Path(folder),
+            Path(folder) / "pgbouncer.log",
+            user,
+        )
+        try:
+            url = credentials.with_passfile(through, passfile)
+            postgres.wait_ready(url, settings.ready_timeout, component)
+            yield url
+        finally:
+            procs.stop(component)
