@@ -158,6 +158,8 @@ def test_the_verdict_rules() -> None:
     assert findings.verdict(14.0, "x", (1.2, 1.1, 1.3)) == "partly"  # same way, far off
     assert findings.verdict(5.5, "x", (0.7, 0.6, 0.8)) == "does not hold"
     assert findings.verdict(2.3, "x", (1.1, 0.9, 1.3)) == "partly"  # spread reaches 1
+    assert findings.verdict(14.0, "x", (0.97, 0.86, 1.08)) == "does not hold"  # median below
+    assert findings.verdict(None, "x", (0.99, 0.93, 1.05)) == "does not hold"
     assert findings.verdict(0.18, "ms", (0.3, 0.25, 0.35)) == "holds"
     assert findings.verdict(8200.0, "ms", (20.0, 19.0, 21.0)) == "does not hold"
     assert findings.verdict(None, "x", (1.4, 1.2, 1.6)) == "holds"  # "A beats B"

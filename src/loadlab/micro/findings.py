@@ -583,14 +583,14 @@ def verdict(theirs: float | None, unit: str, ours: Spread | None) -> str:
         return "not measured"
     if unit == "x":
         if theirs is None:  # a direction only: "A is faster than B" means a ratio over 1
-            return "holds" if low > 1 else "does not hold" if high < 1 else "partly"
+            return "holds" if low > 1 else "partly" if median > 1 else "does not hold"
         if low > 1 and theirs > 1 or high < 1 and theirs < 1:
             return "holds" if theirs / 2 <= median <= theirs * 2 else "partly"
         if theirs == 1.0:
             return "holds" if 0.5 <= median <= 2 else "partly"
-        if low <= 1 <= high:
-            return "partly"
-        return "does not hold"
+        # The spread reaches the other side of 1: partly if the median is on theirs.
+        same_side = median > 1 if theirs > 1 else median < 1
+        return "partly" if low <= 1 <= high and same_side else "does not hold"
     if theirs is None:
         return "not measured"
     if theirs == 0:

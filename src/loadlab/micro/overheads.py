@@ -297,7 +297,7 @@ def _guarded(read: Any, clock: DriverClockCount) -> Trial:
         return Trial(
             time.perf_counter() - start,
             {"missing_greenlet": 1.0, "queries_after_commit": clock.lap()},
-            f"MissingGreenlet: {str(exc).splitlines()[0][:120]}",
+            f"MissingGreenlet: {str(exc).split(' (Background')[0][:120]}",
         )
     return Trial(
         time.perf_counter() - start, {"missing_greenlet": 0.0, "queries_after_commit": clock.lap()}
