@@ -10,7 +10,12 @@ Both services send back three headers:
   socket, or gunicorn accepting its connection, until the app got it: waiting for a worker
   thread or for the event loop's turn), `app` (ms from the app receiving the request to its
   response headers), `conn` (ms from then until the first pooled connection was handed over:
-  waiting for the pool), `sql` (ms inside the driver's execute calls, network included).
+  waiting for the pool), `sql` (ms inside the driver's execute calls, network included),
+  `orm` (ms inside the session's execute and flush calls) and `bridge` (the part of them
+  outside the driver and the pool wait: the article's "invisible overhead", measured its
+  way, a session that times its own calls beside the cursor events; in an async stack it
+  holds the greenlet bridge, the ORM's own work and the event loop running other requests
+  before this one resumes).
   The load generator records them, so a report can split a client's latency into time not yet
   read by the server (the kernel's queues), queued in the server, waiting for a connection,
   and in the database.
@@ -22,6 +27,8 @@ threads and through SQLAlchemy's greenlet bridge (which shares the caller's cont
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -41,6 +48,9 @@ class _Cost:
         "connected",
         "sql_seconds",
         "sql_started",
+        "orm_seconds",
+        "bridge_seconds",
+        "orm_depth",
     )
 
     def __init__(self, read_at: float | None) -> None:
@@ -51,6 +61,9 @@ class _Cost:
         self.connected: float | None = None
         self.sql_seconds = 0.0
         self.sql_started = 0.0
+        self.orm_seconds = 0.0
+        self.bridge_seconds = 0.0
+        self.orm_depth = 0
 
 
 _current: ContextVar[_Cost | None] = ContextVar("loadlab_request_cost", default=None)
@@ -95,6 +108,31 @@ def checked_in(*_args: Any) -> None:
         cost.held -= 1
 
 
+@contextmanager
+def orm_call() -> Iterator[None]:
+    """Around one session execute or flush (ProfiledSession in each service): its whole
+    time, and the part of it not spent in the driver's execute calls. A flush inside an
+    execute (autoflush) is the outer call's."""
+    cost = _current.get()
+    if cost is None or cost.orm_depth:
+        yield
+        return
+    start, sql_before, connected_before = time.perf_counter(), cost.sql_seconds, cost.connected
+    cost.orm_depth += 1
+    try:
+        yield
+    finally:
+        cost.orm_depth -= 1
+        elapsed = time.perf_counter() - start
+        # The pool wait is a part of its own (`conn`): not the bridge's, if it fell in here.
+        pool_wait = 0.0
+        if connected_before is None and cost.connected is not None:
+            pool_wait = max(cost.connected - start, 0.0)
+        cost.orm_seconds += elapsed
+        outside = elapsed - (cost.sql_seconds - sql_before) - pool_wait
+        cost.bridge_seconds += max(outside, 0.0)
+
+
 def install(engine: Engine) -> None:
     """Watch every statement and pool checkout of this (sync, or an async engine's
     sync_engine) engine."""
@@ -121,6 +159,9 @@ def headers() -> list[tuple[str, str]]:
     if cost.connected is not None:
         timing.append(f"conn;dur={(cost.connected - cost.started) * 1000:.3f}")
         timing.append(f"sql;dur={cost.sql_seconds * 1000:.3f}")
+    if cost.orm_seconds:
+        timing.append(f"orm;dur={cost.orm_seconds * 1000:.3f}")
+        timing.append(f"bridge;dur={cost.bridge_seconds * 1000:.3f}")
     return [
         (SQL_HEADER, str(cost.statements)),
         (HELD_HEADER, str(cost.held)),

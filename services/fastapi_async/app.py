@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.common import edge, instrument
 from services.common.errors import ApiError, database_error, http_error
 from services.common.settings import ServiceSettings
-from services.fastapi_async.db import make_engine
+from services.fastapi_async.db import ProfiledSession, make_engine
 from services.fastapi_async.routes import router
 
 
@@ -118,7 +118,9 @@ Resources = Callable[[FastAPI, ServiceSettings], AbstractAsyncContextManager[Non
 async def orm_session(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[None]:
     """The async engine and its sessions (routes.SessionDep), for the lifespan."""
     engine = make_engine(settings)
-    app.state.make_session = async_sessionmaker(engine, expire_on_commit=settings.expire_on_commit)
+    app.state.make_session = async_sessionmaker(
+        engine, class_=ProfiledSession, expire_on_commit=settings.expire_on_commit
+    )
     app.state.admission = (
         asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
         if settings.fair_admission
