@@ -148,9 +148,34 @@ def test_the_findings_list_every_claim_of_the_articles_tables(found: dict[str, A
         assert row["verdict"] in {"holds", "partly", "does not hold", "not measured"}, row
         if row["link"]:  # the committed duel it took its figures from
             assert (ROOT / "reports" / row["link"].split("/")[1] / "index.html").exists()
+    # The guides have their rows too.
+    sources = {row["source"] for row in found["claims"]}
+    assert {findings.ARTICLE, findings.CHAPTER, findings.TUTORIAL} <= sources
     behaviours = {r["key"]: r for r in found["claims"] if r["theirs"] is None and r["seen"]}
     assert behaviours["gather_deadlock"]["verdict"] == "holds"
     assert behaviours["pgbouncer_errors"]["verdict"] == "holds"
+
+
+def test_the_findings_page_is_rendered_again_from_its_measurements(
+    found: dict[str, Any], tmp_path: Path
+) -> None:
+    """`loadlab report FOLDER` on a findings folder: the claims come again from the kept
+    experiments (no measuring), the page is rewritten."""
+    folder = tmp_path / "findings"
+    folder.mkdir()
+    document = {**found, "claims": []}
+    (folder / "findings.json").write_text(json.dumps(document))
+    done = subprocess.run(
+        [sys.executable, "-m", "loadlab", "report", str(folder)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    again = json.loads((folder / "findings.json").read_text())
+    assert [r["key"] for r in again["claims"]] == [r["key"] for r in found["claims"]]
+    assert again["experiments"] == found["experiments"]
+    assert "claims, re-measured</h1>" in (folder / "findings.html").read_text()
 
 
 def test_the_verdict_rules() -> None:

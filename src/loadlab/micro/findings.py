@@ -455,6 +455,18 @@ CLAIMS = [
         ),
     ),
     Claim(
+        "stream_bounded",
+        CHAPTER,
+        "guides",
+        "stream(): rows fetched in chunks, memory bounded (peak of execute / peak of stream)",
+        None,
+        "x",
+        ratio(
+            figure("prebuffered_results", "async execute (buffered)", "peak_mb", True),
+            figure("prebuffered_results", "async stream (server-side cursor)", "peak_mb", True),
+        ),
+    ),
+    Claim(
         "psycopg_vs_asyncpg",
         CHAPTER,
         "guides",
@@ -546,7 +558,30 @@ def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
                 link=f"../{folder}/index.html",
             )
         )
+    a, b = _duel_throughput(fastapi), _duel_throughput(flask)
+    rows.append(
+        _row(
+            key=f"duel_{profile}_throughput",
+            source=TUTORIAL,
+            section="200 users",
+            claim="async handlers increase throughput at high concurrency (the tutorial: "
+            f"'dramatically'; FastAPI req/s / Flask req/s, {profile} profile)",
+            theirs=None,
+            unit="x",
+            ours=(a[0] / b[0], a[1] / b[2], a[2] / b[1]),
+            link=f"../{folder}/index.html",
+        )
+    )
     return rows
+
+
+def _duel_throughput(v: dict[str, Any]) -> Spread:
+    across = v.get("across_rounds")
+    if across:
+        low, high = across["throughput_rps"]["ci95"]
+        return (across["throughput_rps"]["mean"], low, high)
+    value = v["throughput_rps"]
+    return (value, value, value)
 
 
 def _duel_figure(v: dict[str, Any], key: str) -> Spread:

@@ -92,13 +92,26 @@ def run(
             "experiments": results,
             "claims": findings.build(results, reports),
         }
-        (tmp / "findings.json").write_text(json.dumps(document, indent=1))
-        (tmp / "findings.html").write_text(render_findings(document))
+        write(tmp, document)
         tmp.rename(final)
     except BaseException:
         writer.discard(tmp)
         raise
     return final / "findings.html"
+
+
+def write(folder: Path, document: dict[str, Any]) -> None:
+    (folder / "findings.json").write_text(json.dumps(document, indent=1))
+    (folder / "findings.html").write_text(render_findings(document))
+
+
+def rerender(folder: Path, reports: Path = ROOT / "reports") -> Path:
+    """The claims and the page again from findings.json's measured experiments (after a
+    change to the claims or the page; the duel rows take the newest committed duels)."""
+    document = json.loads((folder / "findings.json").read_text())
+    document["claims"] = findings.build(document["experiments"], reports)
+    write(folder, document)
+    return folder / "findings.html"
 
 
 def _say(result: dict[str, Any]) -> None:

@@ -221,6 +221,10 @@ def rerender(run: Path) -> Path:
     """Render a run's page again from its summary.json after a change to the page or to the
     analysis: the measured figures stay the run's own, flags and verdicts are derived anew."""
     summary_path = run / "summary.json"
+    if (run / "findings.json").exists():  # a `loadlab micro` folder
+        from loadlab.micro.run import rerender as rerender_findings
+
+        return rerender_findings(run)
     if not summary_path.exists():
         raise UsageError(f"{run} holds no summary.json: is it a loadlab report folder?")
     summary = json.loads(summary_path.read_text())
