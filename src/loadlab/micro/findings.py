@@ -115,14 +115,18 @@ def outside_driver_ms(variant: str) -> Callable[[Results], Spread | None]:
     return read
 
 
-def first_row_ms(variant: str) -> Callable[[Results], Spread | None]:
-    def read(results: Results) -> Spread | None:
-        seconds = figure("prebuffered_results", variant, "first_row_seconds")(results)
-        return (
-            None if seconds is None else (seconds[0] * 1000, seconds[1] * 1000, seconds[2] * 1000)
-        )
+def scaled(
+    read: Callable[[Results], Spread | None], factor: float
+) -> Callable[[Results], Spread | None]:
+    def scale(results: Results) -> Spread | None:
+        x = read(results)
+        return None if x is None else (x[0] * factor, x[1] * factor, x[2] * factor)
 
-    return read
+    return scale
+
+
+def first_row_ms(variant: str) -> Callable[[Results], Spread | None]:
+    return scaled(figure("prebuffered_results", variant, "first_row_seconds"), 1000)
 
 
 def difference(
@@ -168,6 +172,10 @@ def fails_then_fixed(
 
 
 SERIAL, OVERHEADS = "serial table", "overhead table"
+PEAK_BUFFERED_OVER_STREAMED = ratio(
+    figure("prebuffered_results", "async execute (buffered)", "peak_mb", True),
+    figure("prebuffered_results", "async stream (server-side cursor)", "peak_mb", True),
+)
 SYNC, ASYNC, PSYCOPG = "sync ORM (psycopg2)", "async ORM (asyncpg)", "async ORM (psycopg 3)"
 
 CLAIMS = [
@@ -340,10 +348,7 @@ CLAIMS = [
         "pre-buffering: a 50,000-row result spikes memory; streaming does not (peak, x)",
         None,
         "x",
-        ratio(
-            figure("prebuffered_results", "async execute (buffered)", "peak_mb", True),
-            figure("prebuffered_results", "async stream (server-side cursor)", "peak_mb", True),
-        ),
+        PEAK_BUFFERED_OVER_STREAMED,
     ),
     Claim(
         "prebuffer_first_row",
@@ -461,10 +466,7 @@ CLAIMS = [
         "stream(): rows fetched in chunks, memory bounded (peak of execute / peak of stream)",
         None,
         "x",
-        ratio(
-            figure("prebuffered_results", "async execute (buffered)", "peak_mb", True),
-            figure("prebuffered_results", "async stream (server-side cursor)", "peak_mb", True),
-        ),
+        PEAK_BUFFERED_OVER_STREAMED,
     ),
     Claim(
         "psycopg_vs_asyncpg",

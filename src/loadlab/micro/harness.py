@@ -22,7 +22,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,6 +77,28 @@ def experiment(
             probe and contextmanager(probe),
         )
         return build
+
+    return register
+
+
+def profiled(
+    group: str, axis: str, full: int, quick: int
+) -> Callable[[Callable[..., Variants]], Callable[..., Variants]]:
+    """Register `make(context, count, stack, profiling) -> Variants` as an experiment named
+    after it: its timed passes run the variants made with profiling off, its probe pass the
+    same variants made with profiling on (resources they open go on `stack`)."""
+
+    def register(make: Callable[..., Variants]) -> Callable[..., Variants]:
+        def build(context: Context, count: int, profiling: bool = False) -> Iterator[Variants]:
+            with ExitStack() as stack:
+                yield make(context, count, stack, profiling)
+
+        def probe(context: Context, count: int) -> Iterator[Variants]:
+            yield from build(context, count, profiling=True)
+
+        build.__name__, build.__doc__ = make.__name__, make.__doc__
+        experiment(group, axis, full, quick, probe)(build)
+        return make
 
     return register
 

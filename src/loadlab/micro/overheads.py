@@ -23,7 +23,15 @@ from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session, lazyload, selectinload
 
-from loadlab.micro.harness import Context, Trial, Variants, experiment, timed, timed_async
+from loadlab.micro.harness import (
+    Context,
+    Trial,
+    Variants,
+    experiment,
+    profiled,
+    timed,
+    timed_async,
+)
 from loadlab.micro.serial import _engines, seeded_ids
 from services.common.models import Order, User
 
@@ -49,7 +57,9 @@ class DriverClock:
         return seconds
 
 
-def _greenlet_variants(ctx: Context, count: int, stack: ExitStack, counting: bool) -> Variants:
+@profiled(group="overheads", axis="sync or async", full=10_000, quick=200)
+def greenlet_bridge(ctx: Context, count: int, stack: ExitStack, counting: bool) -> Variants:
+    """The greenlet bridge: 10,000 session.execute(text("SELECT 1")), time outside the driver"""
     engines = _engines(ctx, stack)
     sync_clock, async_clock = DriverClock(engines.sync), DriverClock(engines.asyncpg.sync_engine)
     one = text("SELECT 1")
@@ -105,18 +115,6 @@ def _switches(work: Any) -> int:
     return seen.total()
 
 
-def _greenlet_probe(ctx: Context, count: int) -> Iterator[Variants]:
-    with ExitStack() as stack:
-        yield _greenlet_variants(ctx, count, stack, counting=True)
-
-
-@experiment(group="overheads", axis="sync or async", full=10_000, quick=200, probe=_greenlet_probe)
-def greenlet_bridge(ctx: Context, count: int) -> Iterator[Variants]:
-    """The greenlet bridge: 10,000 session.execute(text("SELECT 1")), time outside the driver"""
-    with ExitStack() as stack:
-        yield _greenlet_variants(ctx, count, stack, counting=False)
-
-
 def _generated_users(count: int) -> Any:
     """`count` users made by PostgreSQL (generate_series), mapped to ORM objects: a large
     result without a large table."""
@@ -129,7 +127,9 @@ def _generated_users(count: int) -> Any:
     )
 
 
-def _buffer_variants(ctx: Context, stack: ExitStack, tracing: bool) -> Variants:
+@profiled(group="overheads", axis="how the rows are fetched", full=50_000, quick=5_000)
+def prebuffered_results(ctx: Context, count: int, stack: ExitStack, tracing: bool) -> Variants:
+    """Pre-buffered results: 50,000 ORM rows, time to the first row and peak memory"""
     engines = _engines(ctx, stack)
 
     def sync_cursor(count: int) -> Trial:
@@ -187,24 +187,6 @@ def _memory(run: Any, tracing: bool) -> Trial:
     finally:
         tracemalloc.stop()
     return Trial(0.0, {"peak_mb": peak / 1e6}, trial.outcome)
-
-
-def _buffer_probe(ctx: Context, count: int) -> Iterator[Variants]:
-    with ExitStack() as stack:
-        yield _buffer_variants(ctx, stack, tracing=True)
-
-
-@experiment(
-    group="overheads",
-    axis="how the rows are fetched",
-    full=50_000,
-    quick=5_000,
-    probe=_buffer_probe,
-)
-def prebuffered_results(ctx: Context, count: int) -> Iterator[Variants]:
-    """Pre-buffered results: 50,000 ORM rows, time to the first row and peak memory"""
-    with ExitStack() as stack:
-        yield _buffer_variants(ctx, stack, tracing=False)
 
 
 @experiment(
@@ -387,7 +369,10 @@ def _cache_engine(ctx: Context, size: int, log_statements: bool) -> Any:
     return create_async_engine(ctx.url("asyncpg"), pool_size=1, connect_args=connect_args)
 
 
-def _cache_variants(ctx: Context, stack: ExitStack, counting: bool) -> Variants:
+@profiled(group="overheads", axis="asyncpg's statement cache size", full=1_000, quick=400)
+def statement_cache(ctx: Context, count: int, stack: ExitStack, counting: bool) -> Variants:
+    """asyncpg's statement cache: 1,000 queries of 200 shapes, cache 0, 100 and 500"""
+
     def variant(size: int) -> Any:
         engine = _cache_engine(ctx, size, counting)
         stack.callback(lambda: ctx.run_async(engine.dispose()))
@@ -422,24 +407,6 @@ def _parses(log: Path, offset: int) -> int:
     with log.open("rb") as handle:
         handle.seek(offset)
         return sum(1 for line in handle if b"  parse " in line and b"duration:" in line)
-
-
-def _cache_probe(ctx: Context, count: int) -> Iterator[Variants]:
-    with ExitStack() as stack:
-        yield _cache_variants(ctx, stack, counting=True)
-
-
-@experiment(
-    group="overheads",
-    axis="asyncpg's statement cache size",
-    full=1_000,
-    quick=400,
-    probe=_cache_probe,
-)
-def statement_cache(ctx: Context, count: int) -> Iterator[Variants]:
-    """asyncpg's statement cache: 1,000 queries of 200 shapes, cache 0, 100 and 500"""
-    with ExitStack() as stack:
-        yield _cache_variants(ctx, stack, counting=False)
 
 
 @experiment(group="overheads", axis="asyncpg's statement settings", full=2_000, quick=200)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from loadlab import ROOT, environment
+from loadlab.duel import prepare_out
 from loadlab.errors import UsageError
 from loadlab.micro import findings, harness, overheads, serial
 from loadlab.report import writer
@@ -50,15 +51,7 @@ def run(
     reports/<date>-findings), whole or not at all."""
     chosen = check(only, repeat)
     final = out or reports / f"{datetime.now():%Y%m%d-%H%M%S}-findings"
-    if final.exists():
-        raise UsageError(f"{final} exists already: choose another --out or remove it")
-    tmp = final.parent / f".tmp-{final.name}"
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        writer.discard(tmp)
-        tmp.mkdir()
-    except OSError as exc:
-        raise UsageError(f"cannot write the findings to {final}: {exc.strerror or exc}") from None
+    tmp = prepare_out(final)  # said now, before the stack starts
     try:
         state, started = lifecycle.up(settings)
         try:
