@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -258,6 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="drive this running HTTP service instead of the local ones, named NAME in the "
         "report; repeatable, to compare several in one report",
     )
+    run.add_argument(
+        "--fault",
+        action="append",
+        metavar="KIND",
+        help="inject a fault while measuring: pg-restart, pg-terminate, pgbouncer-restart, "
+        "service-kill or pg-slow (repeatable; each with its --fault-at)",
+    )
+    run.add_argument(
+        "--fault-at",
+        action="append",
+        type=duration,
+        metavar="T",
+        help="when, into the measured window (e.g. 20s); one per --fault, in the same order",
+    )
     run.add_argument("--out", help=OUT_HELP)
     sweep = sub.add_parser(
         "sweep", help="step the arrival rate up at each variant: its capacity at an objective"
@@ -443,6 +458,16 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
     state = procs.load_state(settings.state_dir)
     plan = _plan(args, state.scale if state else settings.scale)
     names = _variant_names(args)
+    if args.fault or args.fault_at:
+        from loadlab import faults
+
+        if args.target:
+            raise UsageError("--fault breaks loadlab's own stack: not with --target")
+        pgbouncer = state.pgbouncer if state else bool(settings.pgbouncer)
+        plan = dataclasses.replace(
+            plan,
+            faults=faults.plan(args.fault or [], args.fault_at or [], plan.duration, pgbouncer),
+        )
     code, index = duel.run(settings, plan, names, args.target, Path(args.out) if args.out else None)
     print(f"report: {index}")
     return code

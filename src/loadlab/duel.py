@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from loadlab import ROOT, ceiling, verify
+from loadlab import ROOT, ceiling, faults, verify
 from loadlab.analysis import repeats
 from loadlab.environment import describe
 from loadlab.errors import UsageError
@@ -152,7 +152,9 @@ def run(
         order = run_order([t.name for t in targets], plan.repeat)
         figures = {
             name: repeats.with_rounds(rounds)
-            for name, rounds in _drive_rounds(plan, targets, database_url, tmp, live).items()
+            for name, rounds in _drive_rounds(
+                plan, targets, database_url, tmp, live, settings
+            ).items()
         }
         ceilings = None
         if pgbench is not None and database_url:
@@ -187,6 +189,17 @@ def run(
                     f"{r['arrivals']['not_sent']:,} not sent, {r['arrivals']['late']:,} late; "
                     f"from the send: p50 {raw['p50']:7.1f}  p99 {raw['p99']:8.1f} ms"
                 )
+    for name, v in figures.items():
+        for f in v.get("faults") or []:
+            back = (
+                "still failing at the end"
+                if f["recovery_s"] is None
+                else (f"no errors again after {f['recovery_s']:.1f} s")
+            )
+            print(
+                f"  {name:<16} {f['kind']} at {f['at_s']:.1f} s ({f['detail']}): "
+                f"{f['failed_requests']:,} failed, {back}"
+            )
     for sentence in summary["verdicts"] if plan.repeat > 1 else []:
         print(f"  {sentence}")
     for name, v in figures.items() if ceilings else []:
@@ -211,7 +224,12 @@ def run_order(names: list[str], repeat: int) -> list[list[Any]]:
 
 
 def _drive_rounds(
-    plan: LoadPlan, targets: list[Target], database_url: str | None, tmp: Path, live: bool
+    plan: LoadPlan,
+    targets: list[Target],
+    database_url: str | None,
+    tmp: Path,
+    live: bool,
+    settings: StackSettings | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Each target `plan.repeat` times, never two at once, in `run_order`. Round 1 is
     written to <variant>/, later rounds to <variant>/round-<n>/."""
@@ -226,7 +244,8 @@ def _drive_rounds(
             flush=True,
         )
         out = tmp / t.name if number == 1 else tmp / t.name / f"round-{number}"
-        rounds[t.name].append(run_variant(plan, t, database_url, out, live))
+        act = faults.actions(settings, t.name) if plan.faults and settings else None
+        rounds[t.name].append(run_variant(plan, t, database_url, out, live, act=act))
     return rounds
 
 

@@ -21,8 +21,9 @@ import httpx
 import psutil
 import pytest
 
+from loadlab import faults
 from loadlab.settings import StackSettings
-from loadlab.stack import lifecycle, postgres, procs
+from loadlab.stack import lifecycle, procs
 from tests.conftest import stack_settings
 
 
@@ -134,14 +135,9 @@ def test_a_killed_worker_is_counted_as_no_answer(
 
 
 def _restart_postgres(settings: StackSettings) -> None:
-    data_dir = _component(settings, "postgres").data_dir
-    assert data_dir is not None
-    result = subprocess.run(
-        [str(postgres.find_bin(None) / "pg_ctl"), "restart", "-D", data_dir, "-m", "fast", "-w",
-         "-l", "/dev/null"],
-        user=procs.unprivileged_user(), cwd="/", capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    state = procs.load_state(settings.state_dir)
+    assert state is not None
+    faults.restart_postgres(state)
 
 
 @pytest.mark.parametrize("variant", ["flask_sync", "fastapi_async"])

@@ -4,11 +4,13 @@ before each, resources sampled, the integrity rule checked, and figures summaris
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadlab import faults
 from loadlab.analysis import integrity
 from loadlab.analysis.summary import variant_summary
 from loadlab.load import pgstats
@@ -35,11 +37,13 @@ def run_variant(
     out: Path,
     live: bool = True,
     fresh: bool = True,
+    act: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Drive one target; its figures, resources (sampled each second while measuring),
     and, with database access, its integrity checks and time spent in PostgreSQL. `fresh`
     resets the data first and checks integrity over this run; a sweep's later steps go on
-    from the data as it is, and the sweep checks integrity over all its steps."""
+    from the data as it is, and the sweep checks integrity over all its steps. `act` performs
+    the plan's faults (faults.actions) while it measures."""
     if database_url:
         if fresh:
             seed.reset(database_url, seed.Scale.of(plan.scale))
@@ -51,9 +55,18 @@ def run_variant(
     )
     listening = {target.name: port} if target.pids and (port := urlsplit(target.url).port) else {}
     roots = {name: [pid] for name, pid in target.pids.items()}
+    injector = faults.Injector(plan.faults, out / "status.json", act) if act else None
     with connections, Monitor(roots, listening=listening) as monitor:
-        result = drive(plan, target.url, out, monitor, live)
+        if injector is not None:
+            injector.start()
+        try:
+            result = drive(plan, target.url, out, monitor, live)
+        finally:
+            injected = injector.stop() if injector is not None else []
     figures = variant_summary(result)
+    if injector is not None:
+        measure_start = result["measure_start"] or result["measure_end"]
+        figures["faults"] = faults.outcomes(injected, measure_start, figures["timeline"])
     start = result["measure_start"] or result["measure_end"]
     measured = monitor.measured(start, result["measure_end"])
     resources = {name: s.summary() for name, s in measured.samples.items()}

@@ -80,6 +80,8 @@ class LoadPlan:
     # After the variants, pgbench runs the scenario's SQL at the connections they used
     # (ceiling.py): the database's own ceiling on this machine.
     ceiling: bool = False
+    # (kind, seconds into the measured window) of each fault to inject (faults.py).
+    faults: tuple[tuple[str, float], ...] = ()
 
     @property
     def tag(self) -> str:

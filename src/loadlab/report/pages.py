@@ -143,6 +143,10 @@ def _run_charts(variants: dict[str, Any]) -> list[Markup]:
     curve = {
         name: [(nines(p), ms) for p, ms in v["percentile_curve"]] for name, v in variants.items()
     }
+    # Each variant met its faults at (nearly) the same second of its own window.
+    marks = sorted(
+        {(round(f["at_s"]), f["kind"]) for v in variants.values() for f in v.get("faults") or []}
+    )
     return [
         Markup(
             line_chart(
@@ -151,6 +155,7 @@ def _run_charts(variants: dict[str, Any]) -> list[Markup]:
                 x_label="seconds after warm-up",
                 y_label="ms",
                 dashed=lambda n: n.endswith("p50"),
+                marks=marks,
             )
         ),
         Markup(
@@ -159,6 +164,7 @@ def _run_charts(variants: dict[str, Any]) -> list[Markup]:
                 title="Throughput over time",
                 x_label="seconds after warm-up",
                 y_label="requests per second",
+                marks=marks,
             )
         ),
         Markup(
@@ -233,6 +239,7 @@ def render_run(summary: dict[str, Any]) -> str:
         charts=_run_charts(variants),
         setups=_setups(variants),
         queues=_queues(variants),
+        faults=[(n, f) for n, v in variants.items() for f in v.get("faults") or []],
         queue_labels=_queue_columns(variants),
         claims=_claims(summary),
         ran=_what_ran(summary["environment"], {"plan": summary["plan"]}),

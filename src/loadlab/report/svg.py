@@ -43,8 +43,10 @@ def line_chart(
     dashed: Callable[[str], bool] = lambda name: False,
     width: int = 760,
     height: int = 300,
+    marks: Sequence[tuple[float, str]] = (),
 ) -> str:
-    """One SVG chart; each series is a list of (x, y) points, drawn in its variant's colour."""
+    """One SVG chart; each series is a list of (x, y) points, drawn in its variant's colour;
+    each mark a labelled vertical line at its x (a fault, on a time chart)."""
     left, right, top, bottom = 64, 34, 34, 46
     points = [p for s in series.values() for p in s if p[1] is not None]
     if not points:
@@ -109,6 +111,16 @@ def line_chart(
             f'stroke="{colour(base, index)}" stroke-width="3"{dash}/>'
         )
         out.append(f'<text x="{lx + 27}" y="{top + 12}" font-size="11">{escape(name)}</text>')
+    for x, label in marks:
+        if x_lo <= x <= x_hi:
+            out.append(
+                f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{top}" y2="{height - bottom}" '
+                f'stroke="#c0392b" stroke-width="1.5" stroke-dasharray="3 3"/>'
+            )
+            out.append(
+                f'<text x="{sx(x) + 3:.1f}" y="{height - bottom - 6}" font-size="10" '
+                f'fill="#c0392b">{escape(label)}</text>'
+            )
     out.append(
         f'<rect x="{left}" y="{top}" width="{width - left - right}" '
         f'height="{height - top - bottom}" fill="none" stroke="#999"/>'

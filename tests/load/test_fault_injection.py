@@ -1,0 +1,123 @@
+"""`run --fault KIND --fault-at T`: every fault kind, injected while measuring, against both
+default services on a stack of its own behind PgBouncer (two web workers each). Each service
+recovers by itself, every request stays counted, and the data keeps its integrity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadlab import ROOT, faults
+from loadlab.settings import StackSettings
+from loadlab.stack import lifecycle
+from tests.conftest import Stack, stack_settings
+
+# Every kind in one measured window, pg-slow last (it holds its locks for SLOW_SECONDS).
+SCHEDULE = (
+    ("pg-terminate", 2),
+    ("service-kill", 5),
+    ("pgbouncer-restart", 8),
+    ("pg-restart", 11),
+    ("pg-slow", 14),
+)
+RECOVERY_S = 8.0  # the stated bound: no errors again within this of any fault
+
+
+@pytest.fixture(scope="module")
+def bouncer_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
+    settings = stack_settings(
+        tmp_path_factory.mktemp("faulted"),
+        pgbouncer=True,
+        web_workers=2,
+        variants="flask_sync,fastapi_async",
+    )
+    try:
+        lifecycle.up(settings)
+        yield settings
+    finally:
+        lifecycle.down(settings, purge=True)
+
+
+def loadlab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadlab", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=240,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", ["flask_sync", "fastapi_async"])
+def test_every_fault_kind_is_survived_and_nothing_is_lost(
+    bouncer_stack: StackSettings, tmp_path: Path, variant: str
+) -> None:
+    out = tmp_path / "r"
+    flags = [x for kind, at in SCHEDULE for x in ("--fault", kind, "--fault-at", f"{at}s")]
+    done = loadlab(
+        "run", "--state-dir", str(bouncer_stack.state_dir), "--variants", variant,
+        "--users", "20", "--spawn-rate", "20", "--warmup", "2s", "--duration", "22s",
+        *flags, "--out", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["plan"]["faults"] == [[kind, float(at)] for kind, at in SCHEDULE]
+    (v,) = summary["variants"].values()
+    found = v["faults"]
+    assert [f["kind"] for f in found] == [kind for kind, _ in SCHEDULE]
+    for f, (_, at) in zip(found, SCHEDULE, strict=True):
+        assert not f["detail"].startswith("could not be done"), f
+        assert at - 0.5 <= f["at_s"] <= at + 1.5, f  # on time, within the poll's slack
+        assert f["recovery_s"] is not None and f["recovery_s"] <= RECOVERY_S, f
+    # Something broke (the restarts and the kill cut requests), and every request counted.
+    assert sum(f["failed_requests"] for f in found) == v["failures"] > 0
+    assert v["requests"] == v["locust_requests"]
+    # The last seconds ran clean: the service recovered without being restarted.
+    assert all(row["failures"] == 0 for row in v["timeline"][-3:]), v["timeline"][-5:]
+    (visits,) = v["integrity"]
+    assert visits["holds"], visits
+    # The page marks and lists them.
+    page = (out / "index.html").read_text()
+    assert "<h2>Faults</h2>" in page and page.count('stroke="#c0392b"') >= 2 * len(SCHEDULE)
+    state_url = next(
+        c["url"]
+        for c in json.loads((bouncer_stack.state_dir / "state.json").read_text())["components"]
+        if c["name"] == variant
+    )
+    assert httpx.get(f"{state_url}/healthz", timeout=10).status_code == 200
+
+
+def test_bad_fault_flags_are_one_line_and_exit_2(stack: Stack, tmp_path: Path) -> None:
+    base = ["run", "--state-dir", str(stack.settings.state_dir), "--duration", "10s"]
+    for flags, said in (
+        (["--fault", "pg-explode", "--fault-at", "2s"], "unknown fault 'pg-explode'"),
+        (["--fault", "pg-restart", "--fault-at", "12s"], "--fault-at 12s is outside"),
+        (["--fault", "pg-restart"], "1 --fault and 0 --fault-at"),
+        (["--fault", "pgbouncer-restart", "--fault-at", "2s"], "pgbouncer-restart needs PgBouncer"),
+        (
+            ["--fault", "pg-restart", "--fault-at", "2s", "--target", "http://127.0.0.1:9"],
+            "--fault breaks loadlab's own stack",
+        ),
+    ):
+        out = tmp_path / "r"
+        done = loadlab(*base, *flags, "--out", str(out))
+        assert done.returncode == 2, (flags, done.stderr)
+        [line] = done.stderr.strip().splitlines()
+        assert said in line, line
+        assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_recovery_is_read_from_the_timeline() -> None:
+    injected = [faults.Injected("pg-restart", 100.0, "x"), faults.Injected("pg-slow", 110.0, "y")]
+    timeline = [
+        {"t": t, "failures": n} for t, n in enumerate([0] * 10 + [0, 3, 2, 0, 0] + [0] * 10)
+    ]
+    first, second = faults.outcomes(injected, 90.0, timeline)
+    assert first["at_s"] == 10.0 and first["failed_requests"] == 5
+    assert first["recovery_s"] == 3.0  # failures until second 12 included: 13 - 10
+    assert second["failed_requests"] == 0 and second["recovery_s"] == 0.0
+    still = faults.outcomes(injected[:1], 90.0, timeline[:13])
+    assert still[0]["recovery_s"] is None  # failing in the run's last second
