@@ -516,64 +516,45 @@ def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
     if found is None:
         return []
     folder, summary = found
-    rows = []
-    for variant, key, theirs in HEADLINE:
-        v = summary["variants"][variant]
+    rows: list[dict[str, Any]] = []
+
+    def add(
+        key: str, claim: str, theirs: float | None, unit: str, ours: Spread, source: str = ARTICLE
+    ) -> None:
         rows.append(
             _row(
-                key=f"duel_{profile}_{variant}_{key}",
-                source=ARTICLE,
+                key=f"duel_{profile}_{key}",
+                source=source,
                 section="200 users",
-                claim=f"200 users, SELECT + UPDATE: {variant} {key} ({profile} profile)",
+                claim=claim,
                 theirs=theirs,
-                unit="ms",
-                ours=_duel_figure(v, key),
+                unit=unit,
+                ours=ours,
                 link=f"../{folder}/index.html",
             )
+        )
+
+    for variant, key, theirs in HEADLINE:
+        claim = f"200 users, SELECT + UPDATE: {variant} {key} ({profile} profile)"
+        add(
+            f"{variant}_{key}", claim, theirs, "ms", _duel_figure(summary["variants"][variant], key)
         )
     flask, fastapi = summary["variants"]["flask_sync"], summary["variants"]["fastapi_async"]
     a, b = _duel_figure(flask, "p99"), _duel_figure(fastapi, "p99")
-    rows.append(
-        _row(
-            key=f"duel_{profile}_tail",
-            source=ARTICLE,
-            section="200 users",
-            claim="under concurrency async wins on tail latency "
-            f"(Flask p99 / FastAPI p99, {profile} profile)",
-            theirs=1_840 / 142,
-            unit="x",
-            ours=(a[0] / b[0], a[1] / b[2], a[2] / b[1]),
-            link=f"../{folder}/index.html",
-        )
+    claim = (
+        f"under concurrency async wins on tail latency (Flask p99 / FastAPI p99, {profile} profile)"
     )
+    add("tail", claim, 1_840 / 142, "x", (a[0] / b[0], a[1] / b[2], a[2] / b[1]))
     for variant, theirs in (("flask_sync", 12.0), ("fastapi_async", 0.0)):
         failures = summary["variants"][variant]["failures"]
-        rows.append(
-            _row(
-                key=f"duel_{profile}_{variant}_errors",
-                source=ARTICLE,
-                section="200 users",
-                claim=f"200 users: {variant} errors ({profile} profile)",
-                theirs=theirs,
-                unit="errors",
-                ours=(failures, failures, failures),
-                link=f"../{folder}/index.html",
-            )
-        )
+        claim = f"200 users: {variant} errors ({profile} profile)"
+        add(f"{variant}_errors", claim, theirs, "errors", (failures, failures, failures))
     a, b = _duel_throughput(fastapi), _duel_throughput(flask)
-    rows.append(
-        _row(
-            key=f"duel_{profile}_throughput",
-            source=TUTORIAL,
-            section="200 users",
-            claim="async handlers increase throughput at high concurrency (the tutorial: "
-            f"'dramatically'; FastAPI req/s / Flask req/s, {profile} profile)",
-            theirs=None,
-            unit="x",
-            ours=(a[0] / b[0], a[1] / b[2], a[2] / b[1]),
-            link=f"../{folder}/index.html",
-        )
+    claim = (
+        "async handlers increase throughput at high concurrency (the tutorial: "
+        f"'dramatically'; FastAPI req/s / Flask req/s, {profile} profile)"
     )
+    add("throughput", claim, None, "x", (a[0] / b[0], a[1] / b[2], a[2] / b[1]), TUTORIAL)
     return rows
 
 
