@@ -285,6 +285,48 @@ def test_every_scenario_runs_clean_against_a_real_service(
     assert v["requests"] == v["locust_requests"]
     if arrival_rate is not None:
         assert v["offered_rps"] == pytest.approx(arrival_rate, rel=0.1)
+    # Every order the run wrote (and the seed's) whole: items, and a total that adds up.
+    assert v["half_written"] == dict.fromkeys(
+        (
+            "orders without items",
+            "items without an order",
+            "totals that are not the sum of their items",
+        ),
+        0,
+    )
+
+
+def test_a_half_written_order_fails_the_run(fresh: Stack) -> None:
+    """An order the database holds without its items, or with a total its items do not make,
+    is found after the run and is a FAIL line (exit 1)."""
+    import psycopg2
+
+    from loadlab.analysis import integrity
+    from loadlab.report.writer import run_failures
+
+    assert not any(integrity.half_written(fresh.database_url).values())
+    with psycopg2.connect(fresh.database_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO orders (id, customer_id, status, total_cents, created_at) "
+            "VALUES (9000001, 1, 'pending', 500, now())"
+        )
+        cur.execute("UPDATE orders SET total_cents = total_cents + 1 WHERE id = 1")
+    conn.close()
+    found = integrity.half_written(fresh.database_url)
+    assert found["orders without items"] == 1
+    assert found["totals that are not the sum of their items"] == 2  # the empty one too
+    fails = run_failures(
+        "flask_sync",
+        {
+            "requests": 0,
+            "locust_requests": 0,
+            "failures": 0,
+            "error_rate": 0.0,
+            "half_written": found,
+        },
+    )
+    assert "FAIL flask_sync: the data is not whole after the run: 1 orders without items" in fails
+    fresh.reset()
 
 
 def test_interrupted_run_leaves_no_report_and_no_locust(stack: Stack, tmp_path: Path) -> None:

@@ -20,6 +20,23 @@ WRITES = {
 }
 
 
+# What no write may leave behind, whatever failed: an order is written whole or not at all.
+HALF_WRITTEN = {
+    "orders without items": "SELECT count(*) FROM orders o "
+    "WHERE NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.id)",
+    "items without an order": "SELECT count(*) FROM order_items i "
+    "WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = i.order_id)",
+    "totals that are not the sum of their items": "SELECT count(*) FROM orders o "
+    "WHERE o.total_cents <> (SELECT coalesce(sum(i.quantity * i.unit_price_cents), 0) "
+    "FROM order_items i WHERE i.order_id = o.id)",
+}
+
+
+def half_written(database_url: str) -> dict[str, int]:
+    """How many of each thing no write may leave behind (all 0 when the data is whole)."""
+    return {what: int(fetch_one(database_url, sql)[0]) for what, sql in HALF_WRITTEN.items()}
+
+
 def snapshot(database_url: str) -> dict[str, int]:
     """The current value of each write's measure."""
     return {name: int(fetch_one(database_url, sql)[0]) for name, sql in WRITES.items()}

@@ -98,6 +98,7 @@ def run_variant(
         if fresh:
             checks = integrity.check(before, integrity.snapshot(database_url), outcomes)
             figures["integrity"] = [c.as_dict() for c in checks]
+            figures["half_written"] = integrity.half_written(database_url)
         figures["database_time"] = _database_time(database_url, outcomes)
         after = pgstats.events(database_url)
         figures["database_events"] = {k: after[k] - events_before[k] for k in after}

@@ -171,6 +171,9 @@ def run_failures(name: str, v: dict[str, Any]) -> list[str]:
                 f"{c['acknowledged']:,}, applied {c['applied']:,}, in doubt "
                 f"{c['in_doubt']:,}"
             )
+    for what, n in (v.get("half_written") or {}).items():
+        if n:
+            found.append(f"FAIL {name}: the data is not whole after the run: {n:,} {what}")
     return found
 
 
