@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
+from sqlalchemy.engine import make_url
 
 from loadlab import ROOT, faults
 from loadlab.settings import StackSettings
-from loadlab.stack import lifecycle
+from loadlab.stack import lifecycle, postgres, procs
 from tests.conftest import Stack, stack_settings
 
 # Every kind in one measured window, pg-slow last (it holds its locks for SLOW_SECONDS).
@@ -82,12 +84,42 @@ def test_every_fault_kind_is_survived_and_nothing_is_lost(
     # The page marks and lists them.
     page = (out / "index.html").read_text()
     assert "<h2>Faults</h2>" in page and page.count('stroke="#c0392b"') >= 2 * len(SCHEDULE)
-    state_url = next(
-        c["url"]
-        for c in json.loads((bouncer_stack.state_dir / "state.json").read_text())["components"]
-        if c["name"] == variant
-    )
+    components = json.loads((bouncer_stack.state_dir / "state.json").read_text())["components"]
+    state_url = next(c["url"] for c in components if c["name"] == variant)
     assert httpx.get(f"{state_url}/healthz", timeout=10).status_code == 200
+    _trust_kept(bouncer_stack.state_dir, out, components)
+
+
+def _trust_kept(state_dir: Path, report: Path, components: list[dict[str, object]]) -> None:
+    """What issue "trust first" made true holds after the faults: every server (the
+    restarted PostgreSQL and PgBouncer too) listens on 127.0.0.1 only, the services log in
+    with a role that is not a superuser, and no password is in the report or the logs."""
+    from tests.stack.test_cli import _files_holding, _passwords
+
+    for c in components:
+        pid = postgres_pid(state_dir) if c["name"] == "postgres" else c["pid"]
+        assert isinstance(pid, int), c
+        for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+            for conn in proc.net_connections("tcp"):
+                if conn.status == psutil.CONN_LISTEN:
+                    assert conn.laddr.ip == "127.0.0.1", (c["name"], conn.laddr)
+    state = procs.load_state(state_dir)
+    assert state is not None
+    role = make_url(state.database_url).username
+    (superuser,) = postgres.fetch_one(
+        state.direct_database_url, f"SELECT rolsuper FROM pg_roles WHERE rolname = '{role}'"
+    )
+    assert role == postgres.APP and superuser is False
+    secrets = _passwords(state_dir)
+    assert _files_holding(report, secrets) == []
+    assert len(list((state_dir / "logs").glob("*.log"))) >= 4  # postgres, pgbouncer, services
+    assert _files_holding(state_dir / "logs", secrets) == []
+
+
+def postgres_pid(state_dir: Path) -> int | None:
+    state = procs.load_state(state_dir)
+    server = state.get("postgres") if state else None
+    return server.current_pid() if server else None  # pg-restart made a new postmaster
 
 
 def test_bad_fault_flags_are_one_line_and_exit_2(stack: Stack, tmp_path: Path) -> None:
