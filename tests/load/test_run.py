@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg2
 import pytest
+from scipy import stats
 
 from tests.conftest import Stack
 
@@ -244,9 +245,11 @@ def test_repeated_rounds_alternate_and_are_summarised(stack: Stack, tmp_path: Pa
         p99 = v["across_rounds"]["p99"]
         values = [r["latency_ms"]["p99"] for r in v["rounds"]]
         assert p99["n"] == 2 and p99["mean"] == pytest.approx(sum(values) / 2)
-        # Two rounds: sd = |a - b| / sqrt(2), so the half-width is t(0.975, 1) * |a - b| / 2.
-        half = 12.706 * abs(values[0] - values[1]) / 2
-        assert p99["ci95"] == pytest.approx([p99["mean"] - half, p99["mean"] + half], rel=1e-3)
+        # Two rounds: sd = |a - b| / sqrt(2), so the half-width is t(0.975, 1) * |a - b| / 2
+        # (the exact quantile: a rounded one misses when the low end falls near 0 ms).
+        half = stats.t.ppf(0.975, 1) * abs(values[0] - values[1]) / 2
+        expected = [p99["mean"] - half, p99["mean"] + half]
+        assert p99["ci95"] == pytest.approx(expected, rel=1e-6, abs=1e-6)
         assert (out / name / "round-2" / "locust.html").stat().st_size > 0
     # Round 1 ran flask then fastapi, round 2 the other way round.
     finished = {
