@@ -146,7 +146,8 @@ def actions(settings: StackSettings, service: str) -> Callable[[str], str]:
             component = state.get(service)
             if component is None or component.pid is None:
                 raise RuntimeError(f"{service} is not one of loadlab's running services")
-            return _kill_busiest_worker(component)
+            pid, connections = kill_busiest_worker(component)
+            return f"worker {pid} killed ({connections} connections open)"
         return _slow(state.direct_database_url)
 
     return act
@@ -197,9 +198,10 @@ def _restart_pgbouncer(settings: StackSettings, state: procs.State) -> str:
     return f"pid {old.pid} -> {new.pid}"
 
 
-def _kill_busiest_worker(component: procs.Component) -> str:
-    """The worker process holding the most client connections on the service's port
-    (uvicorn's children include multiprocessing's resource tracker, which serves none)."""
+def kill_busiest_worker(component: procs.Component, patience: float = 0.0) -> tuple[int, int]:
+    """SIGKILL to the worker process holding the most client connections on the service's
+    port (uvicorn's children include multiprocessing's resource tracker, which serves none),
+    after waiting up to `patience` s for one that holds any; its (pid, connections)."""
     port = int(component.url.rsplit(":", 1)[1])
 
     def serving(proc: psutil.Process) -> int:
@@ -211,13 +213,16 @@ def _kill_busiest_worker(component: procs.Component) -> str:
         except psutil.Error:
             return 0
 
-    workers = psutil.Process(component.pid).children()
-    counts = {w: serving(w) for w in workers}
-    if not counts:
-        raise RuntimeError(f"{component.name} has no worker processes")
-    busiest = max(counts, key=counts.__getitem__)
-    busiest.kill()
-    return f"worker {busiest.pid} killed ({counts[busiest]} connections open)"
+    deadline = time.monotonic() + patience
+    while True:
+        counts = {w: serving(w) for w in psutil.Process(component.pid).children()}
+        if not counts:
+            raise RuntimeError(f"{component.name} has no worker processes")
+        busiest = max(counts, key=counts.__getitem__)
+        if counts[busiest] > 0 or time.monotonic() >= deadline:
+            busiest.kill()
+            return busiest.pid, counts[busiest]
+        time.sleep(0.1)
 
 
 def _slow(database_url: str) -> str:

@@ -74,29 +74,9 @@ def _run_with_fault(
 
 
 def _kill_busiest_worker(component: procs.Component, killed: dict[str, int]) -> None:
-    """Kill the worker process holding the most client connections on the service's port
-    (uvicorn's children include multiprocessing's resource tracker, which serves none)."""
-    port = int(component.url.rsplit(":", 1)[1])
-
-    def serving(proc: psutil.Process) -> int:
-        try:
-            return sum(
-                c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
-                for c in proc.net_connections("tcp")
-            )
-        except psutil.Error:
-            return 0
-
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        counts = {w: serving(w) for w in psutil.Process(component.pid).children()}
-        busiest = max(counts, key=counts.__getitem__)
-        if counts[busiest] > 0:
-            busiest.kill()
-            killed.update(pid=busiest.pid, connections=counts[busiest])
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no worker of {component.name} was serving a connection")
+    pid, connections = faults.kill_busiest_worker(component, patience=10)
+    killed.update(pid=pid, connections=connections)
+    assert connections > 0, f"no worker of {component.name} was serving a connection"
 
 
 def _exceptions(report: Path, variant: str) -> list[dict[str, str]]:

@@ -42,6 +42,20 @@ class Claim:
     ours: Callable[[Results], Spread | str | None]  # str: an observed behaviour's verdict
 
 
+def _times(x: Spread, k: float) -> Spread:
+    return (x[0] * k, x[1] * k, x[2] * k)
+
+
+def _minus(a: Spread, b: Spread) -> Spread:
+    """a - b, medians apart; the range from the worst pairing to the best."""
+    return (a[0] - b[0], a[1] - b[2], a[2] - b[1])
+
+
+def _divide(a: Spread, b: Spread) -> Spread:
+    """a / b, medians over medians; the range from the worst pairing to the best."""
+    return (a[0] / b[0], a[1] / b[2], a[2] / b[1])
+
+
 def _variant(results: Results, experiment: str, variant: str) -> dict[str, Any] | None:
     return (results.get(experiment) or {}).get("variants", {}).get(variant)
 
@@ -61,7 +75,7 @@ def total_ms(experiment: str, variant: str) -> Callable[[Results], Spread | None
     def read(results: Results) -> Spread | None:
         v = _variant(results, experiment, variant)
         s = v and v["seconds"]
-        return (s["median"] * 1000, s["min"] * 1000, s["max"] * 1000) if s else None
+        return _times((s["median"], s["min"], s["max"]), 1000) if s else None
 
     return read
 
@@ -75,7 +89,7 @@ def ratio(
         a, b = top(results), bottom(results)
         if not a or not b or min(b) <= 0:
             return None
-        return (a[0] / b[0], a[1] / b[2], a[2] / b[1])
+        return _divide(a, b)
 
     return read
 
@@ -104,13 +118,12 @@ def outside_driver_ms(variant: str) -> Callable[[Results], Spread | None]:
         if not v or not v["seconds"] or "driver_seconds" not in v["figures"]:
             return None
         n = results["greenlet_bridge"]["operations"]
-        outside = v["seconds"]["median"] - v["figures"]["driver_seconds"]["median"]
-        total = v["seconds"]
-        return (
-            outside * 1000 / n,
-            (total["min"] - v["figures"]["driver_seconds"]["max"]) * 1000 / n,
-            (total["max"] - v["figures"]["driver_seconds"]["min"]) * 1000 / n,
+        total, driver = v["seconds"], v["figures"]["driver_seconds"]
+        outside = _minus(
+            (total["median"], total["min"], total["max"]),
+            (driver["median"], driver["min"], driver["max"]),
         )
+        return _times(outside, 1000 / n)
 
     return read
 
@@ -120,9 +133,21 @@ def scaled(
 ) -> Callable[[Results], Spread | None]:
     def scale(results: Results) -> Spread | None:
         x = read(results)
-        return None if x is None else (x[0] * factor, x[1] * factor, x[2] * factor)
+        return None if x is None else _times(x, factor)
 
     return scale
+
+
+def per_operation(
+    read: Callable[[Results], Spread | None], experiment: str
+) -> Callable[[Results], Spread | None]:
+    """A whole pass's figure per operation of the experiment."""
+
+    def each(results: Results) -> Spread | None:
+        x = read(results)
+        return None if x is None else _times(x, 1 / results[experiment]["operations"])
+
+    return each
 
 
 def first_row_ms(variant: str) -> Callable[[Results], Spread | None]:
@@ -134,9 +159,7 @@ def difference(
 ) -> Callable[[Results], Spread | None]:
     def read(results: Results) -> Spread | None:
         x, y = a(results), b(results)
-        if not x or not y:
-            return None
-        return (x[0] - y[0], x[1] - y[2], x[2] - y[1])
+        return _minus(x, y) if x and y else None
 
     return read
 
@@ -149,24 +172,26 @@ def per_miss(results: Results) -> Spread | None:
     hits = figure("statement_cache", "statement cache 500", "server_parses", True)(results)
     if not (slow and fast and misses and hits) or misses[0] <= hits[0]:
         return None
-    extra = misses[0] - hits[0]
-    return ((slow[0] - fast[0]) / extra, (slow[1] - fast[2]) / extra, (slow[2] - fast[1]) / extra)
+    return _times(_minus(slow, fast), 1 / (misses[0] - hits[0]))
 
 
 def fails_then_fixed(
     experiment: str, naive: str, fixed: list[str], word: str
 ) -> Callable[[Results], str | None]:
-    """'holds' when the naive variant's outcome names `word` and no fixed one fails."""
+    """'holds' when the naive variant's outcome names `word` and no fixed one fails; variants
+    are named by the start of their names."""
 
     def read(results: Results) -> str | None:
-        bad = _variant(results, experiment, naive)
+        variants = (results.get(experiment) or {}).get("variants", {})
+        bad = next((v for k, v in variants.items() if k.startswith(naive)), None)
         if bad is None or (bad.get("outcome") or "").startswith("not measured"):
             return None
         failed = word.lower() in (bad.get("outcome") or "").lower()
-        clean = all(not (_variant(results, experiment, f) or {}).get("outcome") for f in fixed)
-        return (
-            "holds" if failed and clean else "partly" if failed or clean else "does not hold"
-        ) + (f": {bad.get('outcome') or 'no failure'}")
+        clean = all(
+            not v.get("outcome") for k, v in variants.items() if any(k.startswith(f) for f in fixed)
+        )
+        word_ = "holds" if failed and clean else "partly" if failed or clean else "does not hold"
+        return f"{word_}: {bad.get('outcome') or 'no failure'}"
 
     return read
 
@@ -378,9 +403,8 @@ CLAIMS = [
         "expire_on_commit=True: a wasted query per object read after commit (queries per object)",
         1.0,
         "queries",
-        lambda r: _scaled(
-            figure("expire_on_commit", "sync, expire_on_commit=True", "queries_after_commit")(r),
-            r,
+        per_operation(
+            figure("expire_on_commit", "sync, expire_on_commit=True", "queries_after_commit"),
             "expire_on_commit",
         ),
     ),
@@ -420,7 +444,12 @@ CLAIMS = [
         "pool_timeout; batching or a semaphore finishes",
         None,
         "",
-        lambda r: _starvation(r),
+        fails_then_fixed(
+            "pool_starvation",
+            "gather, nested sessions",
+            ["one batched IN query", "gather bounded by a semaphore"],
+            "Timeout",
+        ),
     ),
     Claim(
         "cache_miss_ms",
@@ -438,9 +467,8 @@ CLAIMS = [
         "200 shapes, cache 100: every query is a parse (parses per query)",
         1.0,
         "parses",
-        lambda r: _scaled(
-            figure("statement_cache", "statement cache 100", "server_parses", True)(r),
-            r,
+        per_operation(
+            figure("statement_cache", "statement cache 100", "server_parses", True),
             "statement_cache",
         ),
     ),
@@ -478,25 +506,6 @@ CLAIMS = [
         ratio(per_op("select_by_pk", PSYCOPG), per_op("select_by_pk", ASYNC)),
     ),
 ]
-
-
-def _scaled(spread: Spread | None, results: Results, experiment: str) -> Spread | None:
-    if spread is None:
-        return None
-    n = results[experiment]["operations"]
-    return (spread[0] / n, spread[1] / n, spread[2] / n)
-
-
-def _starvation(results: Results) -> str | None:
-    variants = (results.get("pool_starvation") or {}).get("variants")
-    if not variants:
-        return None
-    naive = next(v for k, v in variants.items() if k.startswith("gather, nested"))
-    fixed = [v for k, v in variants.items() if not k.startswith("gather, nested")]
-    stalled = "Timeout" in (naive.get("outcome") or "")
-    clean = all(not v.get("outcome") for v in fixed)
-    word = "holds" if stalled and clean else "partly" if stalled or clean else "does not hold"
-    return f"{word}: {naive.get('outcome') or 'no failure'}"
 
 
 HEADLINE = [
@@ -544,35 +553,28 @@ def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
     claim = (
         f"under concurrency async wins on tail latency (Flask p99 / FastAPI p99, {profile} profile)"
     )
-    add("tail", claim, 1_840 / 142, "x", (a[0] / b[0], a[1] / b[2], a[2] / b[1]))
+    add("tail", claim, 1_840 / 142, "x", _divide(a, b))
     for variant, theirs in (("flask_sync", 12.0), ("fastapi_async", 0.0)):
         failures = summary["variants"][variant]["failures"]
         claim = f"200 users: {variant} errors ({profile} profile)"
         add(f"{variant}_errors", claim, theirs, "errors", (failures, failures, failures))
-    a, b = _duel_throughput(fastapi), _duel_throughput(flask)
+    a, b = _duel_figure(fastapi, "throughput_rps"), _duel_figure(flask, "throughput_rps")
     claim = (
         "async handlers increase throughput at high concurrency (the tutorial: "
         f"'dramatically'; FastAPI req/s / Flask req/s, {profile} profile)"
     )
-    add("throughput", claim, None, "x", (a[0] / b[0], a[1] / b[2], a[2] / b[1]), TUTORIAL)
+    add("throughput", claim, None, "x", _divide(a, b), TUTORIAL)
     return rows
 
 
-def _duel_throughput(v: dict[str, Any]) -> Spread:
+def _duel_figure(v: dict[str, Any], key: str) -> Spread:
+    """A duel's p50/p95/p99 or throughput_rps: the rounds' mean and 95% interval in a
+    repeated run, else the one run's value."""
     across = v.get("across_rounds")
     if across:
-        low, high = across["throughput_rps"]["ci95"]
-        return (across["throughput_rps"]["mean"], low, high)
-    value = v["throughput_rps"]
-    return (value, value, value)
-
-
-def _duel_figure(v: dict[str, Any], key: str) -> Spread:
-    across = v.get("across_rounds")
-    if across:  # a repeated run: the rounds' mean and 95% interval
         low, high = across[key]["ci95"]
         return (across[key]["mean"], low, high)
-    value = v["latency_ms"][key]
+    value = v[key] if key == "throughput_rps" else v["latency_ms"][key]
     return (value, value, value)
 
 
@@ -627,34 +629,24 @@ def _row(
     ours: Spread | str | None,
     link: str | None = None,
 ) -> dict[str, Any]:
-    if isinstance(ours, str):  # a behaviour: the word comes with what was seen
-        word, _, seen = ours.partition(": ")
-        return {
-            "key": key,
-            "source": source,
-            "section": section,
-            "claim": claim,
-            "theirs": theirs,
-            "unit": unit,
-            "ours": None,
-            "seen": seen,
-            "ratio": None,
-            "verdict": word,
-            "link": link,
-        }
-    ratio_ = None if ours is None or not theirs else ours[0] / theirs
-    return {
+    row = {
         "key": key,
         "source": source,
         "section": section,
         "claim": claim,
         "theirs": theirs,
         "unit": unit,
+        "link": link,
+    }
+    if isinstance(ours, str):  # a behaviour: the word comes with what was seen
+        word, _, seen = ours.partition(": ")
+        return {**row, "ours": None, "seen": seen, "ratio": None, "verdict": word}
+    return {
+        **row,
         "ours": None if ours is None else {"median": ours[0], "min": ours[1], "max": ours[2]},
         "seen": None,
-        "ratio": ratio_,
+        "ratio": None if ours is None or not theirs else ours[0] / theirs,
         "verdict": verdict(theirs, unit, ours),
-        "link": link,
     }
 
 

@@ -57,6 +57,21 @@ class DriverClock:
         return seconds
 
 
+class StatementCount:
+    """Statements one engine sent to its driver since the last lap."""
+
+    def __init__(self, sync_engine: Any) -> None:
+        self.statements = 0
+        event.listen(sync_engine, "before_cursor_execute", self._sent)
+
+    def _sent(self, *_: Any) -> None:
+        self.statements += 1
+
+    def lap(self) -> float:
+        statements, self.statements = self.statements, 0
+        return float(statements)
+
+
 @profiled(group="overheads", axis="sync or async", full=10_000, quick=200)
 def greenlet_bridge(ctx: Context, count: int, stack: ExitStack, counting: bool) -> Variants:
     """The greenlet bridge: 10,000 session.execute(text("SELECT 1")), time outside the driver"""
@@ -199,8 +214,8 @@ def expire_on_commit(ctx: Context, count: int) -> Iterator[Variants]:
 
     with ExitStack() as stack:
         engines = _engines(ctx, stack)
-        sync_clock = DriverClockCount(engines.sync)
-        async_clock = DriverClockCount(engines.asyncpg.sync_engine)
+        sync_clock = StatementCount(engines.sync)
+        async_clock = StatementCount(engines.asyncpg.sync_engine)
 
         def sync_read(expire: bool) -> Any:
             def run(count: int) -> Trial:
@@ -260,17 +275,7 @@ def expire_on_commit(ctx: Context, count: int) -> Iterator[Variants]:
         }
 
 
-class DriverClockCount(DriverClock):
-    """Statements sent to the driver since the last lap."""
-
-    def _before(self, *_: Any) -> None:
-        self.seconds += 1
-
-    def _after(self, *_: Any) -> None:
-        pass
-
-
-def _guarded(read: Any, clock: DriverClockCount) -> Trial:
+def _guarded(read: Any, clock: StatementCount) -> Trial:
     """Read attributes outside any await: in async code a lazy load there is MissingGreenlet."""
     start = time.perf_counter()
     try:
