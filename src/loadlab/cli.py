@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from loadlab.errors import GateFailed, UsageError
+from loadlab.errors import INTERRUPTED, GateFailed, UsageError
 from loadlab.settings import StackSettings
 from loadlab.stack.services import DUEL, VARIANTS
 
@@ -550,8 +550,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # same clean-up path as Ctrl-C
+def _on_interrupt(signum: int, frame: object) -> None:
+    INTERRUPTED.set()
+    raise KeyboardInterrupt  # SIGTERM takes the same clean-up path as Ctrl-C
 
 
 # Commands that start, stop, reset or drive the stack: one at a time per state folder.
@@ -615,7 +616,9 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 1 a check failed, 2 bad usage)."""
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored one stays so
+        signal.signal(signal.SIGINT, _on_interrupt)
     try:
         settings = settings_from(args)
         if args.command in LOCKED:

@@ -223,8 +223,8 @@ def test_an_interrupted_micro_run_leaves_no_findings_and_no_process(
             "--repeat",
             "1",
             "--only",
+            "pool_starvation",  # seconds long (pool_timeout): the signal lands mid-run
             "pgbouncer_statements",
-            "select_by_pk",
             "--out",
             str(out),
         ],
@@ -235,8 +235,8 @@ def test_an_interrupted_micro_run_leaves_no_findings_and_no_process(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline()  # the first experiment has begun, its PgBouncer started
-    assert line.startswith("pgbouncer_statements"), line
+    line = proc.stdout.readline()  # the first experiment has begun, PgBouncer started
+    assert line.startswith("pool_starvation"), line
     time.sleep(0.5)
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGTERM)

@@ -19,6 +19,7 @@ the PgBouncer errors); one that raises is recorded with its error, and the next 
 from __future__ import annotations
 
 import asyncio
+import signal
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,6 +27,8 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from loadlab.errors import INTERRUPTED, stop_if_interrupted
 
 T = TypeVar("T")
 
@@ -126,12 +129,43 @@ class Context:
         usable across passes)."""
         if self._runner is None:
             self._runner = asyncio.Runner()
-        return self._runner.run(work)  # type: ignore[arg-type]
+        return self._runner.run(_interruptible(work))
 
     def close(self) -> None:
         if self._runner is not None:
             self._runner.close()
             self._runner = None
+
+
+async def _interruptible(work: Awaitable[T]) -> T:
+    """Ctrl-C or SIGTERM cancels this task at its next await, as asyncio does with Ctrl-C,
+    instead of raising KeyboardInterrupt wherever the signal lands: inside asyncpg's protocol
+    callbacks that crashed the interpreter (a segfault, seen in CI)."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    assert task is not None
+    saved = {
+        s: signal.getsignal(s)
+        for s in (signal.SIGINT, signal.SIGTERM)
+        # An ignored signal stays ignored; None: a handler not set from Python, left alone.
+        if signal.getsignal(s) not in (signal.SIG_IGN, None)
+    }
+
+    def interrupt() -> None:
+        INTERRUPTED.set()
+        task.cancel()
+
+    for s in saved:
+        loop.add_signal_handler(s, interrupt)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        for s, handler in saved.items():
+            loop.remove_signal_handler(s)
+            signal.signal(s, handler)
 
 
 def timed(work: Callable[[], dict[str, float] | None]) -> Trial:
@@ -157,10 +191,13 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def _attempt(run: Callable[[int], Trial], count: int) -> Trial:
+    stop_if_interrupted()
     try:
-        return run(count)
+        trial = run(count)
     except Exception as exc:  # a variant's failure is its outcome; the next one still runs
-        return Trial(float("nan"), outcome=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        trial = Trial(float("nan"), outcome=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+    stop_if_interrupted()  # a Ctrl-C the pass swallowed (in a GC callback) still stops the run
+    return trial
 
 
 def measure(found: Experiment, context: Context, repeat: int) -> dict[str, Any]:

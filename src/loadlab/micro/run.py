@@ -151,18 +151,21 @@ def _pgbouncer(settings: StackSettings, state: State) -> Iterator[str | None]:
     with tempfile.TemporaryDirectory(prefix="loadlab-micro-pgbouncer-") as folder:
         if user:
             procs.give_to(Path(folder), user)
-        component, through = pgbouncer.start(
-            state.direct_database_url,
-            postgres.APP,
-            verifier,
-            _free_port(),
-            Path(folder),
-            Path(folder) / "pgbouncer.log",
-            user,
-        )
+        # Started and stopped with interrupts held: a Ctrl-C in between would leave it running.
+        with procs.interrupts_held():
+            component, through = pgbouncer.start(
+                state.direct_database_url,
+                postgres.APP,
+                verifier,
+                _free_port(),
+                Path(folder),
+                Path(folder) / "pgbouncer.log",
+                user,
+            )
         try:
             url = credentials.with_passfile(through, passfile)
             postgres.wait_ready(url, settings.ready_timeout, component)
             yield url
         finally:
-            procs.stop(component)
+            with procs.interrupts_held():
+                procs.stop(component)
