@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +11,10 @@ import pytest
 
 from loadlab.settings import StackSettings
 from loadlab.stack import lifecycle, seed
+from loadlab.stack.procs import free_port
 from loadlab.stack.services import DUEL, VARIANTS
 
 TEST_SCALE = 0.2  # 2,000 users and orders: seeds in well under a second
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -63,6 +57,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         state, _ = lifecycle.up(settings)
         urls = {c.name: c.url for c in state.components if c.url.startswith("http")}
         yield Stack(settings, urls, state.direct_database_url)
+    finally:
+        lifecycle.down(settings, purge=True)
+
+
+@pytest.fixture(scope="session")
+def bouncer_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
+    """A second stack, behind PgBouncer, two web workers per service: for the fault runs and
+    the PgBouncer side-by-side run."""
+    settings = stack_settings(
+        tmp_path_factory.mktemp("bouncer"),
+        pgbouncer=True,
+        web_workers=2,
+        variants="flask_sync,fastapi_async",
+    )
+    try:
+        lifecycle.up(settings)
+        yield settings
     finally:
         lifecycle.down(settings, purge=True)
 

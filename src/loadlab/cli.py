@@ -273,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="when, into the measured window (e.g. 20s); one per --fault, in the same order",
     )
+    run.add_argument(
+        "--compare-pgbouncer",
+        action="store_true",
+        help="each variant straight to PostgreSQL and through PgBouncer (transaction mode) in "
+        "one report; an asyncpg stack also with asyncpg's default statement cache behind it",
+    )
     run.add_argument("--out", help=OUT_HELP)
     sweep = sub.add_parser(
         "sweep", help="step the arrival rate up at each variant: its capacity at an objective"
@@ -468,6 +474,13 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
             plan,
             faults=faults.plan(args.fault or [], args.fault_at or [], plan.duration, pgbouncer),
         )
+    if args.compare_pgbouncer:
+        if args.target or plan.faults:
+            raise UsageError(
+                "--compare-pgbouncer starts copies of loadlab's own services: "
+                "not with --target or --fault"
+            )
+        plan = dataclasses.replace(plan, compare_pgbouncer=True)
     code, index = duel.run(settings, plan, names, args.target, Path(args.out) if args.out else None)
     print(f"report: {index}")
     return code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from loadlab import ROOT, ceiling, faults, verify
+from loadlab import ROOT, ceiling, faults, side_by_side, verify
 from loadlab.analysis import repeats
 from loadlab.environment import describe
 from loadlab.errors import UsageError
@@ -149,13 +150,21 @@ def run(
     targets, database_url = driven.targets, driven.database_url
     tmp = prepare_out(final)
     try:
-        order = run_order([t.name for t in targets], plan.repeat)
-        figures = {
-            name: repeats.with_rounds(rounds)
-            for name, rounds in _drive_rounds(
-                plan, targets, database_url, tmp, live, settings
-            ).items()
-        }
+        with contextlib.ExitStack() as copies:
+            legs: dict[str, side_by_side.Leg] = {}
+            if plan.compare_pgbouncer:
+                state = procs.load_state(settings.state_dir)
+                assert state is not None  # what_to_drive found it
+                targets, legs = copies.enter_context(side_by_side.legs(settings, state, targets))
+            order = run_order([t.name for t in targets], plan.repeat)
+            figures = {
+                name: repeats.with_rounds(rounds)
+                for name, rounds in _drive_rounds(
+                    plan, targets, database_url, tmp, live, settings
+                ).items()
+            }
+        for name, leg in legs.items():
+            figures[name]["leg"] = leg.as_dict()
         ceilings = None
         if pgbench is not None and database_url:
             seconds = min(plan.duration, CEILING_SECONDS)
@@ -173,11 +182,12 @@ def run(
         raise
     for line in summary["flags"]:
         print(f"  ! {line}")
+    width = max(16, *map(len, figures))  # the names' column
     for name, v in figures.items():
         for number, r in enumerate(v.get("rounds") or [v], 1):
             lat = r["latency_ms"]
             print(
-                f"  {name:<16} {'' if plan.repeat == 1 else f'round {number} '}"
+                f"  {name:<{width}} {'' if plan.repeat == 1 else f'round {number} '}"
                 f"{r['requests']:>8,} req  {r['throughput_rps']:8.1f} req/s  "
                 f"p50 {lat['p50']:7.1f}  p95 {lat['p95']:7.1f}  p99 {lat['p99']:8.1f} ms  "
                 f"errors {r['error_rate']:.2%}"
@@ -185,7 +195,7 @@ def run(
             if "offered_rps" in r:
                 raw = r["latency_uncorrected_ms"]
                 print(
-                    f"  {'':<16} offered {r['offered_rps']:8.1f} req/s, "
+                    f"  {'':<{width}} offered {r['offered_rps']:8.1f} req/s, "
                     f"{r['arrivals']['not_sent']:,} not sent, {r['arrivals']['late']:,} late; "
                     f"from the send: p50 {raw['p50']:7.1f}  p99 {raw['p99']:8.1f} ms"
                 )
@@ -197,7 +207,7 @@ def run(
                 else (f"no errors again after {f['recovery_s']:.1f} s")
             )
             print(
-                f"  {name:<16} {f['kind']} at {f['at_s']:.1f} s ({f['detail']}): "
+                f"  {name:<{width}} {f['kind']} at {f['at_s']:.1f} s ({f['detail']}): "
                 f"{f['failed_requests']:,} failed, {back}"
             )
     for sentence in summary["verdicts"] if plan.repeat > 1 else []:
@@ -206,7 +216,7 @@ def run(
         c = v["ceiling"]
         share = "" if c["share"] is None else f"{c['share']:.0%} of "
         print(
-            f"  {name:<16} {share}the database's ceiling: {c['tps']:,.0f} "
+            f"  {name:<{width}} {share}the database's ceiling: {c['tps']:,.0f} "
             f"transactions/s by pgbench at {c['connections']} connections"
         )
     return (1 if writer.failed(summary) else 0), index

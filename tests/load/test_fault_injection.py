@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,8 +16,8 @@ from sqlalchemy.engine import make_url
 
 from loadlab import ROOT, faults
 from loadlab.settings import StackSettings
-from loadlab.stack import lifecycle, postgres, procs
-from tests.conftest import Stack, stack_settings
+from loadlab.stack import postgres, procs
+from tests.conftest import Stack
 
 # Every kind in one measured window, pg-slow last (it holds its locks for SLOW_SECONDS).
 SCHEDULE = (
@@ -29,21 +28,6 @@ SCHEDULE = (
     ("pg-slow", 14),
 )
 RECOVERY_S = 8.0  # the stated bound: no errors again within this of any fault
-
-
-@pytest.fixture(scope="module")
-def bouncer_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
-    settings = stack_settings(
-        tmp_path_factory.mktemp("faulted"),
-        pgbouncer=True,
-        web_workers=2,
-        variants="flask_sync,fastapi_async",
-    )
-    try:
-        lifecycle.up(settings)
-        yield settings
-    finally:
-        lifecycle.down(settings, purge=True)
 
 
 def loadlab(*args: str) -> subprocess.CompletedProcess[str]:

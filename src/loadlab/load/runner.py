@@ -12,7 +12,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from loadlab.analysis import slo
 from loadlab.errors import GateFailed, UsageError
 from loadlab.load.arrivals import KINDS
 from loadlab.load.monitor import GENERATOR, Monitor
-from loadlab.stack.procs import interrupts_held
+from loadlab.stack.procs import free_port, interrupts_held
 
 LOCUSTFILES = ROOT / "locustfiles"
 # What a Locust process imports: the scenarios, and the same loadlab as this process's (a
@@ -82,6 +81,8 @@ class LoadPlan:
     ceiling: bool = False
     # (kind, seconds into the measured window) of each fault to inject (faults.py).
     faults: tuple[tuple[str, float], ...] = ()
+    # Each variant also through PgBouncer (or direct, on a stack behind it): side_by_side.py.
+    compare_pgbouncer: bool = False
 
     @property
     def tag(self) -> str:
@@ -215,12 +216,6 @@ def _open_model_env(plan: LoadPlan) -> dict[str, str]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _roles(plan: LoadPlan) -> list[list[str]]:
     """Locust's command-line role of each local process: one standalone process, or a master
     and its local workers. With remote workers the master listens on every interface, on
@@ -228,7 +223,7 @@ def _roles(plan: LoadPlan) -> list[list[str]]:
     if plan.workers == 0 and plan.remote_workers == 0:
         return [[]]
     remote = plan.remote_workers > 0
-    port = REMOTE_MASTER_PORT if remote else _free_port()
+    port = REMOTE_MASTER_PORT if remote else free_port()
     master = [
         "--master",
         "--expect-workers",

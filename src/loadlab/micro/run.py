@@ -8,10 +8,6 @@ for the experiment and stopped after it.
 from __future__ import annotations
 
 import json
-import socket
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,7 @@ from loadlab.micro import findings, harness, overheads, serial
 from loadlab.report import writer
 from loadlab.report.pages import render_findings
 from loadlab.settings import StackSettings
-from loadlab.stack import credentials, lifecycle, pgbouncer, postgres, procs
+from loadlab.stack import lifecycle, pgbouncer, postgres
 from loadlab.stack.procs import State
 
 _EXPERIMENTS = (serial, overheads)  # imported for their @experiment registrations
@@ -58,10 +54,10 @@ def run(
             machine = environment.describe(
                 postgres.server_version(state.direct_database_url), True, {}
             )
-            with _pgbouncer(settings, state) as through:
+            with pgbouncer.transaction_pooler(settings, state) as pooler:
                 context = harness.Context(
                     state.direct_database_url,
-                    pgbouncer_url=through,
+                    pgbouncer_url=pooler[0] if pooler else None,
                     postgres_log=_postgres_log(state),
                     quick=quick,
                 )
@@ -120,52 +116,6 @@ def _say(result: dict[str, Any]) -> None:
         print(line, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _postgres_log(state: State) -> Path | None:
     server = state.get("postgres")
     return Path(server.log) if server and server.pid is not None and server.log else None
-
-
-@contextmanager
-def _pgbouncer(settings: StackSettings, state: State) -> Iterator[str | None]:
-    """The URL of a PgBouncer in transaction mode in front of the stack's PostgreSQL."""
-    if state.pgbouncer:
-        yield state.database_url
-        return
-    server = state.get("postgres")
-    if server is None or server.pid is None:  # a database loadlab did not start
-        yield None
-        return
-    passfile = credentials.passfile(settings.state_dir)
-    # PgBouncer passes the role's SCRAM proof on: it needs the verifier PostgreSQL holds.
-    (verifier,) = postgres.fetch_one(
-        state.direct_database_url,
-        f"SELECT rolpassword FROM pg_authid WHERE rolname = '{postgres.APP}'",
-    )
-    user = procs.unprivileged_user()
-    with tempfile.TemporaryDirectory(prefix="loadlab-micro-pgbouncer-") as folder:
-        if user:
-            procs.give_to(Path(folder), user)
-        # Started and stopped with interrupts held: a Ctrl-C in between would leave it running.
-        with procs.interrupts_held():
-            component, through = pgbouncer.start(
-                state.direct_database_url,
-                postgres.APP,
-                verifier,
-                _free_port(),
-                Path(folder),
-                Path(folder) / "pgbouncer.log",
-                user,
-            )
-        try:
-            url = credentials.with_passfile(through, passfile)
-            postgres.wait_ready(url, settings.ready_timeout, component)
-            yield url
-        finally:
-            with procs.interrupts_held():
-                procs.stop(component)

@@ -240,6 +240,7 @@ def render_run(summary: dict[str, Any]) -> str:
         setups=_setups(variants),
         queues=_queues(variants),
         faults=[(n, f) for n, v in variants.items() for f in v.get("faults") or []],
+        legs=having("leg"),
         queue_labels=_queue_columns(variants),
         claims=_claims(summary),
         ran=_what_ran(summary["environment"], {"plan": summary["plan"]}),

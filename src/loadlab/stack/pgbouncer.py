@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from loadlab import ROOT
 from loadlab.errors import UsageError
-from loadlab.stack import procs
+from loadlab.settings import StackSettings
+from loadlab.stack import credentials, postgres, procs
 from loadlab.stack.credentials import write_private
-from loadlab.stack.procs import Component
+from loadlab.stack.procs import Component, State
 
 TEMPLATE = ROOT / "infra" / "pgbouncer" / "pgbouncer.ini"
 
@@ -70,3 +74,51 @@ def start(
         cwd=Path("/"),
     )
     return component, service_url
+
+
+@contextmanager
+def transaction_pooler(settings: StackSettings, state: State) -> Iterator[tuple[str, int] | None]:
+    """A PgBouncer in transaction mode in front of the stack's PostgreSQL, for the services'
+    role: (its URL, its PID). The stack's own when it runs one; else, on loadlab's own
+    cluster, one started for the block (a private folder, a free port) and stopped after it.
+    None on a database loadlab did not start: PgBouncer would need the role's password."""
+    if state.pgbouncer:
+        own = state.get("pgbouncer")
+        pid = own.current_pid() if own else None
+        if pid is None:
+            raise UsageError("the stack's PgBouncer is not running: see `python -m loadlab status`")
+        yield state.database_url, pid
+        return
+    server = state.get("postgres")
+    if server is None or server.pid is None:
+        yield None
+        return
+    passfile = credentials.passfile(settings.state_dir)
+    # PgBouncer passes the role's SCRAM proof on: it needs the verifier PostgreSQL holds.
+    (verifier,) = postgres.fetch_one(
+        state.direct_database_url,
+        f"SELECT rolpassword FROM pg_authid WHERE rolname = '{postgres.APP}'",
+    )
+    user = procs.unprivileged_user()
+    with tempfile.TemporaryDirectory(prefix="loadlab-pgbouncer-") as folder:
+        if user:
+            procs.give_to(Path(folder), user)
+        # Started and stopped with interrupts held: a Ctrl-C in between would leave it running.
+        with procs.interrupts_held():
+            component, through = start(
+                state.direct_database_url,
+                postgres.APP,
+                verifier,
+                procs.free_port(),
+                Path(folder),
+                Path(folder) / "pgbouncer.log",
+                user,
+            )
+        try:
+            url = credentials.with_passfile(through, passfile)
+            postgres.wait_ready(url, settings.ready_timeout, component)
+            assert component.pid is not None
+            yield url, component.pid
+        finally:
+            with procs.interrupts_held():
+                procs.stop(component)

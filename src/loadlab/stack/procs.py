@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -256,6 +257,13 @@ def interrupts_held() -> Iterator[None]:
                 signal.signal(signum, handler)
         if held:
             raise KeyboardInterrupt
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 free now (the kernel's choice) for a server started next."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start(

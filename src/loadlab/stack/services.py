@@ -83,6 +83,8 @@ class Variant:
     server: tuple[str, ...]
     defaults: Mapping[str, int]
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Its PostgreSQL driver; asyncpg's prepared statements need settings behind PgBouncer.
+    driver: str = "psycopg2"
 
     def argv(
         self,
@@ -169,6 +171,7 @@ VARIANTS = {
             _uvicorn("services.fastapi_async.app:create_app"),
             _ASYNC,
             {"DB_ASYNC_DRIVER": "asyncpg"},
+            driver="asyncpg",
         ),
         # The same code as fastapi_async on psycopg 3's async driver: a driver is a setting.
         Variant(
@@ -178,6 +181,7 @@ VARIANTS = {
             _uvicorn("services.fastapi_async.app:create_app"),
             _ASYNC,
             {"DB_ASYNC_DRIVER": "psycopg"},
+            driver="psycopg",
         ),
         Variant(
             "fastapi_hybrid",
@@ -185,6 +189,7 @@ VARIANTS = {
             8004,
             _uvicorn("services.fastapi_hybrid.app:create_app"),
             {**_ASYNC, "db_read_pool_size": 10},
+            driver="asyncpg",
         ),
     )
 }
@@ -222,20 +227,29 @@ class Setup:
         return {"profile": self.profile, "knobs": dict(self.knobs)}
 
 
-def start(variant: Variant, settings: StackSettings, database_url: str, setup: Setup) -> Component:
-    port = settings.port_of(variant.name, variant.port)
+def start(
+    variant: Variant,
+    settings: StackSettings,
+    database_url: str,
+    setup: Setup,
+    copy: tuple[str, int, Mapping[str, str]] | None = None,
+) -> Component:
+    """Start the stack's service; or, with `copy` (name, port, environment), another copy of
+    it under that name, e.g. through PgBouncer beside the direct one (side_by_side)."""
+    name, port, extra = copy or (variant.name, settings.port_of(variant.name, variant.port), {})
     env = {
         **settings.service_env(),
         **variant.env(setup.knobs),
         "DATABASE_URL": database_url,
-        "SERVICE_NAME": variant.name,
+        "SERVICE_NAME": name,
         "PYTHONPATH": str(ROOT),
+        **extra,
     }
     component = procs.start(
-        variant.name,
+        name,
         variant.argv(port, setup.knobs["web_workers"]),
         url=f"http://127.0.0.1:{port}",
-        log=settings.state_dir / "logs" / f"{variant.name}.log",
+        log=settings.state_dir / "logs" / f"{name}.log",
         env=env,
         cwd=ROOT,
     )

@@ -1,0 +1,170 @@
+"""`run --compare-pgbouncer`: each stack direct to PostgreSQL and through PgBouncer in
+transaction mode, in one report.
+
+The running services keep their route (direct, or through PgBouncer after `up --pgbouncer`).
+For the other route a copy of each, with the same profile and knobs, runs on a free port for
+the length of the run. A stack on asyncpg also gets a third copy: through PgBouncer with
+asyncpg's *default* statement cache, to show what the documented settings
+(services/fastapi_async/db.py) prevent. Each leg's driver exceptions are counted from its
+service's log, by class, beside the errors the load generator saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from loadlab.errors import UsageError
+from loadlab.load.experiment import Target
+from loadlab.settings import StackSettings
+from loadlab.stack import pgbouncer, postgres, procs, services
+from loadlab.stack.procs import State
+
+ROUTES = {False: "straight to PostgreSQL", True: "through PgBouncer (transaction mode)"}
+DEFAULTS_SUFFIX = "+pgbouncer-asyncpg-defaults"
+EXPECTED_FAILURE = (
+    "asyncpg caches named prepared statements per connection, and PgBouncer in transaction "
+    "mode runs the next transaction on whichever server connection is free"
+)
+# A driver's own exception at the start of a line of a logged traceback: one per failed
+# request (SQLAlchemy's wrappers that follow it in the chain are not counted).
+_DRIVER_EXCEPTION = re.compile(r"^(?:asyncpg|psycopg2?)\.(?:\w+\.)*(\w+)(?::|$)")
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One way a stack reaches the database, as it appears in the report."""
+
+    name: str  # in the report
+    variant: str  # in the registry
+    route: str  # one of ROUTES
+    statement_cache: str  # what the driver does with prepared statements on this leg
+    log: Path
+    log_offset: int  # the service's log before the run: the rest is this run's
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "route": self.route,
+            "statement_cache": self.statement_cache,
+            "driver_exceptions": driver_exceptions(self.log, self.log_offset),
+            "expected_failure": EXPECTED_FAILURE if self.name.endswith(DEFAULTS_SUFFIX) else None,
+        }
+
+
+def _cache(variant: str, pooled: bool, safe: bool) -> str:
+    driver = services.VARIANTS[variant].driver
+    if driver == "psycopg2":
+        return "none (psycopg2 prepares nothing)"
+    if not pooled:
+        return f"{driver}'s default"
+    if not safe:
+        return f"{driver}'s default (named statements cached per connection)"
+    return "off, statements named uniquely (the documented settings)"
+
+
+def _direct_url(state: State) -> str:
+    """The services' role straight to PostgreSQL (the stack's direct URL is the superuser's
+    on loadlab's own cluster)."""
+    server = state.get("postgres")
+    if server is not None and server.pid is not None:
+        return (
+            make_url(state.direct_database_url)
+            .set(username=postgres.APP)
+            .render_as_string(hide_password=False)
+        )
+    return state.direct_database_url
+
+
+@contextmanager
+def legs(
+    settings: StackSettings, state: State, targets: list[Target]
+) -> Iterator[tuple[list[Target], dict[str, Leg]]]:
+    """Every target followed by its copies (started now, stopped when the block ends), and
+    what each leg is."""
+    with ExitStack() as stack:
+        pooler = stack.enter_context(pgbouncer.transaction_pooler(settings, state))
+        if pooler is None:
+            raise UsageError(
+                "--compare-pgbouncer on a database loadlab did not start needs its PgBouncer: "
+                "`python -m loadlab up --pgbouncer --database-url URL`"
+            )
+        pooled_url, pooler_pid = pooler
+        found: list[Target] = []
+        described: dict[str, Leg] = {}
+        for target in targets:
+            label = services.VARIANTS[target.name].label
+            found.append(dataclasses.replace(target, label=f"{label}, {ROUTES[state.pgbouncer]}"))
+            log = settings.state_dir / "logs" / f"{target.name}.log"
+            offset = log.stat().st_size if log.exists() else 0  # the rest is this run's
+            leg = _leg(target.name, target.name, state.pgbouncer, True, log, offset)
+            described[target.name] = leg
+            for name, pooled, safe in _copies(target.name, state.pgbouncer):
+                url = pooled_url if pooled else _direct_url(state)
+                component = stack.enter_context(_copy(settings, target, name, url, safe))
+                pids = {k: v for k, v in target.pids.items() if k == "postgres"}
+                pids[name] = component.current_pid() or 0
+                if pooled:
+                    pids["pgbouncer"] = pooler_pid
+                copy = Target(name, f"{label}, {ROUTES[pooled]}", component.url, pids, target.setup)
+                found.append(copy)
+                described[name] = _leg(name, target.name, pooled, safe, Path(component.log or ""))
+        yield found, described
+
+
+def _copies(variant: str, stack_pooled: bool) -> list[tuple[str, bool, bool]]:
+    """(name, through PgBouncer, with the documented statement settings) of each copy."""
+    other = [(f"{variant}+direct", False, False)] if stack_pooled else []
+    other = other or [(f"{variant}+pgbouncer", True, True)]
+    if services.VARIANTS[variant].driver == "asyncpg":
+        other.append((variant + DEFAULTS_SUFFIX, True, False))
+    return other
+
+
+def _leg(name: str, variant: str, pooled: bool, safe: bool, log: Path, offset: int = 0) -> Leg:
+    return Leg(name, variant, ROUTES[pooled], _cache(variant, pooled, safe), log, offset)
+
+
+@contextmanager
+def _copy(
+    settings: StackSettings, target: Target, name: str, database_url: str, pgbouncer_safe: bool
+) -> Iterator[procs.Component]:
+    """A copy of the target's service under `name` on a free port, healthy, stopped after."""
+    assert target.setup is not None
+    setup = services.Setup(target.setup["profile"], target.setup["knobs"])
+    environment = {"DB_PGBOUNCER_SAFE": "1" if pgbouncer_safe else "0"}
+    log = settings.state_dir / "logs" / f"{name}.log"
+    log.unlink(missing_ok=True)  # this run's log only: its exceptions are counted
+    with procs.interrupts_held():
+        component = services.start(
+            services.VARIANTS[target.name],
+            settings,
+            database_url,
+            setup,
+            copy=(name, procs.free_port(), environment),
+        )
+    try:
+        services.wait_healthy(component, settings.ready_timeout)
+        yield component
+    finally:
+        with procs.interrupts_held():
+            procs.stop(component)
+
+
+def driver_exceptions(log: Path, offset: int = 0) -> dict[str, int]:
+    """The driver's exceptions in a service's log after `offset`, by class, most first."""
+    if not log.exists():
+        return {}
+    with log.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    found = Counter(m.group(1) for m in map(_DRIVER_EXCEPTION.match, text.splitlines()) if m)
+    return dict(found.most_common())
