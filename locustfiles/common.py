@@ -117,6 +117,8 @@ class LoadlabUser(FastHttpUser):
                     if timing:
                         sent_ms = response.request_meta.get("response_time")
                         RECORDER.record_server(parse_server_timing(timing), sent_ms)
+                    if kind is None and method == "POST" and expect == 201:
+                        RECORDER.acknowledged_order(response.json())  # checked after the run
                 except Exception as exc:  # a response too odd to read is a failure too
                     kind = f"unreadable response: {type(exc).__name__}"
                 if kind is None:

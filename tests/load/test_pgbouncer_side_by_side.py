@@ -76,6 +76,8 @@ def test_each_stack_direct_and_through_pgbouncer_in_one_report(
     assert any("as expected" in f for f in summary["flags"])
     page = (out / "index.html").read_text()
     assert "Straight to PostgreSQL and through PgBouncer" in page
+    # Whether the stacks' ranking holds on both routes is said, either way.
+    assert ("The ranking flips with the route" in page) != ("leads on both routes" in page)
     assert "InvalidSQLStatementNameError" in page or "DuplicatePreparedStatementError" in page
     # The copies are stopped and their ports free; the stack's own services were not touched.
     for name, v in variants.items():

@@ -29,6 +29,29 @@ def test_exports_merge_to_the_same_counts_as_one_process() -> None:
     assert worker_a.total.get_total_count() == 0  # export starts afresh
 
 
+def _order(order_id: int) -> dict[str, object]:
+    items = [
+        {"id": 9, "quantity": 2, "unit_price_cents": 150, "product": {"id": 7}},
+        {"id": 8, "quantity": 1, "unit_price_cents": 99, "product": {"id": 3}},
+    ]
+    return {"id": order_id, "customer": {"id": 4}, "total_cents": 399, "items": items}
+
+
+def test_acknowledged_orders_survive_the_warmup_and_merge_from_every_worker() -> None:
+    worker_a, worker_b, master = Recorder(), Recorder(), Recorder()
+    worker_a.acknowledged_order(_order(1))
+    worker_a.start_measuring()  # an order answered in the warm-up is checked too
+    worker_b.acknowledged_order(_order(2))
+    master.merge(worker_a.export())
+    master.merge(worker_b.export())
+    # As the check compares them: items by product id, the prices they were sold at.
+    assert master.orders == [
+        [1, 4, 399, [[3, 1, 99], [7, 2, 150]]],
+        [2, 4, 399, [[3, 1, 99], [7, 2, 150]]],
+    ]
+    assert worker_a.orders == []  # exported once
+
+
 def test_percentiles_keep_three_significant_digits() -> None:
     r = Recorder()
     for ms in (1.234, 12.34, 123.4, 1234.0):

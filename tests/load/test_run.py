@@ -297,6 +297,10 @@ def test_every_scenario_runs_clean_against_a_real_service(
         ),
         0,
     )
+    if scenario == "write_orders":  # each order answered 201 is held as answered
+        ok = ("POST /orders", "ok")
+        answered = sum(n for name, kind, n in v["outcomes"] if (name, kind) == ok)
+        assert v["orders"]["holds"] and v["orders"]["acknowledged"] == answered > 0, v["orders"]
 
 
 def test_a_half_written_order_fails_the_run(fresh: Stack) -> None:
@@ -329,6 +333,46 @@ def test_a_half_written_order_fails_the_run(fresh: Stack) -> None:
         },
     )
     assert "FAIL flask_sync: the data is not whole after the run: 1 orders without items" in fails
+    fresh.reset()
+
+
+def test_an_order_not_held_as_answered_fails_the_run(fresh: Stack) -> None:
+    """Each order answered 201 must be in the database with its customer, items, prices and
+    total; a new order no one was answered for must be one of the requests in doubt."""
+    import httpx
+    import psycopg2
+
+    from loadlab.analysis import integrity
+    from loadlab.load.recorder import order_as_acknowledged
+    from loadlab.report.writer import run_failures
+
+    newest = integrity.newest_order(fresh.database_url)
+    answered = []
+    for customer in (1, 2, 3):
+        body = {"customer_id": customer, "items": [{"product_id": 1, "quantity": 2}]}
+        response = httpx.post(f"{fresh.urls['flask_sync']}/orders", json=body, timeout=10)
+        assert response.status_code == 201
+        answered.append(order_as_acknowledged(response.json()))
+    found = integrity.acknowledged_orders(fresh.database_url, answered, newest, in_doubt=0)
+    assert found["holds"] and found["acknowledged"] == 3 and found["unacknowledged"] == 0
+    changed, lost = answered[0][0], answered[1][0]
+    with psycopg2.connect(fresh.database_url) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE order_items SET quantity = 3 WHERE order_id = %s", (changed,))
+        cur.execute("DELETE FROM orders WHERE id = %s", (lost,))
+        cur.execute(
+            "INSERT INTO orders (customer_id, status, total_cents) VALUES (1, 'pending', 0)"
+        )
+    conn.close()
+    found = integrity.acknowledged_orders(fresh.database_url, answered, newest, in_doubt=0)
+    assert (found["missing"], found["different"], found["unacknowledged"]) == (1, 1, 1)
+    assert not found["holds"]
+    assert {e["id"] for e in found["examples"]} == {changed, lost}
+    # One unanswered order is allowed when one request was in doubt; the lost one is not.
+    forgiven = integrity.acknowledged_orders(fresh.database_url, answered[2:], newest, 2)
+    assert forgiven["holds"] and forgiven["unacknowledged"] == 2
+    figures = {"requests": 3, "locust_requests": 3, "failures": 0, "error_rate": 0.0}
+    [fail] = run_failures("flask_sync", {**figures, "orders": found})
+    assert fail.startswith("FAIL flask_sync: of 3 orders answered 201, 1 are missing and 1 differ")
     fresh.reset()
 
 

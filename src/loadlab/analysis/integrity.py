@@ -11,12 +11,15 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import psycopg2
+
 from loadlab.stack.postgres import fetch_one
 
+ORDERS = "POST /orders"
 # request name as Locust reports it -> SQL measuring its effect on the database
 WRITES = {
     "POST /users/[id]/visit": "SELECT coalesce(sum(visits), 0) FROM users",
-    "POST /orders": "SELECT count(*) FROM orders",
+    ORDERS: "SELECT count(*) FROM orders",
 }
 
 
@@ -79,3 +82,66 @@ def check(
             )
         )
     return checks
+
+
+# An order as the generator saw it acknowledged (locustfiles/common.py) and as the database
+# holds it: [id, customer id, total in cents, sorted [product id, quantity, unit price]...].
+_ORDERS_AS_HELD = """
+SELECT o.id, o.customer_id, o.total_cents,
+       array_agg(ARRAY[i.product_id, i.quantity, i.unit_price_cents]
+                 ORDER BY i.product_id) FILTER (WHERE i.id IS NOT NULL)
+FROM orders o LEFT JOIN order_items i ON i.order_id = o.id
+WHERE o.id = ANY(%s) GROUP BY o.id
+"""
+EXAMPLES = 5  # differences named on the page; the rest are counted
+
+
+def newest_order(database_url: str) -> int:
+    """The highest order id now: orders above it after a run were created by the run."""
+    return int(fetch_one(database_url, "SELECT coalesce(max(id), 0) FROM orders")[0])
+
+
+def acknowledged_orders(
+    database_url: str, acknowledged: list[list[Any]], newest_before: int, in_doubt: int
+) -> dict[str, Any]:
+    """Every order answered 201 exists with exactly its customer, items and total; and the
+    run's other new orders are no more than its POST /orders in doubt (each could be one
+    whose answer was lost)."""
+    by_id = {int(a[0]): _canonical(a) for a in acknowledged}
+    held: dict[int, list[Any]] = {}
+    conn = psycopg2.connect(database_url, connect_timeout=5)
+    try:
+        with conn, conn.cursor() as cur:
+            ids = sorted(by_id)
+            for start in range(0, len(ids), 10_000):
+                cur.execute(_ORDERS_AS_HELD, (ids[start : start + 10_000],))
+                held.update({int(r[0]): _canonical(r) for r in cur.fetchall()})
+            cur.execute("SELECT count(*) FROM orders WHERE id > %s", (newest_before,))
+            created = int(cur.fetchone()[0])
+    finally:
+        conn.close()
+    missing = [i for i in by_id if i not in held]
+    different = [i for i in by_id if i in held and held[i] != by_id[i]]
+    unacknowledged = created - len(by_id) + len(missing)
+    return {
+        "acknowledged": len(by_id),
+        "missing": len(missing),
+        "different": len(different),
+        "examples": [
+            {"id": i, "acknowledged": by_id[i], "held": held.get(i)}
+            for i in (missing + different)[:EXAMPLES]
+        ],
+        "unacknowledged": unacknowledged,
+        "in_doubt": in_doubt,
+        "holds": not missing and not different and 0 <= unacknowledged <= in_doubt,
+    }
+
+
+def _canonical(order: Any) -> list[Any]:
+    order_id, customer, total, items = order
+    return [
+        int(order_id),
+        int(customer),
+        int(total),
+        sorted([int(x) for x in i] for i in items or []),
+    ]

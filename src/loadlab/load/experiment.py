@@ -49,6 +49,7 @@ def run_variant(
             seed.reset(database_url, seed.Scale.of(plan.scale))
         pgstats.reset(database_url)
         before = integrity.snapshot(database_url)
+        newest_order = integrity.newest_order(database_url)
         events_before = pgstats.events(database_url)
     connections = (
         pgstats.Connections(database_url, target.name) if database_url else contextlib.nullcontext()
@@ -99,6 +100,12 @@ def run_variant(
             checks = integrity.check(before, integrity.snapshot(database_url), outcomes)
             figures["integrity"] = [c.as_dict() for c in checks]
             figures["half_written"] = integrity.half_written(database_url)
+            orders = [(kind, n) for name, kind, n in outcomes if name == integrity.ORDERS]
+            if orders:
+                in_doubt = sum(n for kind, n in orders if kind == "in_doubt")
+                figures["orders"] = integrity.acknowledged_orders(
+                    database_url, result["recorder"].get("orders", []), newest_order, in_doubt
+                )
         figures["database_time"] = _database_time(database_url, outcomes)
         after = pgstats.events(database_url)
         figures["database_events"] = {k: after[k] - events_before[k] for k in after}

@@ -53,6 +53,9 @@ class Recorder:
     server: dict[str, HdrHistogram] = field(default_factory=dict)
     # (request name, outcome) -> count, for the whole run: never cleared by the warm-up.
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Every order answered 201, as answered (order_as_acknowledged), warm-up included: the
+    # integrity check finds each in the database (analysis/integrity.py).
+    orders: list[list[Any]] = field(default_factory=list)
     # The open model's schedule: offered, sent, late (> 1 ms after the intended time) and
     # not_sent (every allowed request already in flight), while measuring.
     arrivals: Counter[str] = field(default_factory=Counter)
@@ -117,6 +120,9 @@ class Recorder:
     def record_generator_delay(self, ms: float) -> None:
         self.generator_delay.record_value(_micros(ms))
 
+    def acknowledged_order(self, body: dict[str, Any]) -> None:
+        self.orders.append(order_as_acknowledged(body))
+
     def interrupted(self, name: str) -> None:
         """A request cut off by the end of the run: sent, never answered."""
         self.outcomes[(name, "in_doubt")] += 1
@@ -145,6 +151,7 @@ class Recorder:
             "errors": dict(self.errors),
             "server": {part: _encode(h) for part, h in self.server.items()},
             "outcomes": [[name, kind, n] for (name, kind), n in self.outcomes.items()],
+            "orders": self.orders,
         }
         measure_start, offset = self.measure_start, self.clock_offset
         self.__init__()  # type: ignore[misc]
@@ -177,6 +184,16 @@ class Recorder:
                 self.server[part].decode_and_add(encoded.encode())
         for name, kind, n in data["outcomes"]:
             self.outcomes[(name, kind)] += n
+        self.orders.extend(data.get("orders", []))
+
+
+def order_as_acknowledged(body: dict[str, Any]) -> list[Any]:
+    """A 201's order as the integrity check compares it: [id, customer id, total in cents,
+    [[product id, quantity, unit price in cents], ...] by product id]."""
+    items = sorted(
+        [i["product"]["id"], i["quantity"], i["unit_price_cents"]] for i in body["items"]
+    )
+    return [body["id"], body["customer"]["id"], body["total_cents"], items]
 
 
 def parse_server_timing(value: str) -> dict[str, float]:

@@ -241,10 +241,22 @@ def render_run(summary: dict[str, Any]) -> str:
         queues=_queues(variants),
         faults=[(n, f) for n, v in variants.items() for f in v.get("faults") or []],
         legs=having("leg"),
+        by_route=_ranked_by_route(variants),
         queue_labels=_queue_columns(variants),
         claims=_claims(summary),
         ran=_what_ran(summary["environment"], {"plan": summary["plan"]}),
     )
+
+
+def _ranked_by_route(variants: dict[str, Any]) -> dict[str, list[tuple[str, float]]]:
+    """Per route of a PgBouncer side-by-side run, the stacks that ran clean by answered
+    requests per second, most first: whether the ranking holds on both routes."""
+    ranked: dict[str, list[tuple[str, float]]] = {}
+    for v in variants.values():
+        leg = v.get("leg")
+        if leg and not leg["expected_failure"]:
+            ranked.setdefault(leg["route"], []).append((leg["variant"], v["throughput_rps"]))
+    return {route: sorted(rows, key=lambda r: -r[1]) for route, rows in ranked.items()}
 
 
 def _sweep_charts(variants: dict[str, Any]) -> list[Markup]:

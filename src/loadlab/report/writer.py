@@ -184,6 +184,14 @@ def run_failures(name: str, v: dict[str, Any], expected_failure: str | None = No
     for what, n in (v.get("half_written") or {}).items():
         if n:
             found.append(f"FAIL {name}: the data is not whole after the run: {n:,} {what}")
+    orders = v.get("orders")
+    if orders and not orders["holds"]:
+        found.append(
+            f"FAIL {name}: of {orders['acknowledged']:,} orders answered 201, "
+            f"{orders['missing']:,} are missing and {orders['different']:,} differ from the "
+            f"answer; {orders['unacknowledged']:,} orders no one was answered for exist, with "
+            f"{orders['in_doubt']:,} in doubt"
+        )
     return found
 
 
