@@ -34,6 +34,12 @@ class ServiceSettings(BaseSettings):
     # asyncpg must not cache named prepared statements across transactions.
     pgbouncer_safe: bool = Field(False, alias="DB_PGBOUNCER_SAFE")
     expire_on_commit: bool = Field(False, alias="DB_EXPIRE_ON_COMMIT")
+    # The article's pool deadlock, on purpose: POST /users/{id}/visit, while its session holds
+    # a connection (and the row lock), opens a second session for one more query, as a helper
+    # with a session of its own would. With every connection held by such a request, each
+    # waits for a second one until the pool's timeout. Off (0) in every shipped profile but
+    # profiles/*.nested-session.json.
+    nested_session: bool = Field(False, alias="DB_NESTED_SESSION")
     # The application_name of its connections, so PostgreSQL (and loadlab's connection
     # count) can tell one service's connections from the other's.
     service_name: str = Field("loadlab", alias="SERVICE_NAME")

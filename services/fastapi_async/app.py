@@ -126,6 +126,7 @@ async def orm_session(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[
         if settings.fair_admission
         else None
     )
+    app.state.nested_session = settings.nested_session
     yield
     await engine.dispose()
 

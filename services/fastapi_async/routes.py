@@ -71,12 +71,15 @@ async def get_user(user_id: str, session: SessionDep) -> Response:
 
 
 @writes.post("/users/{user_id}/visit")
-async def visit_user(user_id: str, session: SessionDep) -> Response:
+async def visit_user(user_id: str, request: Request, session: SessionDep) -> Response:
     uid = parse_id(user_id, "user id")
     async with session.begin():
         user = (await session.scalars(queries.user_for_visit(uid))).one_or_none()
         if user is None:
             raise queries.missing_user(uid)
+        if request.app.state.nested_session:  # the deadlock pattern (ServiceSettings)
+            async with request.app.state.make_session() as nested:
+                await nested.execute(queries.PING)
         queries.visit(user)
     return _json(to_json(UserOut.model_validate(user)))
 

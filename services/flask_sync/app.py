@@ -177,6 +177,9 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
                 user = session.scalars(queries.user_for_visit(uid)).one_or_none()
                 if user is None:
                     raise queries.missing_user(uid)
+                if settings.nested_session:  # the deadlock pattern (ServiceSettings)
+                    with make_session() as nested:
+                        nested.execute(queries.PING)
                 queries.visit(user)
             return _json(to_json(UserOut.model_validate(user)))
 

@@ -279,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="each variant straight to PostgreSQL and through PgBouncer (transaction mode) in "
         "one report; an asyncpg stack also with asyncpg's default statement cache behind it",
     )
+    run.add_argument(
+        "--profiles",
+        metavar="A,B",
+        help="each variant under each of these profiles (profiles/<variant>.<name>.json), in "
+        "one report: copies of the services, the running ones left as they are",
+    )
     run.add_argument("--out", help=OUT_HELP)
     sweep = sub.add_parser(
         "sweep", help="step the arrival rate up at each variant: its capacity at an objective"
@@ -474,16 +480,34 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
             plan,
             faults=faults.plan(args.fault or [], args.fault_at or [], plan.duration, pgbouncer),
         )
-    if args.compare_pgbouncer:
-        if args.target or plan.faults:
-            raise UsageError(
-                "--compare-pgbouncer starts copies of loadlab's own services: "
-                "not with --target or --fault"
-            )
-        plan = dataclasses.replace(plan, compare_pgbouncer=True)
+    if args.compare_pgbouncer or args.profiles is not None:
+        plan = _side_by_side(settings, args, plan, names)
     code, index = duel.run(settings, plan, names, args.target, Path(args.out) if args.out else None)
     print(f"report: {index}")
     return code
+
+
+def _side_by_side(
+    settings: StackSettings, args: argparse.Namespace, plan: Any, names: list[str]
+) -> Any:
+    """The plan with --compare-pgbouncer or --profiles, checked before anything starts."""
+    from loadlab import side_by_side
+
+    flag = "--compare-pgbouncer" if args.compare_pgbouncer else "--profiles"
+    if args.target or plan.faults or (args.compare_pgbouncer and args.profiles is not None):
+        raise UsageError(
+            f"{flag} starts copies of loadlab's own services: not with --target, --fault "
+            "or the other of --compare-pgbouncer and --profiles"
+        )
+    chosen = tuple(p.strip() for p in (args.profiles or "").split(",") if p.strip())
+    if args.profiles is not None:
+        if len(chosen) < 2 or len(set(chosen)) < len(chosen) or args.profile:
+            raise UsageError(
+                "--profiles names two or more different profiles, e.g. "
+                "nested-session,nested-session-fixed (and no --profile)"
+            )
+        side_by_side.profile_setups(settings, names, list(chosen))  # each one exists
+    return dataclasses.replace(plan, compare_pgbouncer=args.compare_pgbouncer, profiles=chosen)
 
 
 def _cmd_seed(settings: StackSettings, scale_given: float | None, app_role: bool) -> int:

@@ -152,10 +152,13 @@ def run(
     try:
         with contextlib.ExitStack() as copies:
             legs: dict[str, side_by_side.Leg] = {}
-            if plan.compare_pgbouncer:
-                state = procs.load_state(settings.state_dir)
-                assert state is not None  # what_to_drive found it
+            state = procs.load_state(settings.state_dir)
+            if plan.compare_pgbouncer and state is not None:
                 targets, legs = copies.enter_context(side_by_side.legs(settings, state, targets))
+            if plan.profiles and state is not None:
+                targets = copies.enter_context(
+                    side_by_side.profile_legs(settings, state, targets, list(plan.profiles))
+                )
             order = run_order([t.name for t in targets], plan.repeat)
             figures = {
                 name: repeats.with_rounds(rounds)

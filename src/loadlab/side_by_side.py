@@ -1,5 +1,5 @@
 """`run --compare-pgbouncer`: each stack direct to PostgreSQL and through PgBouncer in
-transaction mode, in one report.
+transaction mode, in one report; and `run --profiles A,B`: each stack under each profile.
 
 The running services keep their route (direct, or through PgBouncer after `up --pgbouncer`).
 For the other route a copy of each, with the same profile and knobs, runs on a free port for
@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from loadlab.errors import UsageError
 from loadlab.load.experiment import Target
 from loadlab.settings import StackSettings
-from loadlab.stack import pgbouncer, postgres, procs, services
+from loadlab.stack import pgbouncer, postgres, procs, profiles, services
 from loadlab.stack.procs import State
 
 ROUTES = {False: "straight to PostgreSQL", True: "through PgBouncer (transaction mode)"}
@@ -109,7 +109,11 @@ def legs(
             described[target.name] = leg
             for name, pooled, safe in _copies(target.name, state.pgbouncer):
                 url = pooled_url if pooled else _direct_url(state)
-                component = stack.enter_context(_copy(settings, target, name, url, safe))
+                assert target.setup is not None  # one of the stack's own services
+                setup = services.Setup(target.setup["profile"], target.setup["knobs"])
+                component = stack.enter_context(
+                    copy_of(settings, target.name, name, url, setup, safe)
+                )
                 pids = {k: v for k, v in target.pids.items() if k == "postgres"}
                 pids[name] = component.current_pid() or 0
                 if pooled:
@@ -133,19 +137,62 @@ def _leg(name: str, variant: str, pooled: bool, safe: bool, log: Path, offset: i
     return Leg(name, variant, ROUTES[pooled], _cache(variant, pooled, safe), log, offset)
 
 
+def profile_setups(
+    settings: StackSettings, variants: list[str], names: list[str]
+) -> dict[str, services.Setup]:
+    """VARIANT@PROFILE -> its setup (the profile, then the knob flags), each profile loaded
+    now: a missing one is said before anything starts."""
+    return {
+        f"{variant}@{name}": services.Setup(
+            name,
+            services.VARIANTS[variant].knobs(
+                profiles.load(variant, name, settings.profiles_dir).knobs, settings.knob_flags()
+            ),
+        )
+        for variant in variants
+        for name in names
+    }
+
+
 @contextmanager
-def _copy(
-    settings: StackSettings, target: Target, name: str, database_url: str, pgbouncer_safe: bool
+def profile_legs(
+    settings: StackSettings, state: State, targets: list[Target], names: list[str]
+) -> Iterator[list[Target]]:
+    """Each target under each named profile: copies named VARIANT@PROFILE on the stack's
+    route, started now and stopped when the block ends (the running services are left as
+    they are)."""
+    setups = profile_setups(settings, [t.name for t in targets], names)
+    with ExitStack() as stack:
+        found = []
+        for target in targets:
+            for name in names:
+                leg, setup = f"{target.name}@{name}", setups[f"{target.name}@{name}"]
+                component = stack.enter_context(
+                    copy_of(settings, target.name, leg, state.database_url, setup, state.pgbouncer)
+                )
+                pids = {k: v for k, v in target.pids.items() if k != target.name}
+                pids[leg] = component.current_pid() or 0
+                label = f"{services.VARIANTS[target.name].label}, profile {name}"
+                found.append(Target(leg, label, component.url, pids, setup.as_dict()))
+        yield found
+
+
+@contextmanager
+def copy_of(
+    settings: StackSettings,
+    variant: str,
+    name: str,
+    database_url: str,
+    setup: services.Setup,
+    pgbouncer_safe: bool,
 ) -> Iterator[procs.Component]:
-    """A copy of the target's service under `name` on a free port, healthy, stopped after."""
-    assert target.setup is not None
-    setup = services.Setup(target.setup["profile"], target.setup["knobs"])
+    """A copy of a stack's service under `name` on a free port, healthy, stopped after."""
     environment = {"DB_PGBOUNCER_SAFE": "1" if pgbouncer_safe else "0"}
     log = settings.state_dir / "logs" / f"{name}.log"
     log.unlink(missing_ok=True)  # this run's log only: its exceptions are counted
     with procs.interrupts_held():
         component = services.start(
-            services.VARIANTS[target.name],
+            services.VARIANTS[variant],
             settings,
             database_url,
             setup,

@@ -58,3 +58,28 @@ def test_a_real_listening_socket_shows_its_backlog() -> None:
         finally:
             for client in clients:
                 client.close()
+
+
+def test_memory_growth_is_a_slope_per_ten_minutes_and_a_soak_flags_what_keeps_growing() -> None:
+    from loadlab.load.monitor import Samples, growth_per_10min
+    from loadlab.report.writer import memory_warnings
+
+    t = [float(i) for i in range(1200)]  # 20 minutes, a sample a second
+    leaking = [100 + i / 60 for i in range(1200)]  # 10 MB per 10 minutes, all along
+    levelled = [100 + min(i, 400) / 40 for i in range(1200)]  # grows, then holds
+    assert growth_per_10min(t, leaking) == 10.0
+    assert growth_per_10min(t[:9], leaking[:9]) is None  # too few samples to say
+    figures = {
+        "measured_seconds": 1200.0,
+        "resources": {
+            "flask_sync": Samples(t=t, cpu=[1.0] * 1200, memory_mb=leaking, rss_mb=leaking,
+                                  busiest_process_cpu=[1.0] * 1200, processes=[3] * 1200).summary(),
+            "postgres": Samples(t=t, cpu=[1.0] * 1200, memory_mb=levelled, rss_mb=levelled,
+                                busiest_process_cpu=[1.0] * 1200, processes=[9] * 1200).summary(),
+        },
+    }  # fmt: skip
+    assert figures["resources"]["postgres"]["memory_growth_last_third_mb_per_10min"] == 0.0
+    [line] = memory_warnings("run", figures)
+    assert line.startswith("run: flask_sync's memory grew 10.0 MB per 10 minutes")
+    assert "had not levelled off" in line
+    assert memory_warnings("run", {**figures, "measured_seconds": 60.0}) == []  # not a soak

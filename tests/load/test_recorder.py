@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from loadlab.load.recorder import Recorder, latency_ms, outcome
+from loadlab.load.recorder import Recorder, latency_ms, new_histogram, outcome
 
 
 def test_exports_merge_to_the_same_counts_as_one_process() -> None:
@@ -106,3 +106,23 @@ def test_clock_offset_moves_the_seconds() -> None:
     r.record("GET /x", 200, 1.0, None)
     (second,) = r.per_second
     assert abs(second - (time.time() - 7200.0)) < 2
+
+
+def test_compacted_seconds_keep_their_timeline_figures_and_free_their_histograms() -> None:
+    """A soak's master keeps a histogram only for recent seconds: the older ones become
+    [requests, p50, p99], which the timeline reads as before, also after export and merge."""
+    r = Recorder()
+    base = int(r.now()) - 100
+    for second in range(base, base + 5):
+        for ms in range(1, 101):
+            r.per_second.setdefault(second, new_histogram()).record_value(ms * 1000)
+    before = [r.timeline_second(s) for s in range(base, base + 5)]
+    r.compact(base + 3)
+    assert sorted(r.per_second) == [base + 3, base + 4]  # recent ones kept whole
+    assert sorted(r.seconds_done) == [base, base + 1, base + 2]
+    assert [r.timeline_second(s) for s in range(base, base + 5)] == before
+    assert before[0][0] == 100 and before[0][1] == pytest.approx(50.0, rel=1e-3)
+    master = Recorder()
+    master.merge(r.export())
+    assert [master.timeline_second(s) for s in range(base, base + 5)] == before
+    assert master.timeline_second(base - 1) == (0, None, None)

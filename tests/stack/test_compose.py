@@ -124,3 +124,38 @@ def test_image_holds_what_loadlab_reads_from_its_root() -> None:
     for folder in ("src", "services", "locustfiles", "infra"):
         assert f"COPY {folder} ./{folder}" in dockerfile
     assert "pip install --no-cache-dir -e" in dockerfile
+
+
+def test_distributed_load_is_a_loadlab_run_fed_by_worker_containers(
+    compose: dict[str, Any],
+) -> None:
+    """`--profile load`: the master is `loadlab run` (exact recorder, gates, report) with as
+    many remote workers as `--scale locust-worker=4` starts, and each worker runs the command
+    the runner prints for remote workers."""
+    from loadlab.cli import build_parser
+    from loadlab.load.runner import LOCUSTFILES, REMOTE_MASTER_PORT
+
+    master, worker = compose["services"]["locust-master"], compose["services"]["locust-worker"]
+    assert master["profiles"] == worker["profiles"] == ["load"]
+    command = [_defaults(part) for part in master["command"]]
+    assert command[:4] == ["python", "-m", "loadlab", "run"]
+    args = build_parser().parse_args(command[3:])  # flags loadlab takes
+    assert args.remote_workers == 4 and args.workers == 0
+    targets = dict(t.split("=", 1) for t in args.target)
+    for name in services.DUEL:  # every stack of the duel, on its registry port
+        assert targets[name] == f"http://{name}:{services.VARIANTS[name].port}"
+        assert master["depends_on"][name] == {"condition": "service_healthy"}
+    assert (LOCUSTFILES / f"{args.scenario}.py").exists()
+    assert worker["command"] == [
+        "python", "-m", "locust", "-f", f"/app/locustfiles/{args.scenario}.py",
+        "--worker", "--master-host", "locust-master",
+    ]  # fmt: skip
+    assert REMOTE_MASTER_PORT == 5557  # Locust's default: the workers need no --master-port
+    assert worker["environment"]["LOADLAB_SCALE"] == master["environment"]["LOADLAB_SCALE"]
+    assert worker["restart"] == "always"  # back for the next variant's master
+    # Nothing published: the master's port stays inside the compose network.
+    assert "ports" not in master and "ports" not in worker
+    (mount,) = master["volumes"]
+    host, inside = mount.split(":")
+    assert (COMPOSE.parent / host).resolve() == (ROOT / "reports").resolve()
+    assert inside == "/app/reports"

@@ -69,16 +69,14 @@ def _open_model(recorder: Recorder, requests: int, seconds: float) -> dict[str, 
 def _timeline(recorder: Recorder, start: int, end: int) -> list[dict[str, Any]]:
     rows = []
     for second in range(start, end + 1):
-        histogram: HdrHistogram | None = recorder.per_second.get(second)
-        count = histogram.get_total_count() if histogram else 0
-        figures = latency_ms(histogram) if histogram else None
+        count, p50, p99 = recorder.timeline_second(second)
         rows.append(
             {
                 "t": second - start,
                 "rps": count,
                 "failures": recorder.failures_per_second.get(second, 0),
-                "p50_ms": figures["p50"] if figures else None,
-                "p99_ms": figures["p99"] if figures else None,
+                "p50_ms": p50,
+                "p99_ms": p99,
             }
         )
     return rows

@@ -113,7 +113,7 @@ def run_variant(
 
 
 def cpu_ms_per_request(
-    resources: dict[str, dict[str, float]], figures: dict[str, Any]
+    resources: dict[str, dict[str, Any]], figures: dict[str, Any]
 ) -> dict[str, float]:
     """Mean CPU (percent of one core) x measured seconds / measured requests, per component."""
     if not figures["requests"]:

@@ -16,6 +16,10 @@ import psutil
 GENERATOR = "locust"
 SATURATED_CPU = 90.0  # percent of one core: a Locust process is single-threaded
 SATURATED_SECONDS = 3
+# A measured window this long can tell memory that levels off from memory that keeps growing
+# (report/writer.memory_warnings); growth under GROWTH_FLOOR_MB per 10 minutes is no news.
+SOAK_SECONDS = 600
+GROWTH_FLOOR_MB = 1.0
 
 
 @dataclass
@@ -41,7 +45,7 @@ class Samples:
         )
         return Samples(*([values[i] for i in keep] for values in series))
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
         if not self.cpu:
             return {
                 "cpu_mean": 0.0,
@@ -51,6 +55,7 @@ class Samples:
                 "process_cpu_max": 0.0,
                 "processes_max": 0,
             }
+        third = len(self.t) // 3
         return {
             "cpu_mean": round(sum(self.cpu) / len(self.cpu), 1),
             "cpu_max": round(max(self.cpu), 1),
@@ -58,7 +63,26 @@ class Samples:
             "rss_max_mb": round(max(self.rss_mb), 1),
             "process_cpu_max": round(max(self.busiest_process_cpu), 1),
             "processes_max": max(self.processes, default=0),
+            # A soak's question: does memory keep growing? Over the window, and over its
+            # last third, which is near 0 once it has levelled off.
+            "memory_growth_mb_per_10min": growth_per_10min(self.t, self.memory_mb),
+            "memory_growth_last_third_mb_per_10min": growth_per_10min(
+                self.t[-third:] if third else [], self.memory_mb[-third:] if third else []
+            ),
         }
+
+
+def growth_per_10min(t: list[float], mb: list[float]) -> float | None:
+    """The least-squares slope of memory over time, in MB per 10 minutes (None: fewer than
+    ten samples, too few to say)."""
+    if len(t) < 10:
+        return None
+    mean_t, mean_mb = sum(t) / len(t), sum(mb) / len(mb)
+    spread = sum((x - mean_t) ** 2 for x in t)
+    if not spread:
+        return None
+    slope = sum((x - mean_t) * (y - mean_mb) for x, y in zip(t, mb, strict=True)) / spread
+    return round(slope * 600, 2)
 
 
 def accept_queue(port: int, table: Path = Path("/proc/net/tcp")) -> int | None:

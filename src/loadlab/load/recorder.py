@@ -47,6 +47,9 @@ class Recorder:
     total: HdrHistogram = field(default_factory=new_histogram)
     uncorrected: HdrHistogram = field(default_factory=new_histogram)
     per_second: dict[int, HdrHistogram] = field(default_factory=dict)
+    # Seconds long past, as [requests, p50 µs, p99 µs]: a histogram per second (~150 KB)
+    # would grow a long run's generator by half a GB an hour (`compact`).
+    seconds_done: dict[int, list[int]] = field(default_factory=dict)
     failures_per_second: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     # The services' own Server-Timing parts (app, conn, sql), measured like `total`.
@@ -127,6 +130,30 @@ class Recorder:
         """A request cut off by the end of the run: sent, never answered."""
         self.outcomes[(name, "in_doubt")] += 1
 
+    def compact(self, before: int) -> None:
+        """Keep only the timeline's figures of the seconds before `before` (the master does
+        this for seconds every worker has long reported); the whole-run histograms stay."""
+        for second in [s for s in self.per_second if s < before]:
+            histogram = self.per_second.pop(second)
+            count, p50, p99 = _timeline_figures(histogram)
+            if second in self.seconds_done:  # a report later than any worker sends one
+                self.seconds_done[second][0] += count
+            else:
+                self.seconds_done[second] = [count, p50, p99]
+
+    def timeline_second(self, second: int) -> tuple[int, float | None, float | None]:
+        """(requests, p50 ms, p99 ms) of one second, from its histogram or its summary."""
+        histogram = self.per_second.get(second)
+        if histogram is not None:
+            count, p50, p99 = _timeline_figures(histogram)
+            if second in self.seconds_done:
+                count += self.seconds_done[second][0]
+        elif second in self.seconds_done:
+            count, p50, p99 = self.seconds_done[second]
+        else:
+            return 0, None, None
+        return count, (p50 / 1000 if count else None), (p99 / 1000 if count else None)
+
     def start_measuring(self) -> None:
         """The warm-up is over: clear the measured histograms (outcomes stay)."""
         self.total = new_histogram()
@@ -135,6 +162,7 @@ class Recorder:
         self.arrivals.clear()
         self.server.clear()
         self.per_second.clear()
+        self.seconds_done.clear()
         self.failures_per_second.clear()
         self.errors.clear()
         self.measure_start = self.now()
@@ -147,6 +175,7 @@ class Recorder:
             "generator_delay": _encode(self.generator_delay),
             "arrivals": dict(self.arrivals),
             "per_second": {str(s): _encode(h) for s, h in self.per_second.items()},
+            "seconds_done": {str(s): row for s, row in self.seconds_done.items()},
             "failures_per_second": {str(s): n for s, n in self.failures_per_second.items()},
             "errors": dict(self.errors),
             "server": {part: _encode(h) for part, h in self.server.items()},
@@ -174,6 +203,11 @@ class Recorder:
             if key not in self.per_second:
                 self.per_second[key] = new_histogram()
             self.per_second[key].decode_and_add(encoded.encode())
+        for second, (count, p50, p99) in data.get("seconds_done", {}).items():
+            if int(second) in self.seconds_done:
+                self.seconds_done[int(second)][0] += count
+            else:
+                self.seconds_done[int(second)] = [count, p50, p99]
         for second, n in data["failures_per_second"].items():
             self.failures_per_second[int(second)] += n
         self.errors.update(data["errors"])
@@ -185,6 +219,14 @@ class Recorder:
         for name, kind, n in data["outcomes"]:
             self.outcomes[(name, kind)] += n
         self.orders.extend(data.get("orders", []))
+
+
+def _timeline_figures(histogram: HdrHistogram) -> list[int]:
+    """[requests, p50 µs, p99 µs] of one second."""
+    count = histogram.get_total_count()
+    if not count:
+        return [0, 0, 0]
+    return [count, *(histogram.get_value_at_percentile(p) for p in (50.0, 99.0))]
 
 
 def order_as_acknowledged(body: dict[str, Any]) -> list[Any]:

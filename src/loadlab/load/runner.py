@@ -83,6 +83,8 @@ class LoadPlan:
     faults: tuple[tuple[str, float], ...] = ()
     # Each variant also through PgBouncer (or direct, on a stack behind it): side_by_side.py.
     compare_pgbouncer: bool = False
+    # Each variant under each of these profiles instead (side_by_side.profile_legs).
+    profiles: tuple[str, ...] = ()
 
     @property
     def tag(self) -> str:

@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from loadlab.analysis.repeats import METRICS, is_repeated
+from loadlab.load.monitor import SOAK_SECONDS
 from loadlab.report import claims
 from loadlab.report.svg import NINES_TICKS, line_chart, nines
 
@@ -242,6 +243,7 @@ def render_run(summary: dict[str, Any]) -> str:
         faults=[(n, f) for n, v in variants.items() for f in v.get("faults") or []],
         legs=having("leg"),
         by_route=_ranked_by_route(variants),
+        soak_minutes=SOAK_SECONDS // 60,
         queue_labels=_queue_columns(variants),
         claims=_claims(summary),
         ran=_what_ran(summary["environment"], {"plan": summary["plan"]}),

@@ -11,7 +11,7 @@ from typing import Any
 from loadlab.analysis import repeats, slo
 from loadlab.analysis.compare import verdicts
 from loadlab.errors import UsageError
-from loadlab.load.monitor import SATURATED_CPU, SATURATED_SECONDS
+from loadlab.load.monitor import GROWTH_FLOOR_MB, SATURATED_CPU, SATURATED_SECONDS, SOAK_SECONDS
 from loadlab.report.pages import ENV, render
 
 REPORTS = "reports"
@@ -43,6 +43,7 @@ def flags(variants: dict[str, Any]) -> list[str]:
                 "workers (--workers) or a second machine."
             )
         found.extend(generator_warnings(name, rounds))
+        found.extend(memory_warnings(name, rounds[0]))
         found.extend(_behind_schedule(name, rounds))
         busy = [
             (n, v["machine_cpu_mean"])
@@ -57,6 +58,27 @@ def flags(variants: dict[str, Any]) -> list[str]:
                 f"{share} busy on average: generator, service and database competed for the "
                 "same cores."
             )
+    return found
+
+
+def memory_warnings(name: str, v: dict[str, Any]) -> list[str]:
+    """In a soak (10 minutes or more measured), each component whose memory still grew in
+    the last third of the window at half its whole-window rate or more: not levelling off."""
+    if v.get("measured_seconds", 0) < SOAK_SECONDS:
+        return []
+    found = []
+    for component, r in (v.get("resources") or {}).items():
+        whole, late = (
+            r.get("memory_growth_mb_per_10min"),
+            r.get("memory_growth_last_third_mb_per_10min"),
+        )
+        if whole is None or late is None or late < GROWTH_FLOOR_MB or late < 0.5 * whole:
+            continue
+        found.append(
+            f"{name}: {component}'s memory grew {whole:,.1f} MB per 10 minutes over the "
+            f"measured window and {late:,.1f} MB per 10 minutes in its last third: it had not "
+            "levelled off (a leak, or a cache still filling: run longer to tell)"
+        )
     return found
 
 

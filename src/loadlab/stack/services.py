@@ -59,6 +59,15 @@ KNOBS = {
             (0, 1),
         ),
         Knob(
+            "nested_session",
+            "DB_NESTED_SESSION",
+            "the article's pool deadlock on purpose: a second session inside the visit's "
+            "(1 on, 0 off); never tuned",
+            0,
+            1,
+            (0,),
+        ),
+        Knob(
             "db_read_pool_size",
             "DB_READ_POOL_SIZE",
             "raw asyncpg connections for the read endpoints, per worker",
@@ -140,7 +149,7 @@ def _uvicorn(app: str) -> tuple[str, ...]:
     )
 
 
-_POOL = {"web_workers": 2, "db_pool_size": 10, "db_max_overflow": 5}
+_POOL = {"web_workers": 2, "db_pool_size": 10, "db_max_overflow": 5, "nested_session": 0}
 # Fair admission first: `tune` tries knobs in this order, and it decides the tail.
 _ASYNC = {"fair_admission": 0, **_POOL}
 
@@ -162,7 +171,13 @@ VARIANTS = {
             ),
             # Threads before the pool: with 15 threads a worker never holds more than 15
             # connections, so the pool's size matters only up to the threads.
-            {"web_workers": 2, "web_threads": 15, "db_pool_size": 10, "db_max_overflow": 5},
+            {
+                "web_workers": 2,
+                "web_threads": 15,
+                "db_pool_size": 10,
+                "db_max_overflow": 5,
+                "nested_session": 0,
+            },
         ),
         Variant(
             "fastapi_async",

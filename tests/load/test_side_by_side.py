@@ -1,10 +1,12 @@
-"""`run --compare-pgbouncer`: each stack straight to PostgreSQL and through PgBouncer in one
-report, and asyncpg's default statement cache behind PgBouncer failing beside the documented
-settings that run clean; the copies it starts are gone after it."""
+"""Side by side in one report: `run --compare-pgbouncer` (each stack straight to PostgreSQL
+and through PgBouncer, and asyncpg's default statement cache behind PgBouncer failing beside
+the documented settings that run clean) and `run --profiles` (the article's pool deadlock
+against its fix); the copies they start are gone after them."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +22,10 @@ from tests.conftest import Stack
 SHORT = ["--users", "20", "--spawn-rate", "20", "--warmup", "1s", "--duration", "4s"]
 
 
-def loadlab(*args: str) -> subprocess.CompletedProcess[str]:
+def loadlab(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "loadlab", *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True, text=True, cwd=ROOT, timeout=300, env={**os.environ, **env},
     )  # fmt: skip
 
 
@@ -106,8 +108,8 @@ def test_on_a_stack_behind_pgbouncer_the_copy_goes_direct(
 @pytest.mark.parametrize(
     ("flags", "said"),
     [
-        (["--target", "http://127.0.0.1:9"], "not with --target or --fault"),
-        (["--fault", "pg-restart", "--fault-at", "2s"], "not with --target or --fault"),
+        (["--target", "http://127.0.0.1:9"], "not with --target, --fault"),
+        (["--fault", "pg-restart", "--fault-at", "2s"], "not with --target, --fault"),
     ],
 )
 def test_bad_combinations_are_one_line_and_exit_2(
@@ -140,3 +142,50 @@ def test_driver_exceptions_are_counted_once_per_traceback_after_the_offset(
     found = side_by_side.driver_exceptions(log, offset=len(old))
     assert found == {"InvalidSQLStatementNameError": 3, "AdminShutdown": 1}
     assert side_by_side.driver_exceptions(tmp_path / "missing.log") == {}
+
+
+def test_the_pool_deadlock_against_its_fix_under_load(stack: Stack, tmp_path: Path) -> None:
+    """A second session inside the visit's, on a pool of 5 per worker: every connection ends
+    up held by a request waiting for another, until the pool's timeout (1 s here) answers 503.
+    The same small pool with one session per request runs clean."""
+    out = tmp_path / "r"
+    before = _service_pids(stack.settings.state_dir)
+    done = loadlab(
+        "run", "--state-dir", str(stack.settings.state_dir),
+        "--variants", "flask_sync,fastapi_async", *SHORT,
+        "--profiles", "nested-session,nested-session-fixed", "--out", str(out),
+        LOADLAB_DB_POOL_TIMEOUT="1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    variants = json.loads((out / "summary.json").read_text())["variants"]
+    assert list(variants) == [
+        "flask_sync@nested-session",
+        "flask_sync@nested-session-fixed",
+        "fastapi_async@nested-session",
+        "fastapi_async@nested-session-fixed",
+    ]
+    for name, v in variants.items():
+        assert v["setup"]["knobs"]["db_pool_size"] == 5, name
+        assert all(c["holds"] for c in v["integrity"]), (name, v["integrity"])  # no lost visit
+        if name.endswith("-fixed"):
+            assert v["failures"] == 0 and v["setup"]["knobs"]["nested_session"] == 0, name
+        else:
+            assert v["errors"].get("HTTP 503 pool_timeout", 0) > 0, (name, v["errors"])
+    assert _service_pids(stack.settings.state_dir) == before  # the stack's own untouched
+
+
+def test_profiles_that_do_not_exist_are_said_before_anything_starts(
+    stack: Stack, tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    for profiles, said in (
+        ("nested-session,no-such", "no profile 'no-such' for flask_sync"),
+        ("nested-session", "--profiles names two or more different profiles"),
+    ):
+        done = loadlab(
+            "run", "--state-dir", str(stack.settings.state_dir), "--variants", "flask_sync",
+            "--profiles", profiles, "--out", str(out),
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert said in line and not out.exists()
