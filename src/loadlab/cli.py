@@ -357,7 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     micro.add_argument("--quick", action="store_true", help="small sizes: checks, not figures")
     micro.add_argument("--out", help="findings folder (default: reports/<date>-findings)")
     report = sub.add_parser("report", help="render a run's index.html again from its summary.json")
-    report.add_argument("runs", nargs="+", help="report folders, e.g. reports/2026...-200u")
+    report.add_argument("runs", nargs="*", help="report folders, e.g. reports/2026...-200u")
+    report.add_argument(
+        "--index",
+        action="store_true",
+        help="rebuild reports/index.html: every report, and how the figures moved",
+    )
     seed_cmd = sub.add_parser(
         "seed", help="create the schema if missing and reset the rows to the seed"
     )
@@ -604,10 +609,15 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
     if args.command == "status":
         return _cmd_status(settings, args.json)
     if args.command == "report":
-        from loadlab.report.writer import rerender
+        from loadlab import ROOT
+        from loadlab.report.writer import REPORTS, rerender, write_index
 
+        if not args.runs and not args.index:
+            raise UsageError("report: name report folders, or --index (or both)")
         for run in args.runs:
             print(f"report: {rerender(Path(run))}")
+        if args.index:
+            print(f"index: {write_index(ROOT / REPORTS)}")
         return 0
     if args.command == "tune":
         return _cmd_tune(settings, args)

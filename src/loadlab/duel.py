@@ -156,9 +156,7 @@ def run(
             if plan.compare_pgbouncer and state is not None:
                 targets, legs = copies.enter_context(side_by_side.legs(settings, state, targets))
             if plan.profiles and state is not None:
-                targets = copies.enter_context(
-                    side_by_side.profile_legs(settings, state, targets, list(plan.profiles))
-                )
+                targets = side_by_side.profile_legs(settings, state, targets, list(plan.profiles))
             order = run_order([t.name for t in targets], plan.repeat)
             figures = {
                 name: repeats.with_rounds(rounds)
@@ -251,14 +249,19 @@ def _drive_rounds(
     for name, number in run_order(list(by_name), plan.repeat):
         t = by_name[name]
         of = "" if plan.repeat == 1 else f" (round {number} of {plan.repeat})"
-        print(
-            f"{t.name}{of}: {plan.describe()}, {plan.warmup:.0f} s warm-up + "
-            f"{plan.duration:.0f} s measured against {t.url}",
-            flush=True,
-        )
         out = tmp / t.name if number == 1 else tmp / t.name / f"round-{number}"
         act = faults.actions(settings, t.name) if plan.faults and settings else None
-        rounds[t.name].append(run_variant(plan, t, database_url, out, live, act=act))
+        # A side-by-side copy runs for its own leg only (side_by_side._Copy.launch).
+        with t.launch() if t.launch else contextlib.nullcontext(t) as started:
+            driven = dataclasses.replace(
+                started, label=t.label, launch=None, expected_failure=t.expected_failure
+            )
+            print(
+                f"{t.name}{of}: {plan.describe()}, {plan.warmup:.0f} s warm-up + "
+                f"{plan.duration:.0f} s measured against {driven.url}",
+                flush=True,
+            )
+            rounds[t.name].append(run_variant(plan, driven, database_url, out, live, act=act))
     return rounds
 
 

@@ -15,7 +15,7 @@ import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,10 +88,10 @@ def _direct_url(state: State) -> str:
 def legs(
     settings: StackSettings, state: State, targets: list[Target]
 ) -> Iterator[tuple[list[Target], dict[str, Leg]]]:
-    """Every target followed by its copies (started now, stopped when the block ends), and
-    what each leg is."""
-    with ExitStack() as stack:
-        pooler = stack.enter_context(pgbouncer.transaction_pooler(settings, state))
+    """Every target followed by its copies, and what each leg is. A copy starts when its
+    leg is driven and stops when it ends (`launch`); the private PgBouncer, if one is
+    needed, lives until the block ends."""
+    with pgbouncer.transaction_pooler(settings, state) as pooler:
         if pooler is None:
             raise UsageError(
                 "--compare-pgbouncer on a database loadlab did not start needs its PgBouncer: "
@@ -103,25 +103,58 @@ def legs(
         for target in targets:
             label = services.VARIANTS[target.name].label
             found.append(dataclasses.replace(target, label=f"{label}, {ROUTES[state.pgbouncer]}"))
-            log = settings.state_dir / "logs" / f"{target.name}.log"
+            log = _log(settings, target.name)
             offset = log.stat().st_size if log.exists() else 0  # the rest is this run's
-            leg = _leg(target.name, target.name, state.pgbouncer, True, log, offset)
-            described[target.name] = leg
+            own = _leg(target.name, target.name, state.pgbouncer, True, log, offset)
+            described[target.name] = own
+            assert target.setup is not None  # one of the stack's own services
+            setup = services.Setup(target.setup["profile"], target.setup["knobs"])
             for name, pooled, safe in _copies(target.name, state.pgbouncer):
                 url = pooled_url if pooled else _direct_url(state)
-                assert target.setup is not None  # one of the stack's own services
-                setup = services.Setup(target.setup["profile"], target.setup["knobs"])
-                component = stack.enter_context(
-                    copy_of(settings, target.name, name, url, setup, safe)
-                )
-                pids = {k: v for k, v in target.pids.items() if k == "postgres"}
-                pids[name] = component.current_pid() or 0
-                if pooled:
-                    pids["pgbouncer"] = pooler_pid
-                copy = Target(name, f"{label}, {ROUTES[pooled]}", component.url, pids, target.setup)
-                found.append(copy)
-                described[name] = _leg(name, target.name, pooled, safe, Path(component.log or ""))
+                extra = {"pgbouncer": pooler_pid} if pooled else {}
+                copy = _Copy(settings, target, name, url, setup, safe, extra)
+                failing = EXPECTED_FAILURE if name.endswith(DEFAULTS_SUFFIX) else None
+                found.append(copy.target(f"{label}, {ROUTES[pooled]}", failing))
+                described[name] = _leg(name, target.name, pooled, safe, _log(settings, name))
         yield found, described
+
+
+def _log(settings: StackSettings, name: str) -> Path:
+    return settings.state_dir / "logs" / f"{name}.log"
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """A copy of a stack's service for one leg, started when the leg is driven."""
+
+    settings: StackSettings
+    original: Target
+    name: str
+    database_url: str
+    setup: services.Setup
+    pgbouncer_safe: bool
+    extra_pids: dict[str, int]
+
+    def target(self, label: str, expected_failure: str | None = None) -> Target:
+        _log(self.settings, self.name).unlink(missing_ok=True)  # this run's log only
+        return Target(self.name, label, "", {}, self.setup.as_dict(), self.launch, expected_failure)
+
+    @contextmanager
+    def launch(self) -> Iterator[Target]:
+        """The copy, started and healthy, as the target to drive; stopped when the leg
+        ends, so nothing it still has in flight (a deadlocked backlog) reaches the next."""
+        with copy_of(
+            self.settings,
+            self.original.name,
+            self.name,
+            self.database_url,
+            self.setup,
+            self.pgbouncer_safe,
+        ) as component:
+            pids = {k: v for k, v in self.original.pids.items() if k == "postgres"}
+            pids[self.name] = component.current_pid() or 0
+            pids.update(self.extra_pids)
+            yield Target(self.name, "", component.url, pids, self.setup.as_dict())
 
 
 def _copies(variant: str, stack_pooled: bool) -> list[tuple[str, bool, bool]]:
@@ -154,27 +187,25 @@ def profile_setups(
     }
 
 
-@contextmanager
 def profile_legs(
     settings: StackSettings, state: State, targets: list[Target], names: list[str]
-) -> Iterator[list[Target]]:
+) -> list[Target]:
     """Each target under each named profile: copies named VARIANT@PROFILE on the stack's
-    route, started now and stopped when the block ends (the running services are left as
-    they are)."""
+    route, each started for its own leg (the running services are left as they are)."""
     setups = profile_setups(settings, [t.name for t in targets], names)
-    with ExitStack() as stack:
-        found = []
-        for target in targets:
-            for name in names:
-                leg, setup = f"{target.name}@{name}", setups[f"{target.name}@{name}"]
-                component = stack.enter_context(
-                    copy_of(settings, target.name, leg, state.database_url, setup, state.pgbouncer)
-                )
-                pids = {k: v for k, v in target.pids.items() if k != target.name}
-                pids[leg] = component.current_pid() or 0
-                label = f"{services.VARIANTS[target.name].label}, profile {name}"
-                found.append(Target(leg, label, component.url, pids, setup.as_dict()))
-        yield found
+    found = []
+    for target in targets:
+        for name in names:
+            leg = f"{target.name}@{name}"
+            url, pooled = state.database_url, state.pgbouncer
+            copy = _Copy(settings, target, leg, url, setups[leg], pooled, {})
+            label = f"{services.VARIANTS[target.name].label}, profile {name}"
+            # A profile made to show a failure says so (profiles/*.nested-session.json).
+            failing = profiles.load(target.name, name, settings.profiles_dir).details.get(
+                "expected_failure"
+            )
+            found.append(copy.target(label, failing))
+    return found
 
 
 @contextmanager
@@ -188,8 +219,6 @@ def copy_of(
 ) -> Iterator[procs.Component]:
     """A copy of a stack's service under `name` on a free port, healthy, stopped after."""
     environment = {"DB_PGBOUNCER_SAFE": "1" if pgbouncer_safe else "0"}
-    log = settings.state_dir / "logs" / f"{name}.log"
-    log.unlink(missing_ok=True)  # this run's log only: its exceptions are counted
     with procs.interrupts_held():
         component = services.start(
             services.VARIANTS[variant],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,12 @@ class Target:
     url: str
     pids: dict[str, int] = field(default_factory=dict)  # component name -> root PID
     setup: dict[str, Any] | None = None  # its profile and knobs, when one of ours
+    # A service started for this target's run alone (side_by_side's copies): the target to
+    # drive, with its URL and PIDs, while the context lasts.
+    launch: Callable[[], AbstractContextManager[Target]] | None = None
+    # Why this target is run to fail (a known misconfiguration shown beside its fix): its
+    # error rate is then a note on the page, not a failed run.
+    expected_failure: str | None = None
 
 
 def run_variant(
@@ -75,6 +82,7 @@ def run_variant(
         label=target.label,
         url=target.url,
         setup=target.setup,
+        expected_failure=target.expected_failure,
         resources=resources,
         # What a capacity review multiplies: CPU ms each component spent per request.
         cpu_ms_per_request=cpu_ms_per_request(resources, figures),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from loadlab.analysis import repeats, slo
 from loadlab.analysis.compare import verdicts
 from loadlab.errors import UsageError
 from loadlab.load.monitor import GROWTH_FLOOR_MB, SATURATED_CPU, SATURATED_SECONDS, SOAK_SECONDS
+from loadlab.report import history
 from loadlab.report.pages import ENV, render
 
 REPORTS = "reports"
@@ -30,7 +32,10 @@ def flags(variants: dict[str, Any]) -> list[str]:
     found = []
     for name, variant in variants.items():
         rounds = variant.get("rounds") or [variant]
-        expected = (variant.get("leg") or {}).get("expected_failure")
+        # (Side-by-side reports before the field said it in their leg.)
+        expected = variant.get("expected_failure") or (variant.get("leg") or {}).get(
+            "expected_failure"
+        )
         for number, v in enumerate(rounds, 1):
             which = name if len(rounds) == 1 else f"{name} round {number}"
             found.extend(run_failures(which, v, expected))
@@ -316,21 +321,45 @@ def _index_load(s: dict[str, Any]) -> str:
 
 
 def write_index(reports: Path) -> Path:
-    """reports/index.html: every run, newest first."""
-    runs = []
+    """reports/index.html: how each stack's figures moved over the reports (history.py),
+    then every report, newest first; written whole, then moved into place."""
+    runs, summaries = [], []
     for summary_path in sorted(reports.glob("*/summary.json"), reverse=True):
         s = json.loads(summary_path.read_text())
+        summaries.append((summary_path.parent.name, s))
         runs.append(
             {
                 "folder": summary_path.parent.name,
+                "page": "index.html",
                 "s": s,
                 "load": _index_load(s),
                 "cells": [_index_cell(n, v) for n, v in s["variants"].items()]
                 or [", ".join(f"{k}={v}" for k, v in s.get("chosen", {}).items())],
             }
         )
-    page = ENV.get_template("index.html").render(title="runs", runs=runs)
-    (reports / "index.html").write_text(page)
+    for findings_path in reports.glob("*/findings.json"):  # `loadlab micro`
+        f = json.loads(findings_path.read_text())
+        verdicts = Counter(c.get("verdict", "?") for c in f.get("claims", []))
+        runs.append(
+            {
+                "folder": findings_path.parent.name,
+                "page": "findings.html",
+                "s": {
+                    "run_id": findings_path.parent.name,
+                    "scenario": "the article's claims",
+                    "flags": [],
+                },
+                "load": "micro-benchmarks" + (" (quick)" if f.get("quick") else ""),
+                "cells": [", ".join(f"{n} {v}" for v, n in verdicts.most_common())],
+            }
+        )
+    runs.sort(key=lambda r: r["folder"], reverse=True)
+    page = ENV.get_template("index.html").render(
+        title="runs", runs=runs, history=history.groups(summaries)
+    )
+    tmp = reports / ".index.html.tmp"
+    tmp.write_text(page)
+    tmp.replace(reports / "index.html")
     return reports / "index.html"
 
 

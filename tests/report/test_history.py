@@ -1,0 +1,104 @@
+"""reports/index.html: how each stack's figures moved over the reports of one scenario and
+load, with a mark on the run that cannot be compared, and every report (findings too)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from loadlab import ROOT
+from loadlab.report import history
+from loadlab.report.writer import write_index
+
+MARK = 'stroke="#c0392b"'  # svg.line_chart's marks
+
+
+def _summary(run_id: str, created: str, rps: float, duration: float = 60.0) -> dict[str, Any]:
+    def variant(rps: float, p99: float) -> dict[str, Any]:
+        return {
+            "throughput_rps": rps,
+            "latency_ms": {"p50": p99 / 4, "p99": p99},
+            "error_rate": 0.0,
+            "setup": {"profile": "default", "knobs": {"web_workers": 2}},
+        }
+
+    return {
+        "run_id": run_id,
+        "created_at": created,
+        "scenario": "select_update",
+        "plan": {"users": 200, "arrival_rate": None, "duration": duration, "warmup": 15.0},
+        "environment": {"cpu_count": 2, "pgbouncer": "not used"},
+        "variants": {"flask_sync": variant(rps, 400.0), "fastapi_async": variant(rps + 50, 900.0)},
+        "flags": [],
+    }
+
+
+def _reports(tmp_path: Path) -> Path:
+    reports = tmp_path / "reports"
+    for run_id, created, rps, duration in (
+        ("20261101-100000-select_update-200u", "2026-11-01T10:00:00+00:00", 700.0, 60.0),
+        ("20261102-100000-select_update-200u", "2026-11-02T10:00:00+00:00", 720.0, 30.0),
+        ("20261103-100000-select_update-200u", "2026-11-03T10:00:00+00:00", 740.0, 60.0),
+    ):
+        (reports / run_id).mkdir(parents=True)
+        summary = _summary(run_id, created, rps, duration)
+        (reports / run_id / "summary.json").write_text(json.dumps(summary))
+    findings = reports / "20261104-100000-findings"
+    findings.mkdir()
+    claims = [{"verdict": "holds"}, {"verdict": "holds"}, {"verdict": "does not hold"}]
+    (findings / "findings.json").write_text(json.dumps({"quick": False, "claims": claims}))
+    return reports
+
+
+def test_the_history_charts_each_figure_and_marks_the_run_with_other_settings(
+    tmp_path: Path,
+) -> None:
+    reports = _reports(tmp_path)
+    page = write_index(reports).read_text()
+    assert "How the figures moved" in page
+    assert "select_update: 200 users: 3 reports" in page
+    # One chart per headline figure, a line per stack, the odd run marked on each.
+    assert page.count("<svg") == len(history.RUN_METRICS)
+    assert page.count(MARK) == len(history.RUN_METRICS)
+    assert "not comparable</span>: other settings (duration)" in page
+    assert page.count("same conditions") == 2
+    # The figures in date order, as the reports hold them.
+    cells = re.findall(r"<td>flask_sync ([\d,.]+)<br>fastapi_async ([\d,.]+)</td>", page)
+    throughput = cells[:: len(history.RUN_METRICS)]  # each run's first figure
+    assert throughput == [("700.0", "750.0"), ("720.0", "770.0"), ("740.0", "790.0")]
+    # Every report is listed, findings too, each linked to its own page.
+    assert 'href="20261104-100000-findings/findings.html"' in page
+    assert "2 holds, 1 does not hold" in page
+    assert page.index("20261103-100000") < page.index("20261101-100000", page.index("Every report"))
+    # Self-contained: nothing fetched from elsewhere.
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert not list(reports.glob(".*.tmp"))
+
+
+def test_another_machine_or_profile_is_named(tmp_path: Path) -> None:
+    base = _summary("a", "2026-11-01T10:00:00+00:00", 700.0)
+    other = json.loads(json.dumps(base))
+    other["environment"]["cpu_count"] = 8
+    other["variants"]["flask_sync"]["setup"]["profile"] = "tuned"
+    newest = _summary("c", "2026-11-03T10:00:00+00:00", 740.0)
+    (group,) = history.groups([("a", base), ("b", other), ("c", newest)])
+    assert [r.differs for r in group.runs] == [
+        [],
+        ["another profile or knobs", "another machine (8 CPUs)"],
+        [],
+    ]
+    # One report alone has no history: no group.
+    assert history.groups([("a", base)]) == []
+
+
+def test_report_without_folders_or_index_is_one_line_and_exit_2() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "loadlab", "report"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "--index" in line
