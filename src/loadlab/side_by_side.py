@@ -198,7 +198,8 @@ def profile_legs(
         for name in names:
             leg = f"{target.name}@{name}"
             url, pooled = state.database_url, state.pgbouncer
-            copy = _Copy(settings, target, leg, url, setups[leg], pooled, {})
+            bouncer = {k: v for k, v in target.pids.items() if k == "pgbouncer"}  # its route
+            copy = _Copy(settings, target, leg, url, setups[leg], pooled, bouncer)
             label = f"{services.VARIANTS[target.name].label}, profile {name}"
             # A profile made to show a failure says so (profiles/*.nested-session.json).
             failing = profiles.load(target.name, name, settings.profiles_dir).details.get(
