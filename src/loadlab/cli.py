@@ -356,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     micro.add_argument("--repeat", type=int, default=3, help="timed passes (default: 3)")
     micro.add_argument("--quick", action="store_true", help="small sizes: checks, not figures")
     micro.add_argument("--out", help="findings folder (default: reports/<date>-findings)")
-    report = sub.add_parser("report", help="render a run's index.html again from its summary.json")
+    report = sub.add_parser(
+        "report", help="render report pages again from their data; --index: reports/index.html"
+    )
     report.add_argument("runs", nargs="*", help="report folders, e.g. reports/2026...-200u")
     report.add_argument(
         "--index",
