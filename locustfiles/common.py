@@ -58,20 +58,21 @@ def new_order() -> dict[str, Any]:
     }
 
 
-def problem(response: Any, expect: int, keys: tuple[str, ...]) -> str | None:
-    """The failure kind of a response, or None when status and JSON shape are right. A
-    request that got no answer (a dropped connection, a timeout) is "no answer: <why>"."""
+def problem(response: Any, expect: int, keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    """The failure kind of a response (None when status and JSON shape are right) and its
+    parsed body, read once. A request that got no answer (a dropped connection, a timeout)
+    is "no answer: <why>"."""
     if not response.status_code:
-        return f"no answer: {type(response.error).__name__}"
+        return f"no answer: {type(response.error).__name__}", None
     try:
         body = response.json()
     except (ValueError, TypeError):
-        return f"HTTP {response.status_code}, body not JSON"
+        return f"HTTP {response.status_code}, body not JSON", None
     if response.status_code != expect:
         code = body.get("error", "?") if isinstance(body, dict) else "?"
-        return f"HTTP {response.status_code} {code}"
+        return f"HTTP {response.status_code} {code}", body
     missing = [k for k in keys if not isinstance(body, dict) or k not in body]
-    return f"wrong JSON shape: no {missing[0]}" if missing else None
+    return (f"wrong JSON shape: no {missing[0]}" if missing else None), body
 
 
 class LoadlabUser(FastHttpUser):
@@ -112,14 +113,14 @@ class LoadlabUser(FastHttpUser):
             ) as response:
                 reported = True
                 try:
-                    kind = problem(response, expect, keys)
+                    kind, body = problem(response, expect, keys)
                     # No answer: no headers either (reading them raised before this fix).
                     timing = response.status_code and (response.headers or {}).get("Server-Timing")
                     if timing:
                         sent_ms = response.request_meta.get("response_time")
                         RECORDER.record_server(parse_server_timing(timing), sent_ms)
                     if kind is None and method == "POST" and expect == 201:
-                        RECORDER.acknowledged_order(response.json())  # checked after the run
+                        RECORDER.acknowledged_order(body)  # checked after the run
                 except Exception as exc:  # a response too odd to read is a failure too
                     kind = f"unreadable response: {type(exc).__name__}"
                 if kind is None:

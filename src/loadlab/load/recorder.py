@@ -134,12 +134,15 @@ class Recorder:
         """Keep only the timeline's figures of the seconds before `before` (the master does
         this for seconds every worker has long reported); the whole-run histograms stay."""
         for second in [s for s in self.per_second if s < before]:
-            histogram = self.per_second.pop(second)
-            count, p50, p99 = _timeline_figures(histogram)
-            if second in self.seconds_done:  # a report later than any worker sends one
-                self.seconds_done[second][0] += count
-            else:
-                self.seconds_done[second] = [count, p50, p99]
+            self._add_done(second, _timeline_figures(self.per_second.pop(second)))
+
+    def _add_done(self, second: int, row: list[int]) -> None:
+        """A second's [requests, p50, p99]; a second already summarised (a report later than
+        any worker sends one) keeps its percentiles and adds the requests."""
+        if second in self.seconds_done:
+            self.seconds_done[second][0] += row[0]
+        else:
+            self.seconds_done[second] = list(row)
 
     def timeline_second(self, second: int) -> tuple[int, float | None, float | None]:
         """(requests, p50 ms, p99 ms) of one second, from its histogram or its summary."""
@@ -203,11 +206,8 @@ class Recorder:
             if key not in self.per_second:
                 self.per_second[key] = new_histogram()
             self.per_second[key].decode_and_add(encoded.encode())
-        for second, (count, p50, p99) in data.get("seconds_done", {}).items():
-            if int(second) in self.seconds_done:
-                self.seconds_done[int(second)][0] += count
-            else:
-                self.seconds_done[int(second)] = [count, p50, p99]
+        for second, row in data.get("seconds_done", {}).items():
+            self._add_done(int(second), row)
         for second, n in data["failures_per_second"].items():
             self.failures_per_second[int(second)] += n
         self.errors.update(data["errors"])

@@ -339,7 +339,7 @@ def write_index(reports: Path) -> Path:
         )
     for findings_path in reports.glob("*/findings.json"):  # `loadlab micro`
         f = json.loads(findings_path.read_text())
-        verdicts = Counter(c.get("verdict", "?") for c in f.get("claims", []))
+        tally = Counter(c.get("verdict", "?") for c in f.get("claims", []))
         runs.append(
             {
                 "folder": findings_path.parent.name,
@@ -350,7 +350,7 @@ def write_index(reports: Path) -> Path:
                     "flags": [],
                 },
                 "load": "micro-benchmarks" + (" (quick)" if f.get("quick") else ""),
-                "cells": [", ".join(f"{n} {v}" for v, n in verdicts.most_common())],
+                "cells": [", ".join(f"{n} {v}" for v, n in tally.most_common())],
             }
         )
     runs.sort(key=lambda r: r["folder"], reverse=True)
