@@ -26,7 +26,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadlab.load.arrivals import Arrivals, watch_generator
-from loadlab.load.recorder import Recorder, new_histogram, parse_server_timing
+from loadlab.load.recorder import Recorder, parse_server_timing
 from loadlab.stack.seed import Scale
 
 RECORDER = Recorder()
@@ -248,12 +248,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
 def _recent_p99(seconds: int = 5) -> float:
     """The live line's p99. One percentile only: this runs on the generator's event loop, and
     hdrh's mean (which latency_ms also computes) walks every bucket in Python, ~20 ms."""
-    now = int(RECORDER.now())
-    merged = new_histogram()
-    for second in range(now - seconds, now):
-        if second in RECORDER.per_second:
-            merged.add(RECORDER.per_second[second])
-    return merged.get_value_at_percentile(99) / 1000 if merged.get_total_count() else 0.0
+    recent = RECORDER.recent(seconds)
+    return recent.get_value_at_percentile(99) / 1000 if recent.get_total_count() else 0.0
 
 
 def _write_status(environment: Environment, path: Path, started: float) -> None:

@@ -126,3 +126,49 @@ def test_compacted_seconds_keep_their_timeline_figures_and_free_their_histograms
     master.merge(r.export())
     assert [master.timeline_second(s) for s in range(base, base + 5)] == before
     assert master.timeline_second(base - 1) == (0, None, None)
+
+
+def test_a_long_run_reuses_its_histograms_and_a_reused_one_starts_empty(monkeypatch) -> None:
+    """A soak's generator must not allocate a histogram a second (glibc kept the freed ones'
+    memory): compacted seconds and exports hand theirs back for reuse, and a reused one
+    holds only its own second's requests."""
+    from loadlab.load import recorder
+
+    made = []
+    monkeypatch.setattr(recorder, "new_histogram", lambda: made.append(1) or new_histogram())
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(recorder.time, "time", lambda: clock[0])
+    worker, master = Recorder(), Recorder()
+    for second in range(300):
+        for ms in range(1, 101):  # 100 requests a second: 1..100 ms, then 1001..1100 ms
+            latency = ms + (1000 if second >= 150 else 0)
+            clock[0] = 1_700_000_000 + second + ms / 1000
+            worker.record("GET /x", 200, latency, None)
+            worker.record_server({"app": 1.0, "conn": 0.1, "sql": 0.5}, latency)
+        if second % 3 == 2:  # a worker reports every 3 s
+            master.merge(worker.export())
+            if second > 5:  # the window: the 5 whole seconds before this one
+                assert master.recent(5).get_total_count() == 500
+        master.compact(int(master.now()) - 30)
+    assert len(made) < 60  # not one per second (300), nor one per merged part
+    count, p50, p99 = master.timeline_second(1_700_000_000 + 299)
+    assert count == 100
+    assert (p50, p99) == (pytest.approx(1050.0, rel=1e-3), pytest.approx(1099.0, rel=1e-3))
+    whole = latency_ms(master.total)
+    assert master.total.get_total_count() == 300 * 100
+    assert whole["p50"] == pytest.approx(100.0, rel=1e-3)  # half of them 1..100 ms
+
+
+def test_an_export_leaves_the_recorder_empty_and_keeps_what_it_exported() -> None:
+    r = Recorder()
+    r.record("POST /orders", 201, 12.0, None)
+    r.record_server({"app": 5.0}, 12.0)
+    r.acknowledged_order(_order(1))
+    data = r.export()
+    assert data["orders"] and data["outcomes"] == [["POST /orders", "ok", 1]]
+    again = r.export()
+    assert again["orders"] == [] and again["outcomes"] == [] and again["server"] == {}
+    assert Recorder().total.get_total_count() == 0 and r.total.get_total_count() == 0
+    master = Recorder()
+    master.merge(data)
+    assert master.total.get_total_count() == 1 and master.server["app"].get_total_count() == 1
