@@ -9,6 +9,8 @@ works without them (no warm-up, results not written):
   LOADLAB_SCALE    seed scale of the database, so ids stay inside the seeded range
   LOADLAB_ARRIVAL_RATE, LOADLAB_ARRIVALS   the open model (src/loadlab/load/arrivals.py):
                    this process's requests per second, and constant or poisson
+  LOADLAB_UI       set by `loadlab ui`: the web UI gains loadlab's tab and form fields
+                   (src/loadlab/load/webui.py); the open model is then chosen in the form
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from locust import FastHttpUser, constant, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadlab.load.arrivals import Arrivals, watch_generator
-from loadlab.load.recorder import Recorder, parse_server_timing
+from loadlab.load.arrivals import KINDS, Arrivals, watch_generator
+from loadlab.load.recorder import KEEP_WHOLE_S, Recorder, parse_server_timing
 from loadlab.stack.seed import Scale
 
 RECORDER = Recorder()
-# The open model's schedule in this process, or None for the closed model.
+# The open model's schedule in this process, or None for the closed model (in the web UI,
+# chosen again for each test: _schedule).
 ARRIVALS = (
     Arrivals(
         float(os.environ["LOADLAB_ARRIVAL_RATE"]),
@@ -40,8 +43,10 @@ ARRIVALS = (
     if os.environ.get("LOADLAB_ARRIVAL_RATE")
     else None
 )
+# Set by `loadlab ui` (src/loadlab/load/webui.py, imported only then: a headless generator
+# does not load Flask routes or the report writer).
+IN_WEB_UI = "LOADLAB_UI" in os.environ
 MEASURE_MESSAGE = "loadlab_measure"  # master -> workers: the warm-up is over
-COMPACT_AFTER_S = 30
 SCALE = Scale.of(float(os.environ.get("LOADLAB_SCALE", "1")))
 
 USER_KEYS = ("id", "name", "email", "visits", "last_seen", "created_at")
@@ -197,10 +202,33 @@ def _reset() -> None:
 BACKGROUND: list[gevent.Greenlet] = []
 
 
+@events.init_command_line_parser.add_listener
+def _ui_fields(parser: Any) -> None:
+    if not IN_WEB_UI:
+        return
+    from loadlab.load.ui_config import UiConfig
+
+    stacks = list(UiConfig.from_environment().stacks)
+    parser.add_argument("--stack", choices=stacks, default=stacks[0], help="the stack to drive")
+    parser.add_argument(
+        "--arrival-rate",
+        type=float,
+        default=0.0,
+        help="the open model: requests per second over all Locust processes (0: closed model)",
+    )
+    parser.add_argument("--arrivals", choices=list(KINDS), default="constant", help="open model")
+    parser.add_argument("--generators", type=int, default=1, include_in_web_ui=False)
+
+
 @events.test_start.add_listener
 def _start(environment: Environment, **_: Any) -> None:
+    RECORDER.export()  # a test in the web UI starts afresh: the last one's figures are gone
+    if isinstance(environment.runner, MasterRunner) and IN_WEB_UI:
+        # Sent to the workers with the users: each takes its share of the arrival rate.
+        environment.parsed_options.generators = max(environment.runner.worker_count, 1)
     if not isinstance(environment.runner, MasterRunner):  # this process sends requests
         BACKGROUND.append(gevent.spawn(watch_generator, RECORDER.record_generator_delay))
+        _schedule(environment)
         if ARRIVALS is not None:
             BACKGROUND.append(gevent.spawn(ARRIVALS.run))
     if isinstance(environment.runner, WorkerRunner):
@@ -218,6 +246,18 @@ def _stop_schedule(**_: Any) -> None:
     BACKGROUND.clear()
     if ARRIVALS is not None:
         ARRIVALS.close()
+
+
+def _schedule(environment: Environment) -> None:
+    """In the web UI, the open model of the form's arrival rate, or the closed model."""
+    global ARRIVALS
+    options = environment.parsed_options
+    if not IN_WEB_UI or options is None:
+        return
+    rate = float(getattr(options, "arrival_rate", 0) or 0)
+    share = rate / max(int(getattr(options, "generators", 1) or 1), 1)
+    kind = getattr(options, "arrivals", "constant")
+    ARRIVALS = Arrivals(share, kind, lambda: RECORDER.arrivals) if rate > 0 else None
 
 
 def _end_warmup(environment: Environment, seconds: float) -> None:
@@ -243,6 +283,13 @@ def _start_measuring(environment: Environment, msg: Any = None, **_: Any) -> Non
 def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         environment.runner.register_message(MEASURE_MESSAGE, _start_measuring)
+    if environment.web_ui is not None and IN_WEB_UI:
+        from loadlab.load import webui
+
+        session = webui.install(environment, RECORDER)
+        environment.events.test_start.add_listener(lambda **_: session.start())
+        environment.events.test_stopping.add_listener(lambda **_: session.stopping())
+        environment.events.test_stop.add_listener(lambda **_: session.stop())
 
 
 def _recent_p99(seconds: int = 5) -> float:
@@ -268,7 +315,7 @@ def _write_status(environment: Environment, path: Path, started: float) -> None:
         path.write_text(json.dumps(status))
         # Seconds every worker reported long ago (they report every 3 s): their timeline
         # figures only, so a soak's generator does not grow by a histogram a second.
-        RECORDER.compact(int(RECORDER.now()) - COMPACT_AFTER_S)
+        RECORDER.compact(int(RECORDER.now()) - KEEP_WHOLE_S)
         gevent.sleep(1)
 
 

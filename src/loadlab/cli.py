@@ -319,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=600.0,
         help="each test started in the UI stops after this (default: 10m)",
     )
+    ui.add_argument(
+        "--workers", type=int, default=0, help="local Locust workers under the UI's master"
+    )
+    ui.add_argument(
+        "--reports", default=None, help="where the tab writes report folders (default: reports/)"
+    )
     tune = sub.add_parser(
         "tune", help="search one stack's knobs for its best on this machine; save a profile"
     )
@@ -658,7 +664,15 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
     if args.command == "ui":
         from loadlab import duel
 
-        return duel.ui(settings, args.variant, args.scenario, args.web_port, args.run_time)
+        return duel.ui(
+            settings,
+            args.variant,
+            args.scenario,
+            args.web_port,
+            args.run_time,
+            args.workers,
+            Path(args.reports) if args.reports else None,
+        )
     return _cmd_verify(settings, args.variants)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -19,9 +20,11 @@ from loadlab.environment import describe
 from loadlab.errors import UsageError
 from loadlab.load.experiment import Target, plan_dict, run_variant
 from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES, LoadPlan
+from loadlab.load.ui_config import CONFIG_ENV, UiConfig
 from loadlab.report import writer
 from loadlab.settings import StackSettings
 from loadlab.stack import lifecycle, postgres, procs, profiles, services
+from loadlab.stack.procs import interrupts_held
 
 CEILING_SECONDS = 20.0  # pgbench per connection count: a steady figure well before this
 
@@ -322,24 +325,50 @@ def _tuned(
     return settings.model_copy(update={"profile": tune.PROFILE})
 
 
-def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time: float) -> int:
-    """The Locust web UI (127.0.0.1 only) against one service, until Ctrl-C; starts the
-    stack if it is not up, and leaves it up."""
+def ui(
+    settings: StackSettings,
+    variant: str,
+    scenario: str,
+    port: int,
+    run_time: float,
+    workers: int = 0,
+    reports: Path | None = None,
+) -> int:
+    """The Locust web UI (127.0.0.1 only) against the running stacks, with loadlab's tab
+    (load/webui.py), until Ctrl-C; starts the stack if it is not up, and leaves it up.
+    `variant` is the stack chosen first; any other running stack can be chosen per test."""
     services.names(variant)  # known, or exit 2
     LoadPlan(scenario=scenario, users=1, spawn_rate=1, duration=1, warmup=0)  # validates
     if run_time <= 0:
         raise UsageError("--run-time must be more than 0")
+    if workers < 0:
+        raise UsageError("--workers cannot be negative")
     lifecycle.check_port_free(port, "--web-port")
+    reports = reports or ROOT / writer.REPORTS
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot write reports to {reports}: {exc.strerror or exc}") from None
     with procs.state_lock(settings.state_dir, "ui"):  # only while starting: the UI stays
         state, _ = lifecycle.up(settings)
     component = state.get(variant)
     assert component is not None
+    stacks = {variant: component.url}
+    for c in state.components:  # the others that run now, to switch to in the form
+        if c.name in services.VARIANTS and c.name != variant and services.healthy(c.url, 1.0):
+            stacks[c.name] = c.url
+    config = UiConfig(
+        scenario=scenario,
+        state_dir=str(settings.state_dir),
+        settings=settings.model_dump(mode="json"),  # as every report has them: no password
+        stacks=stacks,
+        reports=str(reports.resolve()),
+        workers=workers,
+    )
+    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / f"{scenario}.py")]
+    master_port = procs.free_port() if workers else 0
     argv = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILES / f"{scenario}.py"),
+        *locust,
         "--host",
         component.url,
         "--web-host",
@@ -352,15 +381,48 @@ def ui(settings: StackSettings, variant: str, scenario: str, port: int, run_time
         "200",
         "--spawn-rate",
         "50",
+        "--stop-timeout",  # as in a headless run: users finish the request they are in
+        "10",
     ]
+    if workers:
+        argv += [
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(master_port),
+        ]
     print(
-        f"Locust web UI: http://127.0.0.1:{port} driving {variant} at {component.url}; "
-        f"each test stops after {run_time:g} s. Ctrl-C ends the UI; the stack stays up "
-        "(`make down` stops it).",
+        f"Locust web UI: http://127.0.0.1:{port} driving {variant} at {component.url} "
+        f"(loadlab tab: exact figures, integrity, report); each test stops after "
+        f"{run_time:g} s. Ctrl-C ends the UI; the stack stays up (`make down` stops it).",
         flush=True,
     )
-    env = {**os.environ, "LOADLAB_SCALE": str(state.scale), "PYTHONPATH": LOCUST_PYTHONPATH}
+    env = {
+        **os.environ,
+        "LOADLAB_SCALE": str(state.scale),
+        "PYTHONPATH": LOCUST_PYTHONPATH,
+        CONFIG_ENV: json.dumps(dataclasses.asdict(config)),
+    }
+    worker_argv = [
+        *locust,
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        str(master_port),
+    ]
+    started: list[subprocess.Popen[bytes]] = []
     try:
+        with interrupts_held():
+            started = [subprocess.Popen(worker_argv, env=env) for _ in range(workers)]
         return subprocess.run(argv, env=env).returncode
     except KeyboardInterrupt:
         return 0
+    finally:
+        for proc in started:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=15)  # workers quit when their master does
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -154,7 +154,8 @@ def test_bad_compare_input_is_one_line_exit_2_and_writes_nothing(
     if make == "missing":
         args = [str(old), str(tmp_path / "nothing")]
     elif make == "no_variant_shared":
-        args = [str(old), str(_run(tmp_path / "x", {"fastapi_async": _figures(1, 1, 1)}))]
+        two = {"fastapi_async": _figures(1, 1, 1), "fastapi_hybrid": _figures(1, 1, 1)}
+        args = [str(old), str(_run(tmp_path / "x", two))]
     elif make == "sweep_and_run":
         (tmp_path / "s").mkdir()
         (tmp_path / "s" / "summary.json").write_text(json.dumps({"kind": "sweep", "variants": {}}))
@@ -165,3 +166,15 @@ def test_bad_compare_input_is_one_line_exit_2_and_writes_nothing(
     assert result.returncode == 2, result.stderr
     assert said in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (new / "compare.html").exists() and not (old / "compare.html").exists()
+
+
+def test_two_one_stack_reports_of_different_stacks_compare_side_by_side(tmp_path: Path) -> None:
+    """The web UI's last two tests, one per stack: compare pairs them and says so."""
+    old = _run(tmp_path / "old", {"flask_sync": _figures(700, 270, 540)})
+    new = _run(tmp_path / "new", {"fastapi_async": _figures(800, 250, 600)})
+    found = change.compare(old, new, 0.10)
+    assert found["differences"][0] == (
+        "stacks: flask_sync in the earlier report, fastapi_async in the later one"
+    )
+    throughput = next(c for c in found["changes"] if c["unit"] == "req/s")
+    assert (throughput["old"], throughput["new"]) == (700, 800)

@@ -18,9 +18,11 @@ def _hex(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
 
 
-def screenshot(page: Path, tmp_path: Path) -> tuple[Image.Image, list[str]]:
-    """Headless Chromium's picture of a page, and the console lines it logged."""
-    shot = tmp_path / f"{page.parent.name}.png"
+def screenshot(page: Path | str, tmp_path: Path, wait_ms: int = 0) -> tuple[Image.Image, list[str]]:
+    """Headless Chromium's picture of a page (a file, or a URL), and the console lines it
+    logged; `wait_ms` lets a page that fetches its data (Locust's web UI) draw it first."""
+    shot = tmp_path / f"{page.parent.name if isinstance(page, Path) else 'page'}.png"
+    waiting = [f"--virtual-time-budget={wait_ms}"] if wait_ms else []
     result = subprocess.run(
         [
             str(CHROMIUM),
@@ -36,8 +38,9 @@ def screenshot(page: Path, tmp_path: Path) -> tuple[Image.Image, list[str]]:
             "--enable-logging=stderr",
             "--v=0",
             "--window-size=1200,2400",
+            *waiting,
             f"--screenshot={shot}",
-            page.as_uri(),
+            page.as_uri() if isinstance(page, Path) else page,
         ],
         capture_output=True,
         text=True,

@@ -128,6 +128,14 @@ def compare(old_dir: Path, new_dir: Path, threshold: float) -> dict[str, Any]:
             f"{old_dir} is a {_kind(old)} and {new_dir} a {_kind(new)}: compare like with like"
         )
     shared = [n for n in new["variants"] if n in old["variants"]]
+    paired = []
+    if not shared and len(old["variants"]) == len(new["variants"]) == 1:
+        # Two one-stack reports (the web UI's tests of two stacks, one after the other):
+        # side by side, under the later one's name.
+        a, b = next(iter(old["variants"])), next(iter(new["variants"]))
+        old = {**old, "variants": {b: old["variants"][a]}}
+        shared = [b]
+        paired = [f"stacks: {a} in the earlier report, {b} in the later one"]
     if not shared:
         raise UsageError(
             f"{old_dir} ({', '.join(old['variants'])}) and {new_dir} "
@@ -146,7 +154,7 @@ def compare(old_dir: Path, new_dir: Path, threshold: float) -> dict[str, Any]:
         "rounds": rounds,
         "changes": [asdict(c) for c in changes],
         "regressions": [asdict(c) for c in changes if c.regression],
-        "differences": differences(old, new, shared),
+        "differences": paired + differences(old, new, shared),
     }
 
 

@@ -37,6 +37,32 @@ class Target:
     expected_failure: str | None = None
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The database just before a run: what its integrity checks and event counts compare
+    with afterwards."""
+
+    snapshot: dict[str, int]
+    newest_order: int
+    events: dict[str, int]
+    # Reset to the seed first: its integrity is checked over this run alone (a sweep's later
+    # steps go on from the data as it is; the sweep checks over all its steps).
+    fresh: bool
+
+
+def baseline(database_url: str, scale: float, fresh: bool = True) -> Baseline:
+    """Reset the data to the seed (`fresh`) and PostgreSQL's statistics; what is there now."""
+    if fresh:
+        seed.reset(database_url, seed.Scale.of(scale))
+    pgstats.reset(database_url)
+    return Baseline(
+        integrity.snapshot(database_url),
+        integrity.newest_order(database_url),
+        pgstats.events(database_url),
+        fresh,
+    )
+
+
 def run_variant(
     plan: LoadPlan,
     target: Target,
@@ -51,30 +77,47 @@ def run_variant(
     resets the data first and checks integrity over this run; a sweep's later steps go on
     from the data as it is, and the sweep checks integrity over all its steps. `act` performs
     the plan's faults (faults.actions) while it measures."""
-    if database_url:
-        if fresh:
-            seed.reset(database_url, seed.Scale.of(plan.scale))
-        pgstats.reset(database_url)
-        before = integrity.snapshot(database_url)
-        newest_order = integrity.newest_order(database_url)
-        events_before = pgstats.events(database_url)
+    before = baseline(database_url, plan.scale, fresh) if database_url else None
     connections = (
         pgstats.Connections(database_url, target.name) if database_url else contextlib.nullcontext()
     )
-    listening = {target.name: port} if target.pids and (port := urlsplit(target.url).port) else {}
-    roots = {name: [pid] for name, pid in target.pids.items()}
     injector = faults.Injector(plan.faults, out / "status.json", act) if act else None
-    with connections, Monitor(roots, listening=listening) as monitor:
+    with connections, watch(target) as monitor:
         if injector is not None:
             injector.start()
         try:
             result = drive(plan, target.url, out, monitor, live)
         finally:
             injected = injector.stop() if injector is not None else []
-    figures = variant_summary(result)
+    start = result["measure_start"] or result["measure_end"]
+    measured_connections = (
+        connections.summary(start, result["measure_end"])
+        if isinstance(connections, pgstats.Connections)
+        else None
+    )
+    figures = summarise(target, result, monitor, database_url, before, measured_connections)
     if injector is not None:
-        measure_start = result["measure_start"] or result["measure_end"]
-        figures["faults"] = faults.outcomes(injected, measure_start, figures["timeline"])
+        figures["faults"] = faults.outcomes(injected, start, figures["timeline"])
+    return figures
+
+
+def watch(target: Target) -> Monitor:
+    """A monitor of the target's process trees and, for one of ours, its accept queue."""
+    listening = {target.name: port} if target.pids and (port := urlsplit(target.url).port) else {}
+    return Monitor({name: [pid] for name, pid in target.pids.items()}, listening=listening)
+
+
+def summarise(
+    target: Target,
+    result: dict[str, Any],
+    monitor: Monitor,
+    database_url: str | None,
+    before: Baseline | None,
+    database_connections: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """A driven target's figures from Locust's result, the monitor's samples and, with a
+    database, its integrity checks and time spent in PostgreSQL."""
+    figures = variant_summary(result)
     start = result["measure_start"] or result["measure_end"]
     measured = monitor.measured(start, result["measure_end"])
     resources = {name: s.summary() for name, s in measured.samples.items()}
@@ -86,11 +129,7 @@ def run_variant(
         resources=resources,
         # What a capacity review multiplies: CPU ms each component spent per request.
         cpu_ms_per_request=cpu_ms_per_request(resources, figures),
-        database_connections=(
-            connections.summary(start, result["measure_end"])
-            if isinstance(connections, pgstats.Connections)
-            else None
-        ),
+        database_connections=database_connections,
         resources_window="measured",  # reports before this field counted the warm-up too
         cpu_timeline={name: s.cpu for name, s in measured.samples.items()},
         machine_cpu_mean=measured.machine_cpu_mean,
@@ -101,22 +140,23 @@ def run_variant(
         database_time=None,
         database_events=None,
     )
-    figures["outcomes"] = result["recorder"]["outcomes"]
-    if database_url:
-        outcomes = result["recorder"]["outcomes"]
-        if fresh:
-            checks = integrity.check(before, integrity.snapshot(database_url), outcomes)
-            figures["integrity"] = [c.as_dict() for c in checks]
-            figures["half_written"] = integrity.half_written(database_url)
-            orders = [(kind, n) for name, kind, n in outcomes if name == integrity.ORDERS]
-            if orders:
-                in_doubt = sum(n for kind, n in orders if kind == "in_doubt")
-                figures["orders"] = integrity.acknowledged_orders(
-                    database_url, result["recorder"].get("orders", []), newest_order, in_doubt
-                )
-        figures["database_time"] = _database_time(database_url, outcomes)
+    figures["outcomes"] = outcomes = result["recorder"]["outcomes"]
+    if not database_url:
+        return figures
+    if before is not None and before.fresh:
+        checks = integrity.check(before.snapshot, integrity.snapshot(database_url), outcomes)
+        figures["integrity"] = [c.as_dict() for c in checks]
+        figures["half_written"] = integrity.half_written(database_url)
+        orders = [(kind, n) for name, kind, n in outcomes if name == integrity.ORDERS]
+        if orders:
+            in_doubt = sum(n for kind, n in orders if kind == "in_doubt")
+            figures["orders"] = integrity.acknowledged_orders(
+                database_url, result["recorder"].get("orders", []), before.newest_order, in_doubt
+            )
+    figures["database_time"] = _database_time(database_url, outcomes)
+    if before is not None:
         after = pgstats.events(database_url)
-        figures["database_events"] = {k: after[k] - events_before[k] for k in after}
+        figures["database_events"] = {k: after[k] - before.events[k] for k in after}
     return figures
 
 

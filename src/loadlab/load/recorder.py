@@ -23,8 +23,11 @@ from hdrh.histogram import HdrHistogram
 
 HIGHEST_US = 120_000_000
 DIGITS = 3
-# Histograms kept for reuse (see Recorder._fresh): a few more than the seconds the master
-# keeps whole (COMPACT_AFTER_S in locustfiles/common.py) plus the Server-Timing parts.
+# The seconds a master keeps whole (the last ones, which workers may still report to);
+# older ones keep only their timeline figures (Recorder.compact).
+KEEP_WHOLE_S = 30
+# Histograms kept for reuse (see Recorder._fresh): a few more than the seconds kept whole,
+# plus the Server-Timing parts.
 SPARE_MAX = 64
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9}
 
