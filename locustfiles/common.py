@@ -29,6 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadlab.load.arrivals import KINDS, Arrivals, watch_generator
 from loadlab.load.recorder import KEEP_WHOLE_S, Recorder, parse_server_timing
+from loadlab.load.ui_config import CONFIG_ENV
 from loadlab.stack.seed import Scale
 
 RECORDER = Recorder()
@@ -44,8 +45,8 @@ ARRIVALS = (
     else None
 )
 # Set by `loadlab ui` (src/loadlab/load/webui.py, imported only then: a headless generator
-# does not load Flask routes or the report writer).
-IN_WEB_UI = "LOADLAB_UI" in os.environ
+# does not load Flask routes or the report writer; ui_config.py imports nothing heavy).
+IN_WEB_UI = CONFIG_ENV in os.environ
 MEASURE_MESSAGE = "loadlab_measure"  # master -> workers: the warm-up is over
 SCALE = Scale.of(float(os.environ.get("LOADLAB_SCALE", "1")))
 

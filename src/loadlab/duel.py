@@ -19,7 +19,7 @@ from loadlab.analysis import repeats
 from loadlab.environment import describe
 from loadlab.errors import UsageError
 from loadlab.load.experiment import Target, plan_dict, run_variant
-from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES, LoadPlan
+from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES, LoadPlan, locust_roles
 from loadlab.load.ui_config import CONFIG_ENV, UiConfig
 from loadlab.report import writer
 from loadlab.settings import StackSettings
@@ -338,11 +338,10 @@ def ui(
     (load/webui.py), until Ctrl-C; starts the stack if it is not up, and leaves it up.
     `variant` is the stack chosen first; any other running stack can be chosen per test."""
     services.names(variant)  # known, or exit 2
-    LoadPlan(scenario=scenario, users=1, spawn_rate=1, duration=1, warmup=0)  # validates
+    # Validates the scenario and --workers; its roles are the Locust processes to start.
+    plan = LoadPlan(scenario=scenario, users=1, spawn_rate=1, duration=1, warmup=0, workers=workers)
     if run_time <= 0:
         raise UsageError("--run-time must be more than 0")
-    if workers < 0:
-        raise UsageError("--workers cannot be negative")
     lifecycle.check_port_free(port, "--web-port")
     reports = reports or ROOT / writer.REPORTS
     try:
@@ -366,7 +365,7 @@ def ui(
         workers=workers,
     )
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / f"{scenario}.py")]
-    master_port = procs.free_port() if workers else 0
+    master_role, *worker_roles = locust_roles(plan)
     argv = [
         *locust,
         "--host",
@@ -384,14 +383,7 @@ def ui(
         "--stop-timeout",  # as in a headless run: users finish the request they are in
         "10",
     ]
-    if workers:
-        argv += [
-            "--master",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            str(master_port),
-        ]
+    argv += master_role
     print(
         f"Locust web UI: http://127.0.0.1:{port} driving {variant} at {component.url} "
         f"(loadlab tab: exact figures, integrity, report); each test stops after "
@@ -404,18 +396,10 @@ def ui(
         "PYTHONPATH": LOCUST_PYTHONPATH,
         CONFIG_ENV: json.dumps(dataclasses.asdict(config)),
     }
-    worker_argv = [
-        *locust,
-        "--worker",
-        "--master-host",
-        "127.0.0.1",
-        "--master-port",
-        str(master_port),
-    ]
     started: list[subprocess.Popen[bytes]] = []
     try:
         with interrupts_held():
-            started = [subprocess.Popen(worker_argv, env=env) for _ in range(workers)]
+            started = [subprocess.Popen([*locust, *role], env=env) for role in worker_roles]
         return subprocess.run(argv, env=env).returncode
     except KeyboardInterrupt:
         return 0

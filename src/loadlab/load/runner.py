@@ -218,7 +218,7 @@ def _open_model_env(plan: LoadPlan) -> dict[str, str]:
     }
 
 
-def _roles(plan: LoadPlan) -> list[list[str]]:
+def locust_roles(plan: LoadPlan) -> list[list[str]]:
     """Locust's command-line role of each local process: one standalone process, or a master
     and its local workers. With remote workers the master listens on every interface, on
     Locust's usual port, and waits for them too."""
@@ -254,7 +254,7 @@ def drive(
         "LOADLAB_STATUS": str(out / "status.json"),
         "PYTHONPATH": LOCUST_PYTHONPATH,
     }
-    roles = _roles(plan)
+    roles = locust_roles(plan)
     if plan.remote_workers:
         assignments = " ".join(f"{k}={v}" for k, v in shared.items())
         print(

@@ -34,7 +34,7 @@ from loadlab.environment import describe
 from loadlab.errors import UsageError
 from loadlab.load.experiment import Baseline, Target, baseline, plan_dict, summarise
 from loadlab.load.monitor import GENERATOR, Monitor
-from loadlab.load.recorder import KEEP_WHOLE_S, PERCENTILES, Recorder
+from loadlab.load.recorder import KEEP_WHOLE_S, PERCENTILES, Recorder, latency_ms
 from loadlab.load.runner import LoadPlan
 from loadlab.load.ui_config import UiConfig
 from loadlab.report import writer
@@ -95,8 +95,6 @@ class Session:
         url = self.config.stacks[stack]
         self.environment.host = url  # the registry's address wins over the Host field
         rate = float(getattr(options, "arrival_rate", 0) or 0)
-        runner = self.environment.runner
-        assert runner is not None
         test = Test(
             stack=stack,
             url=url,
@@ -360,13 +358,9 @@ class Session:
 
 
 def _percentiles(histogram: Any) -> dict[str, Any]:
+    """Its count and exact percentiles, or only its count (0) when it is empty."""
     count = histogram.get_total_count()
-    if not count:
-        return {"count": 0}
-    figures = {
-        k: round(histogram.get_value_at_percentile(p) / 1000, 3) for k, p in PERCENTILES.items()
-    }
-    return {"count": count, **figures, "max": round(histogram.get_max_value() / 1000, 3)}
+    return {"count": count, **(latency_ms(histogram, mean=False) if count else {})}
 
 
 def _ms(value: float | None) -> str:
