@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from uuid import uuid4
 
@@ -72,16 +73,24 @@ def make_engine(settings: ServiceSettings) -> AsyncEngine:
     return engine
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request, closed as soon as the handler returns."""
-    make_session: async_sessionmaker[AsyncSession] = request.app.state.make_session
-    admission: asyncio.Semaphore | None = request.app.state.admission
+@asynccontextmanager
+async def admitted_session(state: Any) -> AsyncIterator[AsyncSession]:
+    """A session from the app's sessionmaker (`state` is app.state, set by the lifespan),
+    behind the FIFO admission semaphore when `fair_admission` is on: then no more sessions
+    at once than the pool has connections, in arrival order."""
+    make_session: async_sessionmaker[AsyncSession] = state.make_session
+    admission: asyncio.Semaphore | None = state.admission
     if admission is None:
         async with make_session() as session:
             yield session
         return
-    # In arrival order: no more sessions at once than the pool has connections.
     async with admission, make_session() as session:
+        yield session
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request, closed as soon as the handler returns."""
+    async with admitted_session(request.app.state) as session:
         yield session
 
 

@@ -581,8 +581,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         rel = "" if c["relative"] is None else f" ({c['relative']:+.1%})"
         old = "-" if c["old"] is None else f"{c['old']:,.4g}"
         new = "-" if c["new"] is None else f"{c['new']:,.4g}"
-        p = "" if c["p"] is None else f", p = {c['p']:.3f}"
+        p = "" if c["p"] is None else f", p = {c['p']:.4f}"
         print(f"  {c['variant']:<16} {c['figure']:<12} {old:>10} -> {new:<10}{rel}{p}  {verdict}")
+    if result["test"]:
+        print(f"  test: {result['test']}; Holm over {result['family']} tests, 5% familywise")
+    else:
+        print("  one run a side: only the threshold applied, no test (--repeat for one)")
     for line in result["differences"]:
         print(f"  ! ran differently: {line}")
     # Written whole, then moved into place: never half a page.

@@ -83,3 +83,20 @@ def test_memory_growth_is_a_slope_per_ten_minutes_and_a_soak_flags_what_keeps_gr
     assert line.startswith("run: flask_sync's memory grew 10.0 MB per 10 minutes")
     assert "had not levelled off" in line
     assert memory_warnings("run", {**figures, "measured_seconds": 60.0}) == []  # not a soak
+
+
+def test_a_soak_flags_growth_that_slowed_but_did_not_stop() -> None:
+    """The generator of the 30-minute soak of 2026-11-23: 16.7 MB per 10 minutes over the
+    window, 6.6 in its last third. Slower at the end, but still growing: flagged (the old
+    rule, "half the whole rate", let it pass). Under 1 MB per 10 minutes is no news."""
+    from loadlab.report.writer import memory_warnings
+
+    def soak(whole: float, late: float) -> dict[str, object]:
+        growth = {"memory_growth_mb_per_10min": whole,
+                  "memory_growth_last_third_mb_per_10min": late}  # fmt: skip
+        return {"measured_seconds": 1800.0, "resources": {"locust": growth}}
+
+    [line] = memory_warnings("fastapi_async", soak(16.66, 6.56))
+    assert "locust's memory grew 16.7 MB per 10 minutes" in line and "6.6 MB" in line
+    assert memory_warnings("fastapi_async", soak(0.58, 0.49)) == []
+    assert memory_warnings("flask_sync", soak(1.61, 0.48)) == []

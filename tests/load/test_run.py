@@ -376,6 +376,29 @@ def test_an_order_not_held_as_answered_fails_the_run(fresh: Stack) -> None:
     fresh.reset()
 
 
+def test_two_answers_with_one_order_id_are_not_one(fresh: Stack) -> None:
+    """Keyed by id, a second 201 naming the same order collapsed into the first and went
+    unseen: two orders the client was told exist, one in the database."""
+    import httpx
+
+    from loadlab.analysis import integrity
+    from loadlab.load.recorder import order_as_acknowledged
+    from loadlab.report.writer import run_failures
+
+    newest = integrity.newest_order(fresh.database_url)
+    body = {"customer_id": 1, "items": [{"product_id": 1, "quantity": 2}]}
+    response = httpx.post(f"{fresh.urls['fastapi_async']}/orders", json=body, timeout=10)
+    assert response.status_code == 201
+    answer = order_as_acknowledged(response.json())
+    assert integrity.acknowledged_orders(fresh.database_url, [answer], newest, 0)["holds"]
+    found = integrity.acknowledged_orders(fresh.database_url, [answer, answer], newest, 0)
+    assert (found["acknowledged"], found["duplicates"], found["holds"]) == (2, 1, False)
+    figures = {"requests": 2, "locust_requests": 2, "failures": 0, "error_rate": 0.0}
+    [fail] = run_failures("fastapi_async", {**figures, "orders": found})
+    assert "1 answers named an order id another answer had" in fail
+    fresh.reset()
+
+
 def test_interrupted_run_leaves_no_report_and_no_locust(stack: Stack, tmp_path: Path) -> None:
     import signal
     import time

@@ -1,15 +1,16 @@
-"""Repeated rounds: intervals, the permutation test, verdicts and per-round flags, on
+"""Repeated rounds: intervals, Welch's test and Holm's family, verdicts and per-round flags, on
 constructed figures (the real repeated run is in tests/load/test_run.py)."""
 
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from typing import Any
 
 import pytest
 
-from loadlab.analysis import repeats
+from loadlab.analysis import repeats, significance
 from loadlab.report.writer import flags
 
 
@@ -49,26 +50,6 @@ def test_more_rounds_narrow_the_interval() -> None:
     assert many["ci95"][1] - many["ci95"][0] < few["ci95"][1] - few["ci95"][0]
 
 
-def test_fully_separated_rounds_give_the_smallest_p() -> None:
-    a, b = [1.0, 2.0, 3.0, 4.0], [10.0, 11.0, 12.0, 13.0]
-    assert repeats.permutation_p(a, b) == pytest.approx(2 / 70)
-    assert repeats.permutation_p(a, b) == pytest.approx(repeats.smallest_p(4, 4))
-    assert repeats.permutation_p(b, a) == repeats.permutation_p(a, b)
-
-
-def test_identical_rounds_give_p_one() -> None:
-    assert repeats.permutation_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)
-
-
-def test_many_rounds_are_sampled_and_still_separate() -> None:
-    a = [float(x) for x in range(12)]
-    b = [x + 100.0 for x in a]
-    assert math.comb(24, 12) > repeats.EXACT_LIMIT
-    p = repeats.permutation_p(a, b)
-    assert p == pytest.approx(1 / (repeats.SAMPLED_SPLITS + 1))
-    assert repeats.permutation_p(a, [x + 0.5 for x in a]) > 0.5
-
-
 def _round(p99: float, rps: float = 100.0, holds: bool = True) -> dict[str, Any]:
     return {
         "requests": 1000,
@@ -98,50 +79,78 @@ def test_with_rounds_keeps_round_one_and_adds_the_means() -> None:
     assert "rounds" not in _variant([_round(100.0)])
 
 
-def test_holm_shares_the_level_over_the_figures() -> None:
-    # Thresholds 0.05/3, 0.05/2, 0.05/1 for the smallest, next and largest p.
-    assert repeats.holm([0.01, 0.02, 0.04]) == [True, True, True]
-    assert repeats.holm([0.02, 0.01, 0.04]) == [True, True, True]
-    assert repeats.holm([0.02, 0.03, 0.04]) == [False, False, False]  # 0.02 > 0.0167
-    assert repeats.holm([0.001, 0.03, 0.04]) == [True, False, False]  # 0.03 > 0.025: stop
-    assert repeats.holm([0.04]) == [True]
-
-
 def test_verdict_names_the_better_variant_when_rounds_separate() -> None:
     a = _variant([_round(p) for p in (100, 110, 105, 95, 102)])
     b = _variant([_round(p) for p in (300, 310, 305, 295, 302)])
     p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
     assert p99.startswith("p99 latency: a 102.4 ms vs b 302.4 ms (mean of 5 and 5 rounds")
-    assert "p = 0.008" in p99 and "a is better" in p99 and "over the 5 figures" in p99
+    assert "Welch's t-test p < 0.0001" in p99 and "a is better" in p99
+    assert "over the 5 tests of this run, Holm" in p99
 
 
-def test_verdict_says_four_rounds_cannot_tell_three_figures_at_once() -> None:
-    # Fully separated, p = 2/70 = 0.029 < 0.05, but above 0.05/3 for three figures.
-    a = _variant([_round(p) for p in (100, 110, 105, 95)])
-    b = _variant([_round(p) for p in (300, 310, 305, 295)])
-    p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
-    assert "p = 0.029" in p99 and "too few rounds to tell" in p99
-    assert "--repeat 5 or more" in p99
+def test_five_rounds_can_decide_a_family_of_ten() -> None:
+    """The exact permutation test on 5 rounds a side can never go below 2/252 = 0.0079,
+    above 0.05/10: a correct family of ten could never decide. Welch's t can."""
+    names = ("a", "b", "c")  # 3 pairs x 5 figures = 15 tests
+    found = repeats.verdicts(
+        {n: _variant([_round(100.0 * (k + 1) + p) for p in (0, 4, 2, 6, 3)])
+         for k, n in enumerate(names)}
+    )  # fmt: skip
+    p99s = [s for s in found if s.startswith("p99")]
+    assert len(p99s) == 3 and all("is better, beyond" in s for s in p99s)
+    assert all("over the 15 tests of this run" in s for s in p99s)
+
+
+def test_three_stacks_get_a_verdict_for_every_pair() -> None:
+    a = _variant([_round(p) for p in (100, 110, 105, 95, 102)])
+    b = _variant([_round(p) for p in (300, 310, 305, 295, 302)])
+    c = _variant([_round(p) for p in (101, 109, 104, 96, 103)])
+    found = [s for s in repeats.verdicts({"a": a, "b": b, "c": c}) if s.startswith("p99")]
+    assert len(found) == 3
+    assert any(s.startswith("p99 latency: a") and "vs b" in s and "a is better" in s
+               for s in found)  # fmt: skip
+    assert any(s.startswith("p99 latency: c") and "vs b" in s and "c is better" in s
+               for s in found)  # fmt: skip
+    a_vs_c = next(s for s in found if " vs a " in s or " vs c " in s)
+    assert "not distinguishable from round-to-round noise" in a_vs_c
+
+
+def test_holm_shares_the_level_over_the_figures() -> None:
+    # Thresholds 0.05/3, 0.05/2, 0.05/1 for the smallest, next and largest p.
+    assert significance.holm([0.01, 0.02, 0.04]) == [True, True, True]
+    assert significance.holm([0.02, 0.01, 0.04]) == [True, True, True]
+    assert significance.holm([0.02, 0.03, 0.04]) == [False, False, False]  # 0.02 > 0.0167
+    assert significance.holm([0.001, 0.03, 0.04]) == [True, False, False]  # 0.03 > 0.025
+    assert significance.holm([0.04]) == [True]
 
 
 def test_figures_with_equal_means_stay_in_the_family() -> None:
-    """Only p99 differs, fully separated over 4 rounds (p = 2/70 = 0.029). Holm's family is
-    the 5 figures declared beforehand, not the 1 that happened to differ: 0.029 is above
-    0.05/5, so 4 rounds cannot tell (a family of 1 would have called it real)."""
+    """Only p99 differs. Holm's family is the 5 figures declared beforehand, not the 1 that
+    happened to differ: p = 0.02 passes 0.05 alone but not 0.05/5."""
     a = _variant([_round(100.0) for _ in range(4)])
     b = _variant([_round(100.0) for _ in range(4)])
-    for number, r in enumerate(b["rounds"]):
-        r["latency_ms"] = {**r["latency_ms"], "p99": 200.0 + number}
+    for r, p99 in zip(a["rounds"], (100.0, 120.0, 90.0, 110.0), strict=True):
+        r["latency_ms"] = {**r["latency_ms"], "p99": p99}
+    for r, p99 in zip(b["rounds"], (130.0, 140.0, 125.0, 135.0), strict=True):
+        r["latency_ms"] = {**r["latency_ms"], "p99": p99}
+    p = significance.welch_p([100, 120, 90, 110], [130, 140, 125, 135])
+    assert 0.01 < p < 0.05
     (p99,) = repeats.verdicts({"a": a, "b": b})
-    assert p99.startswith("p99 latency: a 100.0 ms") and "p = 0.029" in p99
-    assert "too few rounds to tell" in p99 and "5 figures" in p99
+    assert p99.startswith("p99 latency: a 105.0 ms")
+    assert "not distinguishable" in p99 and "(80% power, 5 tests)" in p99
 
 
-def test_verdict_calls_overlapping_rounds_noise() -> None:
+def test_verdict_calls_overlapping_rounds_noise_and_says_what_it_could_see() -> None:
     a = _variant([_round(p) for p in (100, 300, 200, 250, 150)])
     b = _variant([_round(p) for p in (120, 290, 210, 240, 160)])
     p99 = next(s for s in repeats.verdicts({"a": a, "b": b}) if s.startswith("p99"))
     assert "not distinguishable from round-to-round noise" in p99
+    seen = significance.detectable(
+        math.sqrt((statistics.variance([100, 300, 200, 250, 150])
+                   + statistics.variance([120, 290, 210, 240, 160])) / 2), 5, 5, 5
+    )  # fmt: skip
+    assert seen is not None
+    assert f"could have detected a difference of {seen / 202:.0%} or more" in p99
 
 
 def test_a_broken_rule_in_any_round_fails_the_run() -> None:
@@ -166,11 +175,29 @@ def test_a_busy_share_that_rounds_to_one_figure_is_said_once() -> None:
 
 def test_open_runs_leave_the_scheduled_throughput_out_of_the_family() -> None:
     """Open model: the schedule sets the throughput, so no throughput verdict, and Holm's
-    family is the 4 other figures (p99 separated over 5 rounds, p = 0.008 < 0.05/4)."""
+    family is the 4 other figures."""
     opened = {"offered_rps": 100.0, "achieved_rps": 100.0}
     a = _variant([{**_round(100.0 + n, rps=100.0 + n), **opened} for n in range(5)])
     b = _variant([{**_round(200.0 + n, rps=90.0 - n), **opened} for n in range(5)])
     found = repeats.verdicts({"a": a, "b": b})
     assert not any(s.startswith("throughput") for s in found)
     p99 = next(s for s in found if s.startswith("p99 latency"))
-    assert "over the 4 figures compared" in p99
+    assert "over the 4 tests of this run" in p99
+
+
+def test_welch_is_scipys_welch() -> None:
+    """significance writes Welch's test out (speed); it must give scipy's p exactly."""
+    from scipy import stats
+
+    rng = random.Random(3)
+    for _ in range(100):
+        a = [rng.gauss(10, 2) for _ in range(rng.randint(2, 8))]
+        b = [rng.gauss(11, rng.choice([0.5, 3.0])) for _ in range(rng.randint(2, 8))]
+        assert significance.welch_p(a, b) == pytest.approx(
+            stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9
+        )
+
+
+def test_no_spread_on_either_side_is_exact() -> None:
+    assert significance.welch_p([0.0, 0.0, 0.0], [0.0, 0.0]) == 1.0
+    assert significance.welch_p([1.0, 1.0], [2.0, 2.0]) == 0.0

@@ -1,21 +1,24 @@
 """`loadlab compare OLD NEW`: how each variant's figures changed between two reports.
 
 A change counts as a regression when NEW is worse than OLD by more than the threshold
-(relative). With rounds on both sides (`--repeat`), a change must also pass the permutation
-test, Holm-corrected over the figures compared, or it is said to be within noise; with one
-round a side nothing tells a change from noise, and the page says only the threshold was
-applied. Error rates start at 0 so often that a relative threshold alone would call 0.00% to
-0.01% a regression: they also need to grow by ERROR_FLOOR (absolute).
+(relative). With rounds (`--repeat`) the threshold itself is tested: a one-sided test that
+NEW is worse beyond it, Holm over every variant and figure compared (any of them fails the
+run). Rounds on one side only: the one run is tested against the other side's rounds, its
+spread taken to be theirs. One run a side: nothing tells a change from noise, and the page
+says only the threshold was applied. Error rates start at 0 so often that a relative
+threshold alone would call 0.00% to 0.01% a regression: they also need to grow by
+ERROR_FLOOR (absolute).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from loadlab.analysis import repeats
+from loadlab.analysis import repeats, significance
 from loadlab.errors import UsageError
 
 ERROR_FLOOR = 0.001  # 0.1 percentage points
@@ -33,9 +36,16 @@ class Change:
     new: float | None
     relative: float | None  # (new - old) / old; None when old is 0 or a side has no value
     worse: bool  # in the bad direction beyond the threshold
-    p: float | None  # permutation test over rounds, when both sides have them
-    noise: bool | None  # with rounds: not significant (Holm); None without rounds
+    # One-sided p that NEW is worse beyond the threshold (significance.beyond_p); None with
+    # one run a side, where only the threshold is applied.
+    p: float | None
+    noise: bool | None  # worse, but not beyond the threshold by the test (Holm); None: no test
     regression: bool  # what makes `compare` exit 1
+    rounds_old: int = 1
+    rounds_new: int = 1
+    # The smallest worsening (relative to OLD) these rounds would flag 80% of the time: the
+    # threshold plus what the rounds' spread hides. None without a test.
+    detectable: float | None = None
 
 
 def load(folder: Path) -> dict[str, Any]:
@@ -72,36 +82,51 @@ def _relative(old: float | None, new: float | None) -> float | None:
 
 
 def run_changes(old: dict[str, Any], new: dict[str, Any], threshold: float) -> list[Change]:
-    changes = []
+    """Each shared variant's figures. The family is every (variant, figure) compared, since
+    any of them fails the run: Holm over all of them keeps the chance of a false
+    regression anywhere in the comparison at 5%."""
+    rows = []
     for name in [n for n in new["variants"] if n in old["variants"]]:
         a, b = old["variants"][name], new["variants"][name]
-        rounds = bool(a.get("rounds")) and bool(b.get("rounds"))
-        family = []
+        opened = "offered_rps" in a and "offered_rps" in b
         for key, label, unit, higher_is_better, read in RUN_FIGURES:
+            if opened and key == "throughput_rps":
+                continue  # the schedule set it: nothing to judge
             va, vb = _values(a, read), _values(b, read)
-            mean_a, mean_b = sum(va) / len(va), sum(vb) / len(vb)
-            p = repeats.permutation_p(va, vb) if rounds and va != vb else (1.0 if rounds else None)
-            family.append((key, label, unit, mean_a, mean_b, higher_is_better, p))
-        p_values = [f[6] if f[6] is not None else 1.0 for f in family]
-        significant = repeats.holm(p_values) if rounds else [True] * len(family)
-        for (key, label, unit, mean_a, mean_b, better, p), real in zip(
-            family, significant, strict=True
-        ):
-            worse = _worse(key, mean_a, mean_b, better, threshold)
-            changes.append(
-                Change(
-                    name,
-                    label,
-                    unit,
-                    mean_a,
-                    mean_b,
-                    _relative(mean_a, mean_b),
-                    worse,
-                    p,
-                    (not real) if rounds else None,
-                    worse and real,
-                )
+            floor = ERROR_FLOOR if key == "error_rate" else 0.0
+            p = significance.beyond_p(va, vb, threshold, higher_is_better, floor)
+            rows.append((name, key, label, unit, higher_is_better, va, vb, p))
+    tested = [r[-1] for r in rows if r[-1] is not None]
+    significant = iter(significance.holm(tested))
+    family = len(tested)
+    changes = []
+    for name, key, label, unit, higher_is_better, va, vb, p in rows:
+        mean_a, mean_b = statistics.fmean(va), statistics.fmean(vb)
+        worse = _worse(key, mean_a, mean_b, higher_is_better, threshold)
+        real = next(significant) if p is not None else None
+        sd = significance.pooled_sd(va, vb)
+        seen = (
+            significance.detectable(sd, len(va), len(vb), family, sides=1)
+            if p is not None and sd is not None
+            else None
+        )
+        changes.append(
+            Change(
+                name,
+                label,
+                unit,
+                mean_a,
+                mean_b,
+                _relative(mean_a, mean_b),
+                worse,
+                p,
+                None if real is None else worse and not real,
+                worse and real is not False,
+                len(va),
+                len(vb),
+                None if seen is None or not mean_a else threshold + seen / abs(mean_a),
             )
+        )
     return changes
 
 
@@ -146,16 +171,31 @@ def compare(old_dir: Path, new_dir: Path, threshold: float) -> dict[str, Any]:
         name: [len(report["variants"][name].get("rounds") or [1]) for report in (old, new)]
         for name in shared
     }
+    tested = sum(c.p is not None for c in changes)
     return {
         "old": str(old_dir),
         "new": str(new_dir),
         "kind": _kind(new),
         "threshold": threshold,
         "rounds": rounds,
+        "test": _test(rounds) if tested else None,
+        "family": tested,
+        "alpha": significance.ALPHA,
         "changes": [asdict(c) for c in changes],
         "regressions": [asdict(c) for c in changes if c.regression],
         "differences": paired + differences(old, new, shared),
     }
+
+
+def _test(rounds: dict[str, list[int]]) -> str:
+    """Which test `compare` applied, in words for the page."""
+    one_sided = any(min(pair) == 1 for pair in rounds.values())
+    return (
+        "one-sided Welch's t-test of NEW worse than OLD by more than the threshold"
+        if not one_sided
+        else "one-sided t-test of the one run against the other side's rounds (the one "
+        "run's spread taken to be theirs), worse by more than the threshold"
+    )
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], shared: list[str]) -> list[str]:

@@ -1,5 +1,9 @@
-"""A plain verdict on two variants from one run: is a difference bigger than the
-second-to-second spread? (Repeated runs with confidence intervals give a firmer answer.)"""
+"""Two variants from one run: figures, never a verdict.
+
+Per-second values are autocorrelated (a slow second is followed by slow seconds), so their
+spread is no test: it once called 780 against 742 req/s "beyond the spread" where five
+rounds a side said noise. One run says which figure is higher and how the seconds spread;
+whether the difference is real takes rounds (`--repeat`, analysis/repeats.py)."""
 
 from __future__ import annotations
 
@@ -33,10 +37,17 @@ def _whole_run(figures: dict[str, Any], path: tuple[str, str | None]) -> float:
     return float(value[path[1]] if path[1] else value)
 
 
+ONE_RUN = (
+    "One run gives figures, not a verdict: per-second values follow each other, so their "
+    "spread is no test. Run the variants in alternating rounds (--repeat 5 or more) to tell "
+    "a difference from noise."
+)
+
+
 def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
-    """One sentence per metric for the first two variants: which was better in a typical
-    second, whether the middle halves of their per-second values overlap, and whether the
-    whole-run figure (which a few bad seconds can dominate) ranks them the same way."""
+    """One sentence per metric for the first two variants: which was higher in a typical
+    second, the quartiles of their seconds, and whether the whole-run figure (which a few
+    bad seconds can dominate) ranks them the same way; then that this is no verdict."""
     if len(variants) != 2:
         return []
     (name_a, a), (name_b, b) = variants.items()
@@ -52,16 +63,10 @@ def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
         a_better = (qa[1] > qb[1]) == higher_is_better
         better, worse = (name_a, name_b) if a_better else (name_b, name_a)
         (lo_b, mid_b, hi_b), (lo_w, mid_w, hi_w) = (qa, qb) if a_better else (qb, qa)
-        overlap = lo_b <= hi_w and lo_w <= hi_b
-        strength = (
-            "within the second-to-second spread: could be noise"
-            if overlap
-            else "the middle halves of the per-second values do not overlap"
-        )
         sentence = (
             f"{label} in a typical second: {better} {mid_b:,.1f} {unit} vs {worse} "
             f"{mid_w:,.1f} {unit} (median of seconds; quartiles {lo_b:,.1f}-{hi_b:,.1f} vs "
-            f"{lo_w:,.1f}-{hi_w:,.1f}): {strength}."
+            f"{lo_w:,.1f}-{hi_w:,.1f})."
         )
         whole_a, whole_b = _whole_run(a, whole), _whole_run(b, whole)
         if whole_a != whole_b and ((whole_a > whole_b) == higher_is_better) != a_better:
@@ -70,4 +75,4 @@ def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
                 f"{name_b} {whole_b:,.1f} {unit}): a few bad seconds decide it."
             )
         sentences.append(sentence)
-    return sentences
+    return [*sentences, ONE_RUN] if sentences else sentences

@@ -106,8 +106,10 @@ def acknowledged_orders(
 ) -> dict[str, Any]:
     """Every order answered 201 exists with exactly its customer, items and total; and the
     run's other new orders are no more than its POST /orders in doubt (each could be one
-    whose answer was lost)."""
+    whose answer was lost). Two answers naming one id are two orders the client was told
+    exist where at most one can: each extra answer counts as a duplicate and breaks it."""
     by_id = {int(a[0]): _canonical(a) for a in acknowledged}
+    duplicates = len(acknowledged) - len(by_id)
     held: dict[int, list[Any]] = {}
     conn = psycopg2.connect(database_url, connect_timeout=5)
     try:
@@ -124,7 +126,8 @@ def acknowledged_orders(
     different = [i for i in by_id if i in held and held[i] != by_id[i]]
     unacknowledged = created - len(by_id) + len(missing)
     return {
-        "acknowledged": len(by_id),
+        "acknowledged": len(acknowledged),
+        "duplicates": duplicates,
         "missing": len(missing),
         "different": len(different),
         "examples": [
@@ -133,7 +136,10 @@ def acknowledged_orders(
         ],
         "unacknowledged": unacknowledged,
         "in_doubt": in_doubt,
-        "holds": not missing and not different and 0 <= unacknowledged <= in_doubt,
+        "holds": not duplicates
+        and not missing
+        and not different
+        and 0 <= unacknowledged <= in_doubt,
     }
 
 

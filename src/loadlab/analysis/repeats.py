@@ -1,5 +1,6 @@
 """Is a difference real? Each variant run in several rounds: the mean of each figure over the
-rounds with a 95% confidence interval, and an exact permutation test between two variants.
+rounds with a 95% confidence interval, and Welch's t-test between every two variants, Holm
+over every pair and figure (analysis/significance.py says why these).
 
 A round is one whole run of a variant (warm-up, then measured time). Round-to-round spread
 includes what one run cannot show: the machine's drift, a checkpoint that fell in one run.
@@ -7,18 +8,18 @@ includes what one run cannot show: the machine's drift, a checkpoint that fell i
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-import random
 import statistics
 from collections.abc import Callable
 from typing import Any
 
 from scipy import stats
 
-ALPHA = 0.05
-EXACT_LIMIT = 200_000  # beyond this many splits, sample them
-SAMPLED_SPLITS = 20_000
+from loadlab.analysis import significance
+
+ALPHA = significance.ALPHA
 
 # What each round keeps in summary.json: the headline and what the flags check.
 ROUND_KEYS = (
@@ -43,7 +44,8 @@ OPTIONAL_ROUND_KEYS = (
 )
 
 # (key in across_rounds, label, unit, higher is better, how to read it off a round)
-METRICS: tuple[tuple[str, str, str, bool, Callable[[dict[str, Any]], float]], ...] = (
+Metric = tuple[str, str, str, bool, Callable[[dict[str, Any]], float]]
+METRICS: tuple[Metric, ...] = (
     ("throughput_rps", "throughput", "req/s", True, lambda r: r["throughput_rps"]),
     ("p50", "p50 latency", "ms", False, lambda r: r["latency_ms"]["p50"]),
     ("p95", "p95 latency", "ms", False, lambda r: r["latency_ms"]["p95"]),
@@ -59,40 +61,17 @@ def interval(values: list[float]) -> dict[str, Any]:
     below, and that says how little the rounds pin the mean down."""
     n = len(values)
     mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if n > 1 else None
+    sd = math.sqrt(significance.variance(values)) if n > 1 else None
     ci = None
     if sd is not None:
-        half = float(stats.t.ppf(1 - ALPHA / 2, n - 1)) * sd / math.sqrt(n)
+        half = _t97_5(n - 1) * sd / math.sqrt(n)
         ci = [mean - half, mean + half]
     return {"n": n, "mean": mean, "sd": sd, "ci95": ci, "min": min(values), "max": max(values)}
 
 
-def permutation_p(a: list[float], b: list[float]) -> float:
-    """Two-sided p-value of the difference of means: the share of all ways of splitting the
-    pooled values into groups of these sizes whose difference is at least as large."""
-    pooled = a + b
-    observed = abs(statistics.fmean(a) - statistics.fmean(b))
-    total = sum(pooled)
-
-    def as_large(group_a: tuple[float, ...]) -> bool:
-        sum_a = sum(group_a)
-        diff = sum_a / len(a) - (total - sum_a) / len(b)
-        return abs(diff) >= observed - 1e-12 * max(1.0, observed)
-
-    if math.comb(len(pooled), len(a)) <= EXACT_LIMIT:
-        splits = [
-            as_large(tuple(pooled[i] for i in idx))
-            for idx in itertools.combinations(range(len(pooled)), len(a))
-        ]
-        return sum(splits) / len(splits)
-    rng = random.Random(0)  # the same p for the same figures
-    hits = sum(as_large(tuple(rng.sample(pooled, len(a)))) for _ in range(SAMPLED_SPLITS))
-    return (hits + 1) / (SAMPLED_SPLITS + 1)
-
-
-def smallest_p(n_a: int, n_b: int) -> float:
-    """The smallest p-value the permutation test can give with these many rounds."""
-    return (2 if n_a == n_b else 1) / math.comb(n_a + n_b, n_a)
+@functools.cache
+def _t97_5(df: int) -> float:
+    return float(stats.t.ppf(1 - ALPHA / 2, df))
 
 
 def is_repeated(variants: dict[str, dict[str, Any]]) -> bool:
@@ -118,76 +97,77 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:.2%}" if unit == "" else f"{value:,.1f} {unit}"
 
 
-def holm(p_values: list[float], alpha: float = ALPHA) -> list[bool]:
-    """Holm's step-down test: which of several p-values are significant at `alpha` taken
-    over all of them together (testing four figures at 5% each would call a difference
-    real by chance far more often than one time in twenty)."""
-    significant = [False] * len(p_values)
-    order = sorted(range(len(p_values)), key=p_values.__getitem__)
-    for rank, i in enumerate(order):
-        if p_values[i] > alpha / (len(p_values) - rank):
-            break
-        significant[i] = True
-    return significant
+def family(variants: dict[str, dict[str, Any]]) -> list[tuple[str, str, Metric]]:
+    """Every (A, B, figure) a repeated run tests, fixed by the run's kind before any data is
+    seen: every pair of variants, each figure of METRICS (throughput left out of open-model
+    runs, where the schedule sets it). A figure whose means happen to be equal still counts,
+    or the correction would shrink with the data."""
+    opened = all("offered_rps" in v for v in variants.values())
+    figures = [m for m in METRICS if not (opened and m[0] == "throughput_rps")]
+    return [(a, b, m) for a, b in itertools.combinations(variants, 2) for m in figures]
 
 
-def rounds_needed(figures: int, alpha: float = ALPHA) -> int:
-    """Rounds per variant for the most extreme result to pass Holm's first threshold."""
-    return next(n for n in range(2, 100) if smallest_p(n, n) <= alpha / figures)
+def _values(v: dict[str, Any], read: Callable[[dict[str, Any]], float]) -> list[float]:
+    return [float(read(r)) for r in v.get("rounds") or [v]]
+
+
+def detectable_share(a: list[float], b: list[float], tests: int) -> float | None:
+    """The smallest difference these rounds could have detected (80% power, at the family's
+    strictest level), as a share of the mean of both sides."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    sd = math.sqrt((significance.variance(a) + significance.variance(b)) / 2)
+    middle = (statistics.fmean(a) + statistics.fmean(b)) / 2
+    found = significance.detectable(sd, len(a), len(b), tests)
+    return None if found is None or middle == 0 else found / abs(middle)
 
 
 def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
-    """One sentence per figure that differs, for the first two variants, from their rounds:
-    the means and intervals, the permutation test, and Holm's verdict. The family Holm
-    corrects over is every figure in METRICS (throughput left out of open-model runs), fixed
-    before any data is seen: a figure whose means happen to be equal still counts (with
-    p = 1), or the correction would shrink with the data."""
-    if len(variants) != 2:
+    """One sentence per pair of variants and figure whose means differ: the means and
+    intervals, Welch's p, and the verdict at 5% familywise over every test of the run
+    (Holm). A difference not found says how large one these rounds could have found."""
+    tests = family(variants)
+    if not tests:
         return []
-    (name_a, a), (name_b, b) = variants.items()
-    rounds_a, rounds_b = a.get("rounds") or [a], b.get("rounds") or [b]
-    # In open-model runs the schedule sets the throughput: it is not in the family, which is
-    # still fixed before any data is seen (by the kind of run).
-    opened = "offered_rps" in a and "offered_rps" in b
-    family = []
-    for key, label, unit, higher_is_better, read in METRICS:
-        if opened and key == "throughput_rps":
-            continue
-        values_a = [float(read(r)) for r in rounds_a]
-        values_b = [float(read(r)) for r in rounds_b]
+    rows = []
+    for name_a, name_b, (_, label, unit, higher_is_better, read) in tests:
+        values_a, values_b = _values(variants[name_a], read), _values(variants[name_b], read)
         ia, ib = interval(values_a), interval(values_b)
-        a_better = (ia["mean"] > ib["mean"]) == higher_is_better
-        differs = ia["mean"] != ib["mean"]
-        p = permutation_p(values_a, values_b) if differs else 1.0
-        family.append((label, unit, a_better, ia, ib, p, differs))
-    significant = holm([f[5] for f in family])
-    first_threshold = ALPHA / len(family)
-    floor = smallest_p(len(rounds_a), len(rounds_b))
+        p = significance.welch_p(values_a, values_b)
+        rows.append((name_a, name_b, label, unit, higher_is_better, values_a, values_b, ia, ib, p))
+    significant = significance.holm([r[-1] for r in rows])
     sentences = []
-    for (label, unit, a_better, ia, ib, p, differs), real in zip(family, significant, strict=True):
-        if not differs:
+    for (name_a, name_b, label, unit, higher, va, vb, ia, ib, p), real in zip(
+        rows, significant, strict=True
+    ):
+        if ia["mean"] == ib["mean"]:
             continue
+        a_better = (ia["mean"] > ib["mean"]) == higher
         (better, good), (worse, bad) = ((name_a, ia), (name_b, ib))[:: 1 if a_better else -1]
         sentence = (
             f"{label}: {better} {_fmt(good['mean'], unit)} vs {worse} {_fmt(bad['mean'], unit)} "
             f"(mean of {ia['n']} and {ib['n']} rounds; 95% intervals "
-            f"{_span(good, unit)} vs {_span(bad, unit)}); permutation test p = {p:.3f}: "
+            f"{_span(good, unit)} vs {_span(bad, unit)}); Welch's t-test {_p(p)}: "
         )
         if real:
             sentence += (
-                f"{better} is better, and the difference is unlikely to be noise (5% level "
-                f"over the {len(family)} figures compared, Holm)."
-            )
-        elif floor > first_threshold:
-            sentence += (
-                f"too few rounds to tell (their smallest possible p is {floor:.3f}, above the "
-                f"{first_threshold:.3f} that {len(family)} figures compared at once need; use "
-                f"--repeat {rounds_needed(len(family))} or more)."
+                f"{better} is better, beyond round-to-round noise (5% familywise over the "
+                f"{len(rows)} tests of this run, Holm)."
             )
         else:
-            sentence += "not distinguishable from round-to-round noise."
+            seen = detectable_share(va, vb, len(rows))
+            sentence += "not distinguishable from round-to-round noise" + (
+                f"; these rounds could have detected a difference of {seen:.0%} or more "
+                f"(80% power, {len(rows)} tests)."
+                if seen is not None
+                else "."
+            )
         sentences.append(sentence)
     return sentences
+
+
+def _p(p: float) -> str:
+    return "p < 0.0001" if p < 0.0001 else f"p = {p:.4f}"
 
 
 def _span(i: dict[str, Any], unit: str) -> str:

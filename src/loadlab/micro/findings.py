@@ -2,7 +2,9 @@
 
 A claim is a number of the article's (or a behaviour it describes) and the way to read ours
 from a micro run or from the committed 200-user duel reports. Our figures keep their spread
-(the median, min and max of the repeats; the rounds' 95% interval for a repeated duel).
+(the median, min and max of the repeats; for a repeated duel the rounds' 95% interval, and
+for a ratio between its stacks the 95% interval of the ratio). A single duel run gives
+figures, not a verdict.
 
 The verdict, on this machine:
 - a ratio ("async is 2.3x slower"): *holds* when ours points the same way with the whole
@@ -18,10 +20,14 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from loadlab.analysis import significance
+from loadlab.load.monitor import SOAK_SECONDS
 
 ARTICLE = "000_caf037058c97b154.txt"
 CHAPTER = "002_647cb61a1653791e.txt"
@@ -519,52 +525,63 @@ HEADLINE = [
 
 
 def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
-    """The 200-user headline claims, from the newest committed select_update duel at 200
-    closed-loop users where both stacks ran `profile`."""
-    found = _newest_duel(reports, profile)
+    """The 200-user headline claims, from the committed select_update duel at 200 closed-loop
+    users where both stacks ran `profile` (see `pick_duel`). A ratio between the stacks
+    comes with the 95% interval of the ratio of the rounds' means; one run gives
+    figures only, and its rows say so instead of a verdict."""
+    found = pick_duel(reports, profile)
     if found is None:
         return []
     folder, summary = found
+    flask, fastapi = summary["variants"]["flask_sync"], summary["variants"]["fastapi_async"]
+    repeated = bool(flask.get("rounds")) and bool(fastapi.get("rounds"))
     rows: list[dict[str, Any]] = []
 
     def add(
         key: str, claim: str, theirs: float | None, unit: str, ours: Spread, source: str = ARTICLE
     ) -> None:
-        rows.append(
-            _row(
-                key=f"duel_{profile}_{key}",
-                source=source,
-                section="200 users",
-                claim=claim,
-                theirs=theirs,
-                unit=unit,
-                ours=ours,
-                link=f"../{folder}/index.html",
-            )
+        row = _row(
+            key=f"duel_{profile}_{key}",
+            source=source,
+            section="200 users",
+            claim=claim,
+            theirs=theirs,
+            unit=unit,
+            ours=ours,
+            link=f"../{folder}/index.html",
         )
+        row["spread"] = "95% interval" if repeated else "one run"
+        if not repeated:
+            row["verdict"] = ONE_RUN
+        rows.append(row)
 
     for variant, key, theirs in HEADLINE:
         claim = f"200 users, SELECT + UPDATE: {variant} {key} ({profile} profile)"
         add(
             f"{variant}_{key}", claim, theirs, "ms", _duel_figure(summary["variants"][variant], key)
         )
-    flask, fastapi = summary["variants"]["flask_sync"], summary["variants"]["fastapi_async"]
-    a, b = _duel_figure(flask, "p99"), _duel_figure(fastapi, "p99")
     claim = (
         f"under concurrency async wins on tail latency (Flask p99 / FastAPI p99, {profile} profile)"
     )
-    add("tail", claim, 1_840 / 142, "x", _divide(a, b))
+    add("tail", claim, 1_840 / 142, "x", _duel_ratio(flask, fastapi, "p99"))
     for variant, theirs in (("flask_sync", 12.0), ("fastapi_async", 0.0)):
-        failures = summary["variants"][variant]["failures"]
+        v = summary["variants"][variant]
+        failures = sum(r["failures"] for r in v.get("rounds") or [v])  # every round's
         claim = f"200 users: {variant} errors ({profile} profile)"
         add(f"{variant}_errors", claim, theirs, "errors", (failures, failures, failures))
-    a, b = _duel_figure(fastapi, "throughput_rps"), _duel_figure(flask, "throughput_rps")
     claim = (
         "async handlers increase throughput at high concurrency (the tutorial: "
         f"'dramatically'; FastAPI req/s / Flask req/s, {profile} profile)"
     )
-    add("throughput", claim, None, "x", _divide(a, b), TUTORIAL)
+    add("throughput", claim, None, "x", _duel_ratio(fastapi, flask, "throughput_rps"), TUTORIAL)
     return rows
+
+
+ONE_RUN = "one run: figures, no verdict"
+
+
+def _read(key: str) -> Callable[[dict[str, Any]], float]:
+    return lambda r: float(r[key] if key == "throughput_rps" else r["latency_ms"][key])
 
 
 def _duel_figure(v: dict[str, Any], key: str) -> Spread:
@@ -574,25 +591,53 @@ def _duel_figure(v: dict[str, Any], key: str) -> Spread:
     if across:
         low, high = across[key]["ci95"]
         return (across[key]["mean"], low, high)
-    value = v[key] if key == "throughput_rps" else v["latency_ms"][key]
+    value = _read(key)(v)
     return (value, value, value)
 
 
-def _newest_duel(reports: Path, profile: str) -> tuple[str, dict[str, Any]] | None:
+def _duel_ratio(top: dict[str, Any], bottom: dict[str, Any], key: str) -> Spread:
+    """mean(top) / mean(bottom) over the rounds, with the 95% interval of that ratio (not
+    the intervals' ends divided crosswise); one run: the ratio alone."""
+    a = [_read(key)(r) for r in top.get("rounds") or [top]]
+    b = [_read(key)(r) for r in bottom.get("rounds") or [bottom]]
+    value = statistics.fmean(a) / statistics.fmean(b)
+    found = significance.ratio_interval(a, b)
+    return (value, *found) if found else (value, value, value)
+
+
+def is_duel(summary: dict[str, Any]) -> bool:
+    """The headline duel and nothing else: select_update at 200 closed-loop users, the two
+    stacks straight to PostgreSQL with the stock Locust file, no faults, no profile legs,
+    no PgBouncer legs, and not a soak."""
+    plan, variants = summary.get("plan") or {}, summary.get("variants") or {}
+    return (
+        summary.get("kind") in (None, "run")
+        and plan.get("scenario") == "select_update"
+        and plan.get("users") == 200
+        and not plan.get("arrival_rate")
+        and not plan.get("faults")
+        and not plan.get("profiles")
+        and not plan.get("compare_pgbouncer")
+        and not plan.get("locustfile")
+        and not plan.get("tags")
+        and float(plan.get("duration") or 0) < SOAK_SECONDS
+        and set(variants) == {"flask_sync", "fastapi_async"}
+    )
+
+
+def pick_duel(reports: Path, profile: str) -> tuple[str, dict[str, Any]] | None:
+    """The duel the headline rows quote for `profile`: the newest repeated one (a verdict
+    needs rounds), else the newest single run."""
+    duels = []
     for path in sorted(reports.glob("*/summary.json"), reverse=True):
         s = json.loads(path.read_text())
-        plan, variants = s.get("plan") or {}, s.get("variants") or {}
-        if (
-            s.get("kind") not in (None, "run")
-            or plan.get("scenario") != "select_update"
-            or plan.get("users") != 200
-            or plan.get("arrival_rate")
-            or set(variants) != {"flask_sync", "fastapi_async"}
+        if is_duel(s) and all(
+            (v.get("setup") or {}).get("profile") == profile for v in s["variants"].values()
         ):
-            continue
-        if all((v.get("setup") or {}).get("profile") == profile for v in variants.values()):
-            return path.parent.name, s
-    return None
+            duels.append((path.parent.name, s))
+    repeated = [d for d in duels if (d[1]["plan"].get("repeat") or 1) > 1]
+    chosen = repeated or duels
+    return chosen[0] if chosen else None
 
 
 def verdict(theirs: float | None, unit: str, ours: Spread | None) -> str:

@@ -329,12 +329,7 @@ def render_sweep(summary: dict[str, Any]) -> str:
 
 def render_compare(result: dict[str, Any]) -> str:
     """The page of `loadlab compare` (analysis/change.py's result)."""
-    with_rounds = bool(result["rounds"]) and all(
-        min(pair) > 1 for pair in result["rounds"].values()
-    )
-    return ENV.get_template("compare.html").render(
-        title="compare", c=result, with_rounds=with_rounds
-    )
+    return ENV.get_template("compare.html").render(title="compare", c=result)
 
 
 def render_tune(summary: dict[str, Any]) -> str:
