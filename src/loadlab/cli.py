@@ -33,6 +33,22 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", help="where the cluster, logs and PIDs live (.loadlab)")
 
 
+def _placement_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--isolate",
+        nargs="?",
+        const="split",
+        choices=("shared", "split", "priority"),
+        help="where the generator runs: shared (every CPU for all), split (CPUs of its own; "
+        "the default of a bare --isolate) or priority (every CPU, the generator first)",
+    )
+    parser.add_argument(
+        "--cpus",
+        metavar="generator=LIST stack=LIST",
+        help='a split\'s CPUs, e.g. "generator=1 stack=0" (LIST: 0, 0,2 or 1-3)',
+    )
+
+
 def _up_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add(
@@ -103,6 +119,21 @@ def percent(text: str) -> float:
     return value / 100 if text.strip().endswith("%") else value
 
 
+AUTO = 0  # --repeat auto, until the rounds are chosen (_auto_repeat)
+
+
+def _repeat(text: str) -> int:
+    if text.strip() == "auto":
+        return AUTO
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of rounds: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--repeat {value}: give 1 or more, or auto")
+    return value
+
+
 def _load_options(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
@@ -131,9 +162,15 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
     add("--tags", nargs="*", default=(), help="only the scenario's tasks with these Locust tags")
     add(
         "--repeat",
-        type=int,
+        type=_repeat,
         default=1,
-        help="rounds per variant, interleaved; 5 or more can show a difference is real",
+        help="rounds per variant, interleaved; 5 or more can show a difference is real; "
+        "'auto': as many as the newest matching calibration asks (see --budget)",
+    )
+    add(
+        "--budget",
+        type=duration,
+        help="with --repeat auto: the most time the rounds may take (e.g. 20m)",
     )
     add(
         "--arrival-rate",
@@ -174,7 +211,7 @@ def _plan(args: argparse.Namespace, scale: float) -> Any:
         remote_workers=args.remote_workers,
         tags=tuple(args.tags),
         scale=scale,
-        repeat=args.repeat,
+        repeat=args.repeat or 1,  # --repeat auto: chosen next (_auto_repeat)
         arrival_rate=args.arrival_rate,
         arrivals=args.arrivals,
         slo=args.slo,
@@ -240,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     up = sub.add_parser("up", help="start PostgreSQL, PgBouncer (optional) and both services")
     _stack_options(up)
+    _placement_options(up)
     _up_options(up)
     down = sub.add_parser("down", help="stop everything `up` started")
     _stack_options(down)
@@ -249,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     run = sub.add_parser("run", help="drive one scenario at each variant in turn and report")
     _stack_options(run)
+    _placement_options(run)
     _load_options(run)
     _variants_option(run, "the stacks to drive, in order")
     _profile_option(run)
@@ -290,9 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep", help="step the arrival rate up at each variant: its capacity at an objective"
     )
     _stack_options(sweep)
+    _placement_options(sweep)
     _sweep_options(sweep)
     loadtest = sub.add_parser("loadtest", help="up, verify, run both variants, report, down")
     _stack_options(loadtest)
+    _placement_options(loadtest)
     _up_options(loadtest)
     _load_options(loadtest)
     loadtest.add_argument("--out", help=OUT_HELP)
@@ -310,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ui = sub.add_parser("ui", help="the Locust web UI against one service")
     _stack_options(ui)
+    _placement_options(ui)
     ui.add_argument("--variant", default="flask_sync", help=f"one of {', '.join(VARIANTS)}")
     ui.add_argument("--scenario", default="select_update")
     ui.add_argument("--web-port", type=int, default=8089)
@@ -329,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         "tune", help="search one stack's knobs for its best on this machine; save a profile"
     )
     _stack_options(tune)
+    _placement_options(tune)
     add = tune.add_argument
     add("--variant", required=True, help=f"one of {', '.join(VARIANTS)}")
     add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
@@ -340,6 +383,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("--slo", default="p99<500ms,errors<1%", help="the objective (default: %(default)s)")
     add("--name", default="tuned", help="the profile to write (default: %(default)s)")
     add("--out", help="report folder (default: reports/<date>-tune-<variant>-<scenario>)")
+    calibrate = sub.add_parser(
+        "calibrate", help="one stack against itself in alternating rounds: this machine's noise"
+    )
+    _stack_options(calibrate)
+    _placement_options(calibrate)
+    add = calibrate.add_argument
+    add("--variant", default="fastapi_async", help=f"one of {', '.join(VARIANTS)}")
+    add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
+    add("--rounds", type=int, default=5, help="rounds a side, 3 or more (default: %(default)s)")
+    add("--users", type=int, default=200, help="users, or most in flight (default: %(default)s)")
+    add("--arrival-rate", type=float, help="open model: requests per second")
+    add("--spawn-rate", type=float, default=50, help="users started per second (default: 50)")
+    add("--duration", type=duration, default=30.0, help="measured time per round (default: 30s)")
+    add("--warmup", type=duration, default=10.0, help="before each round (default: 10s)")
+    add("--workers", type=int, default=0, help="Locust worker processes (default: 0)")
+    add("--out", help="report folder (default: reports/<date>-<scenario>-calibrate-<load>)")
     compare = sub.add_parser(
         "compare", help="how each variant's figures changed from one report to another"
     )
@@ -483,6 +542,7 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
     state = procs.load_state(settings.state_dir)
     plan = _plan(args, state.scale if state else settings.scale)
     names = _variant_names(args)
+    plan = _auto_repeat(plan, args, len(args.target or names))
     if args.fault or args.fault_at:
         from loadlab import faults
 
@@ -496,6 +556,61 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
     if args.compare_pgbouncer or args.profiles is not None:
         plan = _side_by_side(settings, args, plan, names)
     code, index = duel.run(settings, plan, names, args.target, Path(args.out) if args.out else None)
+    print(f"report: {index}")
+    return code
+
+
+def _auto_repeat(plan: Any, args: argparse.Namespace, variants: int) -> Any:
+    """The plan with its rounds chosen before it runs (--repeat auto): from the newest
+    matching calibration of this machine, capped by --budget; never from the run's own p."""
+    budget = args.budget
+    if args.repeat != AUTO:
+        if budget is not None:
+            raise UsageError("--budget goes with --repeat auto")
+        return plan
+    from loadlab import ROOT
+    from loadlab.analysis import noise
+    from loadlab.load.experiment import plan_dict
+    from loadlab.report.writer import REPORTS
+    from loadlab.stack import placement
+
+    found = noise.matching(
+        ROOT / REPORTS, plan_dict(plan), os.cpu_count() or 1, placement.active().mode
+    )
+    if found is None and budget is None:
+        raise UsageError(
+            "--repeat auto: no calibration of this scenario and load on this machine "
+            "(run `python -m loadlab calibrate` first) and no --budget to fit rounds into"
+        )
+    if budget is not None and budget <= 0:
+        raise UsageError("--budget must be more than 0")
+    calibrated = json.loads((found / "summary.json").read_text())["calibration"] if found else None
+    seconds = noise.round_seconds(plan.warmup, plan.duration, variants)
+    rounds, why = noise.auto_rounds(calibrated, seconds, budget)
+    source = f" ({found.name})" if found else ""
+    print(f"--repeat auto: {rounds} rounds per variant: {why}{source}", flush=True)
+    return dataclasses.replace(plan, repeat=rounds)
+
+
+def _cmd_calibrate(settings: StackSettings, args: argparse.Namespace) -> int:
+    from loadlab import calibrate
+    from loadlab.load.runner import LoadPlan
+    from loadlab.stack import procs
+
+    state = procs.load_state(settings.state_dir)
+    plan = LoadPlan(
+        scenario=args.scenario,
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        duration=args.duration,
+        warmup=args.warmup,
+        workers=args.workers,
+        scale=state.scale if state else settings.scale,
+        repeat=args.rounds,
+        arrival_rate=args.arrival_rate,
+    )
+    calibrate.check(plan)  # before anything starts
+    code, index = calibrate.run(settings, plan, args.variant, Path(args.out) if args.out else None)
     print(f"report: {index}")
     return code
 
@@ -610,7 +725,9 @@ def _on_interrupt(signum: int, frame: object) -> None:
 
 
 # Commands that start, stop, reset or drive the stack: one at a time per state folder.
-LOCKED = {"up", "down", "seed", "run", "sweep", "loadtest", "verify", "tune", "micro"}
+LOCKED = {"up", "down", "seed", "run", "sweep", "loadtest", "verify", "tune", "micro", "calibrate"}
+# Commands that start or drive the stack under a placement (--isolate, --cpus).
+PLACED = {"up", "run", "sweep", "loadtest", "tune", "ui", "calibrate"}
 
 
 def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
@@ -635,6 +752,8 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         return _cmd_tune(settings, args)
     if args.command == "compare":
         return _cmd_compare(args)
+    if args.command == "calibrate":
+        return _cmd_calibrate(settings, args)
     if args.command == "micro":
         from loadlab.micro import run as micro
 
@@ -664,7 +783,10 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
             from loadlab import ceiling
 
             args.ceiling = not args.locustfile and ceiling.script(args.scenario) is not None
-        return duel.loadtest(settings, _plan(args, settings.scale), out, budget)
+        from loadlab.stack.services import names
+
+        plan = _auto_repeat(_plan(args, settings.scale), args, len(names(args.variants)))
+        return duel.loadtest(settings, plan, out, budget)
     if args.command == "ui":
         from loadlab import duel
 
@@ -688,6 +810,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _on_interrupt)
     try:
         settings = settings_from(args)
+        if args.command in PLACED:
+            from loadlab.stack import placement
+
+            # Said before anything starts; from here on this process is the generator's.
+            placement.activate(placement.resolve(settings.isolate, settings.cpus))
         if args.command in LOCKED:
             from loadlab.stack.procs import state_lock
 

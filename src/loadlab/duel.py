@@ -23,7 +23,7 @@ from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES, LoadPlan, locust
 from loadlab.load.ui_config import CONFIG_ENV, UiConfig
 from loadlab.report import writer
 from loadlab.settings import StackSettings
-from loadlab.stack import lifecycle, postgres, procs, profiles, services
+from loadlab.stack import lifecycle, placement, postgres, procs, profiles, services
 from loadlab.stack.procs import interrupts_held
 
 CEILING_SECONDS = 20.0  # pgbench per connection count: a steady figure well before this
@@ -42,6 +42,7 @@ def local_targets(
         )
     if restart:
         lifecycle.ensure_services(settings, state, variants)
+    lifecycle.place(state)  # every component, driven or idle, on the stack's side
     shared = {
         c.name: pid
         for c in state.components
@@ -82,7 +83,9 @@ class Driven:
             if self.database_url
             else "unknown (external target)"
         )
-        return describe(pg_version, self.pgbouncer, settings.model_dump(mode="json"))
+        return describe(pg_version, self.pgbouncer, settings.model_dump(mode="json")) | {
+            "placement": placement.active().describe()
+        }
 
 
 def what_to_drive(
@@ -163,7 +166,7 @@ def run(
             order = run_order([t.name for t in targets], plan.repeat)
             figures = {
                 name: repeats.with_rounds(rounds)
-                for name, rounds in _drive_rounds(
+                for name, rounds in drive_rounds(
                     plan, targets, database_url, tmp, live, settings
                 ).items()
             }
@@ -237,7 +240,7 @@ def run_order(names: list[str], repeat: int) -> list[list[Any]]:
     ]
 
 
-def _drive_rounds(
+def drive_rounds(
     plan: LoadPlan,
     targets: list[Target],
     database_url: str | None,
@@ -400,7 +403,11 @@ def ui(
     try:
         with interrupts_held():
             started = [subprocess.Popen([*locust, *role], env=env) for role in worker_roles]
-        return subprocess.run(argv, env=env).returncode
+            master = subprocess.Popen(argv, env=env)
+            started.append(master)
+        for proc in started:
+            placement.active().generator_started(proc.pid)
+        return master.wait()
     except KeyboardInterrupt:
         return 0
     finally:

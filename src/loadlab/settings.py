@@ -42,6 +42,10 @@ class StackSettings(BaseSettings):
     db_max_overflow: int | None = Field(None, ge=0, le=200)
     db_pool_timeout: float = Field(30.0, gt=0)
     ready_timeout: float = Field(60.0, gt=0)
+    # Where the generator and the stack run (stack/placement.py): shared, split or
+    # priority; `cpus` ("generator=LIST stack=LIST") sets a split's CPUs.
+    isolate: str | None = None
+    cpus: str | None = None
 
     @field_validator("service_ports")
     @classmethod

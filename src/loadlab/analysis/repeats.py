@@ -41,6 +41,7 @@ OPTIONAL_ROUND_KEYS = (
     "achieved_rps",
     "arrivals",
     "latency_uncorrected_ms",
+    "placement",
 )
 
 # (key in across_rounds, label, unit, higher is better, how to read it off a round)

@@ -15,9 +15,9 @@ from loadlab import faults
 from loadlab.analysis import integrity
 from loadlab.analysis.summary import variant_summary
 from loadlab.load import pgstats
-from loadlab.load.monitor import Monitor
+from loadlab.load.monitor import GENERATOR, Monitor
 from loadlab.load.runner import LoadPlan, drive
-from loadlab.stack import seed
+from loadlab.stack import placement, seed
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ def run_variant(
     resets the data first and checks integrity over this run; a sweep's later steps go on
     from the data as it is, and the sweep checks integrity over all its steps. `act` performs
     the plan's faults (faults.actions) while it measures."""
+    # The stack as it is now (a copy or a restarted service included) on its side.
+    placement.active().apply_to_stack(list(target.pids.values()))
     before = baseline(database_url, plan.scale, fresh) if database_url else None
     connections = (
         pgstats.Connections(database_url, target.name) if database_url else contextlib.nullcontext()
@@ -136,6 +138,12 @@ def summarise(
         # The kernel's queue before the server: connections not yet accepted, each second.
         accept_queue=monitor.accept_queue(start, result["measure_end"]).get(target.name),
         generator_saturated=measured.generator_saturated(),
+        placement=placement.record(
+            placement.active(),
+            {name: [pid] for name, pid in target.pids.items()},
+            _cpu_mean(resources, [GENERATOR]),
+            _cpu_mean(resources, [n for n in resources if n != GENERATOR]),
+        ),
         integrity=None,
         database_time=None,
         database_events=None,
@@ -158,6 +166,12 @@ def summarise(
         after = pgstats.events(database_url)
         figures["database_events"] = {k: after[k] - before.events[k] for k in after}
     return figures
+
+
+def _cpu_mean(resources: dict[str, dict[str, Any]], names: list[str]) -> float | None:
+    """The components' CPU over the measured window, added up (percent of one core)."""
+    found = [resources[n]["cpu_mean"] for n in names if n in resources]
+    return round(sum(found), 1) if found else None
 
 
 def cpu_ms_per_request(

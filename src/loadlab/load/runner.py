@@ -24,6 +24,7 @@ from loadlab.analysis import slo
 from loadlab.errors import GateFailed, UsageError
 from loadlab.load.arrivals import KINDS
 from loadlab.load.monitor import GENERATOR, Monitor
+from loadlab.stack import placement
 from loadlab.stack.procs import free_port, interrupts_held
 
 LOCUSTFILES = ROOT / "locustfiles"
@@ -278,6 +279,7 @@ def drive(
                     start_new_session=True,
                 )
                 procs.append(proc)
+                placement.active().generator_started(proc.pid)
             monitor.add(GENERATOR, proc.pid)
         _wait(procs[0], plan, out / "status.json", live)
         for proc in procs[1:]:  # workers quit when the master does; stopped below if not

@@ -59,7 +59,7 @@ def _group_key(s: dict[str, Any]) -> tuple[str, str] | None:
     if s.get("kind") == "sweep":
         sweep = s["sweep"]
         return "sweep", f"{s['scenario']}: sweep, capacity at {sweep['slo']}"
-    if s.get("kind") in ("tune", "findings") or "plan" not in s:
+    if s.get("kind") in ("tune", "findings", "calibration") or "plan" not in s:
         return None
     plan = s["plan"]
     load = (

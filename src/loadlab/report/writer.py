@@ -48,6 +48,7 @@ def flags(variants: dict[str, Any]) -> list[str]:
                 "workers (--workers) or a second machine."
             )
         found.extend(generator_warnings(name, rounds))
+        found.extend(placement_warnings(name, rounds))
         found.extend(memory_warnings(name, rounds[0]))
         found.extend(_behind_schedule(name, rounds))
         busy = [
@@ -62,6 +63,41 @@ def flags(variants: dict[str, Any]) -> list[str]:
                 f"{name}{_which([n for n, _ in busy], len(rounds))}: the whole machine was "
                 f"{share} busy on average: generator, service and database competed for the "
                 "same cores."
+            )
+    return found
+
+
+GENERATOR_SIDE_BUSY = 90.0  # percent of the generator side's CPUs
+
+
+def placement_warnings(name: str, rounds: list[dict[str, Any]]) -> list[str]:
+    """On a split, a generator side busy for most of its share: it is what limits the
+    figures; and any component that did not keep to its side."""
+    found = []
+    busy = []
+    for number, v in enumerate(rounds, 1):
+        p = v.get("placement") or {}
+        used, share = p.get("generator_cpu_mean"), p.get("generator_share")
+        if p.get("mode") != "split" or used is None or not share:
+            continue
+        if float(used) >= GENERATOR_SIDE_BUSY / 100 * float(share):
+            busy.append((number, float(used) / float(share)))
+    if busy:
+        low, high = min(b for _, b in busy), max(b for _, b in busy)
+        share_text = f"{low:.0%}" if round(low, 2) == round(high, 2) else f"{low:.0%}-{high:.0%}"
+        found.append(
+            f"{name}{_which([n for n, _ in busy], len(rounds))}: the generator's CPUs were "
+            f"{share_text} busy: the generator saturates its side of the split, so these "
+            "figures may be its limit, not the service's (give it more CPUs with --cpus)"
+        )
+    p = rounds[0].get("placement") or {}
+    if p.get("mode") == "split":
+        stack = set(p.get("stack_cpus") or [])
+        strays = [c for c, o in (p.get("observed") or {}).items() if not set(o["cpus"]) <= stack]
+        if strays:
+            found.append(
+                f"{name}: {', '.join(strays)} ran outside the stack's CPUs "
+                f"({','.join(map(str, sorted(stack)))}): the split did not hold"
             )
     return found
 
@@ -289,6 +325,10 @@ def rerender(run: Path) -> Path:
         summary["flags"] = sweep_flags(summary["variants"])
     else:
         summary = derive(summary)
+        if summary.get("kind") == "calibration":
+            from loadlab.analysis.noise import calibration
+
+            summary["calibration"] = calibration(summary["variants"])
     summary_path.write_text(json.dumps(summary, indent=1))
     (run / "index.html").write_text(render(summary))
     if run.resolve().parent.name == REPORTS:

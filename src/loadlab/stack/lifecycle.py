@@ -16,7 +16,16 @@ from sqlalchemy.engine import make_url
 
 from loadlab.errors import UsageError
 from loadlab.settings import StackSettings
-from loadlab.stack import credentials, pgbouncer, postgres, procs, profiles, seed, services
+from loadlab.stack import (
+    credentials,
+    pgbouncer,
+    placement,
+    postgres,
+    procs,
+    profiles,
+    seed,
+    services,
+)
 from loadlab.stack.procs import Component, State
 
 
@@ -67,7 +76,9 @@ def up(settings: StackSettings) -> tuple[State, bool]:
                 "the stack is already up without PgBouncer: run `python -m loadlab down` "
                 "first, then `up --pgbouncer`"
             )
-        return running, ensure_services(settings, running, names)
+        started = ensure_services(settings, running, names)
+        place(running)
+        return running, started
     setups = wanted(settings, names, None)  # a missing profile is said before anything starts
     ports = [(settings.port_of(n, services.VARIANTS[n].port), f"--port {n}=PORT") for n in names]
     if settings.database_url is None:
@@ -94,7 +105,15 @@ def up(settings: StackSettings) -> tuple[State, bool]:
         finally:
             signal.signal(signal.SIGINT, previous)
         raise
+    place(state)
     return state, True
+
+
+def place(state: State) -> None:
+    """Every component's process tree on the stack's side of this command's placement
+    (a stack started under another placement is moved)."""
+    roots = [pid for c in state.components if (pid := c.current_pid()) is not None]
+    placement.active().apply_to_stack(roots)
 
 
 def _record(settings: StackSettings, state: State, component: Component) -> Component:

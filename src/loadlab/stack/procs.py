@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 
 from loadlab.errors import UsageError
+from loadlab.stack import placement
 
 STATE_FILE = "state.json"
 _HELD = (signal.SIGINT, signal.SIGTERM)  # what `interrupts_held` holds back
@@ -283,7 +284,7 @@ def start(
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            list(argv),
+            placement.active().stack_argv(list(argv)),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,87 @@
+"""--isolate and --cpus: what each asks for, bad input refused before anything starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadlab.errors import UsageError
+from loadlab.stack import placement
+
+TWO_CPUS = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a split needs 2 CPUs")
+
+
+@TWO_CPUS
+def test_a_bare_split_gives_the_generator_the_last_cpu() -> None:
+    found = placement.resolve("split", None)
+    last = max(placement.available())
+    assert found.generator == (last,) and last not in found.stack and found.stack
+    assert placement.resolve(None, "generator=0 stack=1") == placement.Placement(
+        "split", (0,), (1,)
+    )
+
+
+def test_shared_and_priority_keep_every_cpu_for_both() -> None:
+    for mode in ("shared", "priority"):
+        found = placement.resolve(mode, None)
+        assert found.cpus("generator") == found.cpus("stack") == placement.available()
+    assert placement.resolve(None, None).mode == "shared"
+
+
+@pytest.mark.parametrize(
+    ("isolate", "cpus", "said"),
+    [
+        (None, "generator=0 stack=0", "is on both sides"),
+        (None, "generator=0 stack=999", "does not exist here"),
+        (None, "generator=0", "the stack side has no CPU"),
+        (None, "generator= stack=0", "the generator side has no CPU"),
+        (None, "generator=0 stack=x", "is not a CPU number or range"),
+        (None, "generator=3-1 stack=0", "runs backwards"),
+        (None, "cpu=0 stack=1", "give generator=LIST stack=LIST"),
+        ("priority", "generator=0 stack=1", "--cpus sets a split"),
+        ("fast", None, "choose one of"),
+    ],
+)
+def test_bad_placements_are_refused(isolate: str | None, cpus: str | None, said: str) -> None:
+    with pytest.raises(UsageError, match=said):
+        placement.resolve(isolate, cpus)
+
+
+def test_bad_cpus_exit_2_in_one_line_and_start_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    done = subprocess.run(
+        [sys.executable, "-m", "loadlab", "up", "--state-dir", str(state),
+         "--cpus", "generator=0 stack=0"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "loadlab: --cpus: CPU 0 is on both sides; give each its own"
+    assert not state.exists()  # nothing started, no state written
+
+
+def test_every_thread_of_a_process_is_pinned_and_its_children_inherit() -> None:
+    """A process with a thread and a child started before the placement: all pinned."""
+    cpu = min(placement.available())
+    code = (
+        "import threading, subprocess, sys, time\n"
+        "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+        "print('ready', flush=True); time.sleep(30)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        placement.Placement("split", (), (cpu,)).apply_to_stack([proc.pid])
+        found = placement.observed({"p": [proc.pid]})
+        assert found["p"]["cpus"] == [cpu] and found["p"]["nice"] == 0
+    finally:
+        import psutil
+
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        proc.wait()
