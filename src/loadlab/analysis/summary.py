@@ -39,17 +39,27 @@ def variant_summary(result: dict[str, Any]) -> dict[str, Any]:
         }
         or None,
         "timeline": timeline,
-        # Generator delay: how late each Locust process woke from a fixed 10 ms sleep.
-        "generator_delay_ms": _delay(recorder.generator_delay),
+        # Generator delay: how late each Locust process woke from a fixed 10 ms sleep, and
+        # the share of that lateness spent waiting for a CPU (the rest: its own loop's work).
+        "generator_delay_ms": _delay(recorder.generator_delay, recorder.generator_cpu_wait),
         **_open_model(recorder, requests, seconds),
     }
 
 
-def _delay(histogram: HdrHistogram) -> dict[str, float] | None:
+def _delay(histogram: HdrHistogram, cpu_wait: HdrHistogram) -> dict[str, float | None] | None:
     if histogram.get_total_count() == 0:
         return None
     figures = latency_ms(histogram)
-    return {"p50": figures["p50"], "p99": figures["p99"], "max": figures["max"]}
+    late = histogram.get_mean_value() * histogram.get_total_count()
+    waited = cpu_wait.get_mean_value() * cpu_wait.get_total_count()
+    return {
+        "p50": figures["p50"],
+        "p99": figures["p99"],
+        "max": figures["max"],
+        # Of all the time the generator woke late, the share it waited for a CPU: near 1,
+        # the machine is short of cores for it; near 0, its own event loop was busy.
+        "cpu_wait_share": round(waited / late, 3) if late and cpu_wait.get_total_count() else None,
+    }
 
 
 def _open_model(recorder: Recorder, requests: int, seconds: float) -> dict[str, Any]:

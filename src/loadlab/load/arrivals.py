@@ -23,6 +23,7 @@ small for the load, or the service fell behind).
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import Counter
@@ -107,13 +108,37 @@ class Arrivals:
 GENERATOR_TICK_S = 0.01
 
 
-def watch_generator(record: Callable[[float], None]) -> None:
-    """Until killed: sleep a fixed 10 ms and record how much later it woke (ms). A process
-    whose greenlets wait for the CPU or for each other wakes late, and every request it
-    times is that much late too: this is the generator's own share of the latency. It wakes
-    as the schedule does (WAKE_EARLY_S), so libev's whole-millisecond timer is not counted as
+def watch_generator(record: Callable[[float, float | None], None]) -> None:
+    """Until killed: sleep a fixed 10 ms and record how much later it woke (ms), and how
+    much of that the process's thread spent waiting for a CPU (the kernel's run-queue wait,
+    /proc/thread-self/schedstat; None where the kernel keeps none). A process whose greenlets
+    wait for the CPU or for each other wakes late, and every request it times is that much
+    late too: this is the generator's own share of the latency; the CPU wait says which of
+    the two it was (the rest is the event loop busy with other greenlets' work). It wakes as
+    the schedule does (WAKE_EARLY_S), so libev's whole-millisecond timer is not counted as
     delay: responses wake the loop through their sockets, never through a timer."""
+    waited = _cpu_wait_reader()
     while True:
-        started = time.perf_counter()
+        started, before = time.perf_counter(), waited()
         gevent.sleep(GENERATOR_TICK_S - WAKE_EARLY_S)
-        record(max(time.perf_counter() - started - GENERATOR_TICK_S, 0.0) * 1000)
+        late = max(time.perf_counter() - started - GENERATOR_TICK_S, 0.0) * 1000
+        after = waited()
+        cpu = None if before is None or after is None else min((after - before) / 1e6, late)
+        record(late, cpu)
+
+
+def _cpu_wait_reader() -> Callable[[], int | None]:
+    """A reader of this thread's total run-queue wait in ns (a file kept open: a read every
+    10 ms costs microseconds)."""
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        return lambda: None
+
+    def read() -> int | None:
+        try:
+            return int(os.pread(fd, 128, 0).split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    return read

@@ -68,8 +68,10 @@ class Recorder:
     # The open model's schedule: offered, sent, late (> 1 ms after the intended time) and
     # not_sent (every allowed request already in flight), while measuring.
     arrivals: Counter[str] = field(default_factory=Counter)
-    # How late the generator's own scheduler wakes (µs past a fixed short sleep).
+    # How late the generator's own scheduler wakes (µs past a fixed short sleep), and how
+    # much of each wake-up's lateness its thread waited for a CPU (arrivals.watch_generator).
     generator_delay: HdrHistogram = field(default_factory=new_histogram)
+    generator_cpu_wait: HdrHistogram = field(default_factory=new_histogram)
     measure_start: float | None = None
     # Seconds to add to this process's clock to read the master's: per-second figures from
     # workers on other machines must land in the master's seconds (see `align_clock`).
@@ -132,8 +134,10 @@ class Recorder:
                 self.server[part] = self._fresh()
             self.server[part].record_value(_micros(ms))
 
-    def record_generator_delay(self, ms: float) -> None:
+    def record_generator_delay(self, ms: float, cpu_wait_ms: float | None = None) -> None:
         self.generator_delay.record_value(_micros(ms))
+        if cpu_wait_ms is not None:
+            self.generator_cpu_wait.record_value(_micros(cpu_wait_ms))
 
     def acknowledged_order(self, body: dict[str, Any]) -> None:
         self.orders.append(order_as_acknowledged(body))
@@ -173,7 +177,12 @@ class Recorder:
 
     def _clear_measured(self) -> None:
         """Empty the measured histograms in place and retire the per-second and per-part ones."""
-        for histogram in (self.total, self.uncorrected, self.generator_delay):
+        for histogram in (
+            self.total,
+            self.uncorrected,
+            self.generator_delay,
+            self.generator_cpu_wait,
+        ):
             histogram.reset()
         for histogram in [*self.per_second.values(), *self.server.values()]:
             self._retire(histogram)
@@ -216,6 +225,7 @@ class Recorder:
             "total": _encode(self.total),
             "uncorrected": _encode(self.uncorrected),
             "generator_delay": _encode(self.generator_delay),
+            "generator_cpu_wait": _encode(self.generator_cpu_wait),
             "arrivals": dict(self.arrivals),
             "per_second": {str(s): _encode(h) for s, h in self.per_second.items()},
             "seconds_done": {str(s): row for s, row in self.seconds_done.items()},
@@ -237,6 +247,7 @@ class Recorder:
             (self.total, "total"),
             (self.uncorrected, "uncorrected"),
             (self.generator_delay, "generator_delay"),
+            (self.generator_cpu_wait, "generator_cpu_wait"),
         ):
             if data.get(field_name):
                 _decode_add(mine, data[field_name])

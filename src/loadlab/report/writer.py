@@ -152,10 +152,16 @@ def generator_warnings(name: str, rounds: list[dict[str, Any]]) -> list[str]:
     if not late:
         return []
     worst = max((v for _, v in late), key=lambda v: v["generator_delay_ms"]["p99"])
+    share = worst["generator_delay_ms"].get("cpu_wait_share")
+    cause = (
+        ""
+        if share is None
+        else f"; {share:.0%} of the lateness was waiting for a CPU, the rest its own loop's work"
+    )
     return [
         f"{name}{_which([n for n, _ in late], len(rounds))}: the load generator's own "
         f"scheduler ran late (p99 {worst['generator_delay_ms']['p99']:,.1f} ms against a "
-        f"measured p50 of {worst['latency_ms']['p50']:,.1f} ms): " + GENERATOR_LATE
+        f"measured p50 of {worst['latency_ms']['p50']:,.1f} ms{cause}): " + GENERATOR_LATE
     ]
 
 
