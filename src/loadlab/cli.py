@@ -40,7 +40,8 @@ def _placement_options(parser: argparse.ArgumentParser) -> None:
         const="split",
         choices=("shared", "split", "priority"),
         help="where the generator runs: shared (every CPU for all), split (CPUs of its own; "
-        "the default of a bare --isolate) or priority (every CPU, the generator first)",
+        "what a bare --isolate means) or priority (every CPU, the generator first; the "
+        "default, measured best here: docs/statistics.md)",
     )
     parser.add_argument(
         "--cpus",
@@ -542,7 +543,7 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
     state = procs.load_state(settings.state_dir)
     plan = _plan(args, state.scale if state else settings.scale)
     names = _variant_names(args)
-    plan = _auto_repeat(plan, args, len(args.target or names))
+    plan = _auto_repeat(plan, args, names)
     if args.fault or args.fault_at:
         from loadlab import faults
 
@@ -560,7 +561,7 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
     return code
 
 
-def _auto_repeat(plan: Any, args: argparse.Namespace, variants: int) -> Any:
+def _auto_repeat(plan: Any, args: argparse.Namespace, variants: list[str]) -> Any:
     """The plan with its rounds chosen before it runs (--repeat auto): from the newest
     matching calibration of this machine, capped by --budget; never from the run's own p."""
     budget = args.budget
@@ -574,20 +575,32 @@ def _auto_repeat(plan: Any, args: argparse.Namespace, variants: int) -> Any:
     from loadlab.report.writer import REPORTS
     from loadlab.stack import placement
 
-    found = noise.matching(
-        ROOT / REPORTS, plan_dict(plan), os.cpu_count() or 1, placement.active().mode
-    )
-    if found is None and budget is None:
+    mode = placement.active().mode
+    names: list[str | None] = list(variants) or [None]  # --target: any stack's calibration
+    found = [
+        folder
+        for name in names
+        if (
+            folder := noise.matching(
+                ROOT / REPORTS, plan_dict(plan), os.cpu_count() or 1, mode, name
+            )
+        )
+    ]
+    if not found and budget is None:
         raise UsageError(
             "--repeat auto: no calibration of this scenario and load on this machine "
             "(run `python -m loadlab calibrate` first) and no --budget to fit rounds into"
         )
     if budget is not None and budget <= 0:
         raise UsageError("--budget must be more than 0")
-    calibrated = json.loads((found / "summary.json").read_text())["calibration"] if found else None
-    seconds = noise.round_seconds(plan.warmup, plan.duration, variants)
-    rounds, why = noise.auto_rounds(calibrated, seconds, budget)
-    source = f" ({found.name})" if found else ""
+    seconds = noise.round_seconds(plan.warmup, plan.duration, max(len(variants), 1))
+    # The most demanding of the stacks' calibrations: every stack's figures must be seen.
+    choices = [
+        (*noise.auto_rounds(json.loads((f / "summary.json").read_text())["calibration"],
+                            seconds, budget), f" ({f.name})")
+        for f in dict.fromkeys(found)
+    ] or [(*noise.auto_rounds(None, seconds, budget), "")]  # fmt: skip
+    rounds, why, source = max(choices)
     print(f"--repeat auto: {rounds} rounds per variant: {why}{source}", flush=True)
     return dataclasses.replace(plan, repeat=rounds)
 
@@ -785,7 +798,7 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
             args.ceiling = not args.locustfile and ceiling.script(args.scenario) is not None
         from loadlab.stack.services import names
 
-        plan = _auto_repeat(_plan(args, settings.scale), args, len(names(args.variants)))
+        plan = _auto_repeat(_plan(args, settings.scale), args, names(args.variants))
         return duel.loadtest(settings, plan, out, budget)
     if args.command == "ui":
         from loadlab import duel

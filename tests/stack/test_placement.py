@@ -29,7 +29,7 @@ def test_shared_and_priority_keep_every_cpu_for_both() -> None:
     for mode in ("shared", "priority"):
         found = placement.resolve(mode, None)
         assert found.cpus("generator") == found.cpus("stack") == placement.available()
-    assert placement.resolve(None, None).mode == "shared"
+    assert placement.resolve(None, None).mode == placement.DEFAULT_MODE == "priority"
 
 
 @pytest.mark.parametrize(

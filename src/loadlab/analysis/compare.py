@@ -39,8 +39,8 @@ def _whole_run(figures: dict[str, Any], path: tuple[str, str | None]) -> float:
 
 ONE_RUN = (
     "One run gives figures, not a verdict: per-second values follow each other, so their "
-    "spread is no test. Run the variants in alternating rounds (--repeat 5 or more) to tell "
-    "a difference from noise."
+    "spread is no test. Run the variants in alternating rounds (--repeat 5 or more, or "
+    "--repeat auto after `loadlab calibrate`) to tell a difference from noise."
 )
 
 

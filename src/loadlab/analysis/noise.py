@@ -64,9 +64,11 @@ def calibration(variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def matching(reports: Path, plan: dict[str, Any], cpu_count: int, mode: str) -> Path | None:
+def matching(
+    reports: Path, plan: dict[str, Any], cpu_count: int, mode: str, variant: str | None = None
+) -> Path | None:
     """The newest calibration in `reports` for this scenario and load, on a machine with as
-    many CPUs, under the same placement mode."""
+    many CPUs, under the same placement mode (and of `variant`, when given)."""
     for path in sorted(reports.glob("*/summary.json"), reverse=True):
         try:
             s = json.loads(path.read_text())
@@ -76,8 +78,10 @@ def matching(reports: Path, plan: dict[str, Any], cpu_count: int, mode: str) -> 
             continue
         ran = s.get("plan") or {}
         placed = (next(iter(s["variants"].values())).get("placement") or {}).get("mode")
+        stack = next(iter(s["variants"]), "").rsplit(" ", 1)[0]
         if (
-            ran.get("scenario") == plan["scenario"]
+            (variant is None or stack == variant)
+            and ran.get("scenario") == plan["scenario"]
             and ran.get("users") == plan["users"]
             and ran.get("arrival_rate") == plan["arrival_rate"]
             and (s.get("environment") or {}).get("cpu_count") == cpu_count
@@ -118,3 +122,40 @@ def round_seconds(warmup: float, duration: float, variants: int) -> float:
 
 def describe_cv(cv: float | None) -> str:
     return "-" if cv is None or math.isnan(cv) else f"{cv:.1%}"
+
+
+TABLE_HEAD = (
+    "| report | stack | CPUs | req/s | p99 ms | spread of req/s, p50, p99 | rounds a side "
+    "for 10% (req/s, p50, p99) | generator delay p99 ms | of it waiting for a CPU |\n"
+    "|---|---|---|---|---|---|---|---|---|\n"
+)
+
+
+def table(reports: Path, folders: list[str]) -> str:
+    """The markdown table docs/statistics.md shows of these calibrations: generated from
+    their summary.json (tests/report/test_docs_figures.py checks the page holds it)."""
+    rows = []
+    for folder in folders:
+        s = json.loads((reports / folder / "summary.json").read_text())
+        c = s["calibration"]["figures"]
+        sides = list(s["variants"].values())
+        rounds = [r for v in sides for r in v.get("rounds") or [v]]
+        delays = sorted(r["generator_delay_ms"]["p99"] for r in rounds)
+        shares = [
+            r["generator_delay_ms"]["cpu_wait_share"]
+            for r in rounds
+            if r["generator_delay_ms"].get("cpu_wait_share") is not None
+        ]
+        mode = (sides[0].get("placement") or {}).get("mode", "shared")
+        stack = next(iter(s["variants"])).rsplit(" ", 1)[0]
+        spread = ", ".join(describe_cv(c[k]["cv"]) for k in ("throughput_rps", "p50", "p99"))
+        needed = ", ".join(
+            str(c[k]["rounds_needed"]["10%"] or ">200") for k in ("throughput_rps", "p50", "p99")
+        )
+        rows.append(
+            f"| [{folder[:15]}](../reports/{folder}/index.html) | {stack} | {mode} | "
+            f"{c['throughput_rps']['mean']:,.0f} | {c['p99']['mean']:,.0f} | {spread} | "
+            f"{needed} | {statistics.median(delays):,.1f} ({delays[0]:,.1f}-{delays[-1]:,.1f}) | "
+            + (f"{statistics.fmean(shares):.0%} |" if shares else "- |")
+        )
+    return TABLE_HEAD + "\n".join(rows) + "\n"
