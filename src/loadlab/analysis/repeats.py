@@ -15,8 +15,6 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-from scipy import stats
-
 from loadlab.analysis import significance
 
 ALPHA = significance.ALPHA
@@ -72,6 +70,8 @@ def interval(values: list[float]) -> dict[str, Any]:
 
 @functools.cache
 def _t97_5(df: int) -> float:
+    from scipy import stats  # imported when first needed (significance._t says why)
+
     return float(stats.t.ppf(1 - ALPHA / 2, df))
 
 

@@ -19,10 +19,19 @@ import functools
 import math
 import statistics
 from collections.abc import Sequence
-
-from scipy import stats
+from typing import Any
 
 ALPHA = 0.05
+
+
+def _t() -> Any:
+    """scipy's Student's t, imported when first needed: importing scipy.stats costs about
+    1.5 s here, paid by every CLI call (a single run judges nothing and never needs it)."""
+    from scipy import stats
+
+    return stats.t
+
+
 POWER = 0.80
 
 
@@ -56,10 +65,10 @@ def _welch(a: Sequence[float], b: Sequence[float], alternative: str) -> float:
         (va**2 / (len(a) - 1) if va else 0.0) + (vb**2 / (len(b) - 1) if vb else 0.0)
     )
     if alternative == "greater":
-        return float(stats.t.sf(t, df))
+        return float(_t().sf(t, df))
     if alternative == "less":
-        return float(stats.t.cdf(t, df))
-    return float(2 * stats.t.sf(abs(t), df))
+        return float(_t().cdf(t, df))
+    return float(2 * _t().sf(abs(t), df))
 
 
 def beyond_p(
@@ -97,7 +106,7 @@ def beyond_p(
         return 0.0 if bad else 1.0
     t = gap / (sd * math.sqrt(1 + 1 / len(rounds)))
     df = len(rounds) - 1
-    return float(stats.t.cdf(t, df) if higher_is_better else stats.t.sf(t, df))
+    return float(_t().cdf(t, df) if higher_is_better else _t().sf(t, df))
 
 
 def holm(p_values: Sequence[float], alpha: float = ALPHA) -> list[bool]:
@@ -120,7 +129,7 @@ def _factor(n_a: int, n_b: int, tests: int, alpha: float, power: float, sides: i
     df = max(n_a + n_b - 2, 1)
     level = alpha / max(tests, 1)
     return float(
-        (stats.t.ppf(1 - level / sides, df) + stats.t.ppf(power, df)) * math.sqrt(1 / n_a + 1 / n_b)
+        (_t().ppf(1 - level / sides, df) + _t().ppf(power, df)) * math.sqrt(1 / n_a + 1 / n_b)
     )
 
 
@@ -180,5 +189,5 @@ def ratio_interval(
     if v_top + v_bottom == 0:
         return (math.exp(centre), math.exp(centre))
     df = (v_top + v_bottom) ** 2 / (v_top**2 / (len(top) - 1) + v_bottom**2 / (len(bottom) - 1))
-    half = float(stats.t.ppf(1 - (1 - level) / 2, df)) * math.sqrt(v_top + v_bottom)
+    half = float(_t().ppf(1 - (1 - level) / 2, df)) * math.sqrt(v_top + v_bottom)
     return (math.exp(centre - half), math.exp(centre + half))
