@@ -85,3 +85,26 @@ def test_every_thread_of_a_process_is_pinned_and_its_children_inherit() -> None:
             child.kill()
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not placement.autogroups_on(), reason="needs root and autogroups"
+)
+def test_priority_raises_a_session_leaders_group_and_never_the_callers() -> None:
+    """A Locust process leads its own session: its autogroup is raised. A process in the
+    caller's session is not: raising that group would raise the user's whole terminal
+    session, and it would stay raised after loadlab exits."""
+    own = Path("/proc/self/autogroup").read_text()
+    leader = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                              start_new_session=True)  # fmt: skip
+    member = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        placement.prioritise(leader.pid)
+        placement.prioritise(member.pid)
+        assert Path(f"/proc/{leader.pid}/autogroup").read_text().split()[-1] == "-10"
+        assert os.getpriority(os.PRIO_PROCESS, member.pid) == placement.GENERATOR_NICE
+        assert Path("/proc/self/autogroup").read_text() == own
+    finally:
+        for proc in (leader, member):
+            proc.kill()
+            proc.wait()

@@ -184,14 +184,17 @@ def _pin_process(pid: int, cpus: set[int], nice: int | None = None) -> None:
 
 
 def prioritise(pid: int) -> None:
-    """The process (every thread), and its autogroup when the kernel groups by session, at
-    GENERATOR_NICE. Lowering a nice needs root; otherwise it stays as it is (the run records
-    what held)."""
+    """The process (every thread), and its autogroup when the kernel groups by session and
+    the process leads its own session, at GENERATOR_NICE (a process in the user's terminal
+    session would raise the whole session, and leave it raised after loadlab exits).
+    Lowering a nice needs root; otherwise it stays as it is (the run records what held)."""
+    leads = False
     with contextlib.suppress(OSError):
         for tid in os.listdir(f"/proc/{pid}/task"):
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, int(tid), GENERATOR_NICE)
-    if autogroups_on():
+        leads = os.getsid(pid) == pid
+    if autogroups_on() and leads:
         with contextlib.suppress(OSError):
             Path(f"/proc/{pid}/autogroup").write_text(str(GENERATOR_NICE))
 
