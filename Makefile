@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 LOADLAB := $(PY) -m loadlab
 
-.PHONY: setup test loadtest run sweep ui up down status verify lint micro
+.PHONY: setup test loadtest run sweep ui up down status verify lint micro bench
 
 setup: $(STAMP)
 	@infra/install-system-deps.sh
@@ -35,6 +35,11 @@ sweep: setup
 # The article's experiments at its sizes (about 6 minutes here); ARGS="--quick" for small ones.
 micro: setup
 	$(LOADLAB) micro $(ARGS)
+
+# loadlab's generator against plain Locust on the same stack: CPU per request and per run
+# (about 5 minutes here); ARGS="--quick" for two short passes.
+bench: setup
+	$(LOADLAB) bench $(ARGS)
 
 VARIANT ?= flask_sync
 SCENARIO ?= select_update

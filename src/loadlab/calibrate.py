@@ -14,9 +14,9 @@ from pathlib import Path
 
 from loadlab import ROOT
 from loadlab.analysis import noise, repeats
-from loadlab.duel import Driven, drive_rounds, local_targets, prepare_out, run_order
+from loadlab.duel import Driven, drive_rounds, run_order
 from loadlab.errors import UsageError
-from loadlab.load.experiment import plan_dict
+from loadlab.load.experiment import local_targets, plan_dict
 from loadlab.load.runner import LoadPlan
 from loadlab.report import writer
 from loadlab.settings import StackSettings
@@ -43,7 +43,7 @@ def run(
     final = out or ROOT / writer.REPORTS / writer.run_id(plan.scenario, f"calibrate-{plan.tag}")
     (target,), state = local_targets(settings, [variant])
     sides = [dataclasses.replace(target, name=f"{variant} {side}") for side in SIDES]
-    tmp = prepare_out(final)
+    tmp = writer.prepare_out(final)
     try:
         figures = {
             name: repeats.with_rounds(rounds)

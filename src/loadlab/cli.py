@@ -196,6 +196,16 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
         help="after the variants, pgbench runs the scenario's SQL straight at PostgreSQL at the "
         "connections they used: the database's ceiling beside them (loadtest: on by default)",
     )
+    _locust_html_option(parser)
+
+
+def _locust_html_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--locust-html",
+        action="store_true",
+        help="also write Locust's own HTML report per variant (about 1 MB each; "
+        "loadlab's page and Locust's CSV statistics are always written)",
+    )
 
 
 def _plan(args: argparse.Namespace, scale: float) -> Any:
@@ -217,6 +227,7 @@ def _plan(args: argparse.Namespace, scale: float) -> Any:
         arrivals=args.arrivals,
         slo=args.slo,
         ceiling=bool(args.ceiling),
+        locust_html=args.locust_html,
     )
 
 
@@ -248,6 +259,7 @@ def _sweep_options(parser: argparse.ArgumentParser) -> None:
     add("--arrivals", choices=("constant", "poisson"), default="constant")
     add("--workers", type=int, default=0, help="Locust worker processes (default: 0)")
     add("--out", help="report folder (default: reports/<date>-sweep-<scenario>)")
+    _locust_html_option(parser)
 
 
 def _cmd_sweep(settings: StackSettings, args: argparse.Namespace) -> int:
@@ -265,6 +277,7 @@ def _cmd_sweep(settings: StackSettings, args: argparse.Namespace) -> int:
         arrivals=args.arrivals,
         workers=args.workers,
         scale=state.scale if state else settings.scale,
+        locust_html=args.locust_html,
     )
     names = _variant_names(args)
     out = Path(args.out) if args.out else None
@@ -400,6 +413,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--warmup", type=duration, default=10.0, help="before each round (default: 10s)")
     add("--workers", type=int, default=0, help="Locust worker processes (default: 0)")
     add("--out", help="report folder (default: reports/<date>-<scenario>-calibrate-<load>)")
+    bench = sub.add_parser(
+        "bench", help="what loadlab's generator costs, beside plain Locust on the same stack"
+    )
+    _stack_options(bench)
+    add = bench.add_argument
+    add("--variant", default="fastapi_async", help=f"one of {', '.join(VARIANTS)}")
+    add("--users", type=int, default=50, help="users of each tool (default: %(default)s)")
+    add("--quick", action="store_true", help="two short passes: checks, not figures")
+    add("--out", help="report folder (default: reports/<date>-select_update-bench-<users>u)")
     compare = sub.add_parser(
         "compare", help="how each variant's figures changed from one report to another"
     )
@@ -757,7 +779,12 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         if not args.runs and not args.index:
             raise UsageError("report: name report folders, or --index (or both)")
         for run in args.runs:
-            print(f"report: {rerender(Path(run))}")
+            if (Path(run) / "findings.json").exists():  # a `loadlab micro` folder
+                from loadlab.micro.run import rerender as rerender_findings
+
+                print(f"report: {rerender_findings(Path(run))}")
+            else:
+                print(f"report: {rerender(Path(run))}")
         if args.index:
             print(f"index: {write_index(ROOT / REPORTS)}")
         return 0
@@ -767,6 +794,14 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         return _cmd_compare(args)
     if args.command == "calibrate":
         return _cmd_calibrate(settings, args)
+    if args.command == "bench":
+        from loadlab import bench
+
+        page = bench.run(
+            settings, args.variant, args.users, args.quick, Path(args.out) if args.out else None
+        )
+        print(f"report: {page}")
+        return 0
     if args.command == "micro":
         from loadlab.micro import run as micro
 

@@ -18,7 +18,7 @@ from loadlab import ROOT, ceiling, faults, side_by_side, verify
 from loadlab.analysis import repeats
 from loadlab.environment import describe
 from loadlab.errors import UsageError
-from loadlab.load.experiment import Target, plan_dict, run_variant
+from loadlab.load.experiment import Target, local_targets, plan_dict, run_variant
 from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES, LoadPlan, locust_roles
 from loadlab.load.ui_config import CONFIG_ENV, UiConfig
 from loadlab.report import writer
@@ -27,45 +27,6 @@ from loadlab.stack import lifecycle, placement, postgres, procs, profiles, servi
 from loadlab.stack.procs import interrupts_held
 
 CEILING_SECONDS = 20.0  # pgbench per connection count: a steady figure well before this
-
-
-def local_targets(
-    settings: StackSettings, variants: list[str], restart: bool = True
-) -> tuple[list[Target], procs.State]:
-    """The running stack's services, with the process trees to watch while each is driven.
-    With `restart`, a named service that is not running yet is started, one asked to run
-    another profile (--profile) restarted with it."""
-    state = procs.load_state(settings.state_dir)
-    if state is None:
-        raise UsageError(
-            "the stack is not up: run `python -m loadlab up` first (or give --target URL)"
-        )
-    if restart:
-        lifecycle.ensure_services(settings, state, variants)
-    lifecycle.place(state)  # every component, driven or idle, on the stack's side
-    shared = {
-        c.name: pid
-        for c in state.components
-        if c.name in ("postgres", "pgbouncer") and (pid := c.current_pid()) is not None
-    }
-    targets = []
-    for name in variants:
-        component = state.get(name)
-        pid = component.current_pid() if component else None
-        # A few seconds' grace: after a database restart each stale pooled connection
-        # answers one 503 before the pool renews it.
-        if component is None or pid is None or not services.becomes_healthy(component.url, 10):
-            raise UsageError(f"{name} is not healthy: see `python -m loadlab status`")
-        targets.append(
-            Target(
-                name,
-                services.VARIANTS[name].label,
-                component.url,
-                {name: pid, **shared},
-                component.setup,
-            )
-        )
-    return targets, state
 
 
 @dataclass(frozen=True)
@@ -122,21 +83,6 @@ def external_target(target: str) -> Target:
     return Target(name, f"external service at {url}", url.rstrip("/"))
 
 
-def prepare_out(final: Path) -> Path:
-    """The temporary folder a report is written into before it moves to `final`, created
-    now, so a folder that cannot be written is said before any load is sent."""
-    if final.exists():
-        raise UsageError(f"{final} exists already: choose another --out or remove it")
-    tmp = final.parent / f".tmp-{final.name}"
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        writer.discard(tmp)
-        tmp.mkdir()
-    except OSError as exc:
-        raise UsageError(f"cannot write the report to {final}: {exc.strerror or exc}") from None
-    return tmp
-
-
 def run(
     settings: StackSettings,
     plan: LoadPlan,
@@ -154,7 +100,7 @@ def run(
     pgbench = ceiling.prepare(plan.scenario, settings.pg_bin) if plan.ceiling else None
     driven = what_to_drive(settings, variants, target)
     targets, database_url = driven.targets, driven.database_url
-    tmp = prepare_out(final)
+    tmp = writer.prepare_out(final)
     try:
         with contextlib.ExitStack() as copies:
             legs: dict[str, side_by_side.Leg] = {}
@@ -281,7 +227,7 @@ def loadtest(
     With `tune_budget`, best against best: each variant without a "tuned" profile is tuned
     first (that long each, at this load), then every variant runs its tuned profile."""
     if out is not None:
-        writer.discard(prepare_out(out))  # said now, not after the stack is up
+        writer.discard(writer.prepare_out(out))  # said now, not after the stack is up
     names = services.names(settings.variants)
     state, started = lifecycle.up(settings)
     try:

@@ -18,7 +18,7 @@ from typing import Any
 
 from loadlab import ROOT
 from loadlab.analysis import integrity, slo
-from loadlab.duel import prepare_out, what_to_drive
+from loadlab.duel import what_to_drive
 from loadlab.errors import UsageError
 from loadlab.load.experiment import Target, run_variant
 from loadlab.load.runner import LoadPlan
@@ -64,6 +64,7 @@ class SweepPlan:
     arrivals: str = "constant"
     workers: int = 0
     scale: float = 1.0
+    locust_html: bool = False
 
     def __post_init__(self) -> None:
         if not self.step_duration >= MIN_STEP_SECONDS:
@@ -83,6 +84,7 @@ class SweepPlan:
             arrival_rate=self.rates[index],
             arrivals=self.arrivals,
             slo=self.slo,
+            locust_html=self.locust_html,
         )
 
 
@@ -159,7 +161,7 @@ def run(
     targets, database_url = driven.targets, driven.database_url
     if driven.scale is not None:
         plan = dataclasses.replace(plan, scale=driven.scale)
-    tmp = prepare_out(final)
+    tmp = writer.prepare_out(final)
     try:
         figures = {}
         for t in targets:

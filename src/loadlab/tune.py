@@ -26,10 +26,9 @@ from typing import Any
 
 from loadlab import ROOT
 from loadlab.analysis import slo
-from loadlab.duel import local_targets, prepare_out
 from loadlab.environment import describe
 from loadlab.errors import UsageError
-from loadlab.load.experiment import run_variant
+from loadlab.load.experiment import local_targets, run_variant
 from loadlab.load.runner import LoadPlan
 from loadlab.report import pages, writer
 from loadlab.settings import StackSettings
@@ -150,7 +149,6 @@ class Search:
         (target,), _ = local_targets(self.settings, [self.plan.variant], restart=False)
         out = self.out / "trials" / str(number)
         figures = run_variant(self.plan.load(), target, state.direct_database_url, out, self.live)
-        (out / "locust.html").unlink(missing_ok=True)  # 1 MB a trial; the figures are kept
         held, value = score(self.plan, figures)
         row = {
             "trial": number,
@@ -243,7 +241,7 @@ def run(settings: StackSettings, plan: TunePlan, out: Path | None, live: bool = 
     if state is None:
         raise UsageError("the stack is not up: run `python -m loadlab up` first")
     final = out or ROOT / writer.REPORTS / writer.run_id(f"tune-{plan.variant}", plan.scenario)
-    tmp = prepare_out(final)
+    tmp = writer.prepare_out(final)
     variant = services.VARIANTS[plan.variant]
     load = plan.load()
     print(

@@ -22,13 +22,14 @@ def _summary(report: Path) -> dict[str, Any]:
 def test_report_files_exist(report: Path) -> None:
     assert (report / "index.html").stat().st_size > 0
     for variant in ("flask_sync", "fastapi_async"):
-        for name in (
-            "locust.html",
-            "locust_stats.csv",
-            "locust_stats_history.csv",
-            "locust_failures.csv",
-        ):
+        for name in ("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv"):
             assert (report / variant / name).stat().st_size > 0, name
+        # Locust's own HTML (about 1 MB of template) only with --locust-html, and no link to it.
+        assert not (report / variant / "locust.html").exists()
+    assert 'href="flask_sync/locust.html"' not in (report / "index.html").read_text()
+    # A light folder: loadlab's page, JSON and Locust's CSVs (the bound: 300 KB).
+    size = sum(f.stat().st_size for f in report.rglob("*") if f.is_file())
+    assert size < 300_000, size
     assert not list(report.parent.glob(".tmp-*"))
 
 
@@ -230,10 +231,11 @@ def test_repeated_rounds_alternate_and_are_summarised(stack: Stack, tmp_path: Pa
     result = _loadlab(
         "run", "--state-dir", str(stack.settings.state_dir), "--out", str(out),
         "--users", "10", "--spawn-rate", "10", "--duration", "3s", "--warmup", "1s",
-        "--repeat", "2",
+        "--repeat", "2", "--locust-html",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "round 2 of 2" in result.stdout
+    assert 'href="flask_sync/locust.html"' in (out / "index.html").read_text()
     summary = _summary(out)
     assert summary["plan"]["repeat"] == 2
     for name, v in summary["variants"].items():

@@ -52,7 +52,8 @@ def test_a_sweep_finds_each_capacity_and_keeps_every_step(swept: Path) -> None:
             assert cost[name] > 0 and cost["postgres"] > 0 and cost["locust"] > 0
             assert step["database_connections"]["open_max"] >= 1
         assert [c["holds"] for c in v["integrity"]] == [True]
-        assert (swept / name / "80rps" / "locust.html").exists()
+        assert (swept / name / "80rps" / "locust_stats.csv").exists()
+        assert not (swept / name / "80rps" / "locust.html").exists()  # --locust-html: with it
 
 
 @needs_chromium

@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 from loadlab import faults
 from loadlab.analysis import integrity
 from loadlab.analysis.summary import variant_summary
+from loadlab.errors import UsageError
 from loadlab.load import pgstats
 from loadlab.load.monitor import GENERATOR, Monitor
 from loadlab.load.runner import LoadPlan, drive
-from loadlab.stack import placement, seed
+from loadlab.settings import StackSettings
+from loadlab.stack import lifecycle, placement, procs, seed, services
 
 
 @dataclass(frozen=True)
@@ -197,3 +199,42 @@ def _database_time(database_url: str, outcomes: list[list[Any]]) -> dict[str, fl
 
 def plan_dict(plan: LoadPlan) -> dict[str, Any]:
     return asdict(plan)
+
+
+def local_targets(
+    settings: StackSettings, variants: list[str], restart: bool = True
+) -> tuple[list[Target], procs.State]:
+    """The running stack's services, with the process trees to watch while each is driven.
+    With `restart`, a named service that is not running yet is started, one asked to run
+    another profile (--profile) restarted with it."""
+    state = procs.load_state(settings.state_dir)
+    if state is None:
+        raise UsageError(
+            "the stack is not up: run `python -m loadlab up` first (or give --target URL)"
+        )
+    if restart:
+        lifecycle.ensure_services(settings, state, variants)
+    lifecycle.place(state)  # every component, driven or idle, on the stack's side
+    shared = {
+        c.name: pid
+        for c in state.components
+        if c.name in ("postgres", "pgbouncer") and (pid := c.current_pid()) is not None
+    }
+    targets = []
+    for name in variants:
+        component = state.get(name)
+        pid = component.current_pid() if component else None
+        # A few seconds' grace: after a database restart each stale pooled connection
+        # answers one 503 before the pool renews it.
+        if component is None or pid is None or not services.becomes_healthy(component.url, 10):
+            raise UsageError(f"{name} is not healthy: see `python -m loadlab status`")
+        targets.append(
+            Target(
+                name,
+                services.VARIANTS[name].label,
+                component.url,
+                {name: pid, **shared},
+                component.setup,
+            )
+        )
+    return targets, state

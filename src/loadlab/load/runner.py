@@ -86,6 +86,8 @@ class LoadPlan:
     compare_pgbouncer: bool = False
     # Each variant under each of these profiles instead (side_by_side.profile_legs).
     profiles: tuple[str, ...] = ()
+    # Locust's own HTML report beside loadlab's (about 1 MB of template each): on request.
+    locust_html: bool = False
 
     @property
     def tag(self) -> str:
@@ -197,13 +199,12 @@ def _locust_argv(plan: LoadPlan, host: str, out: Path, role: list[str]) -> list[
         "10",
         "--csv",
         str(out / "locust"),
-        "--csv-full-history",
-        "--html",
-        str(out / "locust.html"),
         "--only-summary",
         "--exit-code-on-error",
         "0",
     ]
+    if plan.locust_html:
+        argv += ["--html", str(out / "locust.html")]
     if plan.tags:
         argv += ["--tags", *plan.tags]
     return argv

@@ -185,7 +185,7 @@ class Session:
         return 200, self._report_links(test.report)
 
     def _publish(self, test: Test) -> str:
-        from loadlab.duel import prepare_out  # the same folder rules as `run`
+        from loadlab.report.writer import prepare_out  # the same folder rules as `run`
 
         assert test.figures is not None and test.stopped is not None
         plan = self._plan(test)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from loadlab import ROOT, environment
-from loadlab.duel import prepare_out
 from loadlab.errors import UsageError
 from loadlab.micro import findings, harness, overheads, serial
 from loadlab.report import writer
@@ -47,7 +46,7 @@ def run(
     reports/<date>-findings), whole or not at all."""
     chosen = check(only, repeat)
     final = out or reports / f"{datetime.now():%Y%m%d-%H%M%S}-findings"
-    tmp = prepare_out(final)  # said now, before the stack starts
+    tmp = writer.prepare_out(final)  # said now, before the stack starts
     try:
         state, started = lifecycle.up(settings)
         try:

@@ -314,14 +314,25 @@ def publish(summary: dict[str, Any], tmp: Path, final: Path) -> Path:
     return final / "index.html"
 
 
+def prepare_out(final: Path) -> Path:
+    """The temporary folder a report is written into before it moves to `final`, created
+    now, so a folder that cannot be written is said before any load is sent."""
+    if final.exists():
+        raise UsageError(f"{final} exists already: choose another --out or remove it")
+    tmp = final.parent / f".tmp-{final.name}"
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        discard(tmp)
+        tmp.mkdir()
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {final}: {exc.strerror or exc}") from None
+    return tmp
+
+
 def rerender(run: Path) -> Path:
     """Render a run's page again from its summary.json after a change to the page or to the
     analysis: the measured figures stay the run's own, flags and verdicts are derived anew."""
     summary_path = run / "summary.json"
-    if (run / "findings.json").exists():  # a `loadlab micro` folder
-        from loadlab.micro.run import rerender as rerender_findings
-
-        return rerender_findings(run)
     if not summary_path.exists():
         raise UsageError(f"{run} holds no summary.json: is it a loadlab report folder?")
     summary = json.loads(summary_path.read_text())

@@ -1,0 +1,234 @@
+"""`loadlab bench`: what loadlab's generator costs, beside plain Locust on the same target.
+
+On two shared cores every CPU millisecond the generator spends is taken from the stack it
+measures, so its cost is a figure of its own. Each tool (plain Locust with a FastHttpUser
+and no checks: infra/bench/plain_locustfile.py; and `loadlab run` with its scenario) drives
+one running stack at the same users, in turn, for a short and a long window, several times.
+Each pass gives a point: the requests it sent and the CPU its processes used (the operating
+system's accounting of the finished command and everything it waited for). A straight line
+through a tool's points splits its cost in two:
+
+- marginal: CPU ms per request, the slope (the recorder, the checks, the sampling);
+- fixed: CPU seconds at zero requests, the intercept (start-up, merging, pages, the reset).
+
+A benchmark, not a test: the figures are this machine's, printed with their spread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadlab import ROOT
+from loadlab.errors import UsageError
+from loadlab.settings import StackSettings
+
+PLAIN_LOCUSTFILE = ROOT / "infra" / "bench" / "plain_locustfile.py"
+# The issue's goals for loadlab against plain Locust.
+GOAL_MARGINAL_RATIO = 1.1
+GOAL_FIXED_S = 3.0
+TOOLS = ("plain Locust", "loadlab run")
+
+
+@dataclass(frozen=True)
+class Pass:
+    tool: str
+    seconds: float  # the window asked for
+    requests: int
+    cpu_s: float  # user + system of the command and everything it waited for
+    wall_s: float
+
+
+@dataclass(frozen=True)
+class Cost:
+    marginal_ms: float  # CPU ms per request, the slope
+    fixed_s: float  # CPU s at zero requests, the intercept
+    residual_s: float  # the points' spread around the line (sd of the residuals)
+
+
+def fit(passes: list[Pass]) -> Cost:
+    """Least squares through (requests, cpu_s): two window lengths or more are needed."""
+    xs = [float(p.requests) for p in passes]
+    ys = [p.cpu_s for p in passes]
+    if len(set(xs)) < 2:
+        raise ValueError("a line needs passes with different request counts")
+    slope, intercept = statistics.linear_regression(xs, ys)
+    residuals = [y - (intercept + slope * x) for x, y in zip(xs, ys, strict=True)]
+    spread = statistics.stdev(residuals) if len(residuals) > 2 else 0.0
+    return Cost(slope * 1000.0, intercept, spread)
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> tuple[int, float, float]:
+    """(exit code, CPU s, wall s) of a command and every process it waited for."""
+    started = time.monotonic()
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    errors = child.stderr.read()  # drained while it runs; said if it fails
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - started
+    if child.returncode != 0:
+        last = errors.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        raise RuntimeError(f"{argv[2]} exited {child.returncode}: {last[0]}")
+    return child.returncode, usage.ru_utime + usage.ru_stime, wall
+
+
+def plain_locust(url: str, users: int, seconds: float, scale: float, work: Path) -> Pass:
+    prefix = work / f"plain-{time.monotonic_ns()}"
+    argv = [
+        sys.executable, "-m", "locust", "-f", str(PLAIN_LOCUSTFILE), "--headless",
+        "-u", str(users), "-r", str(users), "-t", f"{seconds:g}s", "--host", url,
+        "--json-file", str(prefix), "--only-summary", "--loglevel", "WARNING",
+        "--exit-code-on-error", "0",
+    ]  # fmt: skip
+    env = {**os.environ, "LOADLAB_SCALE": str(scale)}
+    _, cpu, wall = _timed(argv, env)
+    # The JSON file, not --csv: Locust writes its CSV from a timer every second and not again
+    # at the end, so the CSV misses the last second's requests (found by the bench's test).
+    entries = json.loads(Path(f"{prefix}.json").read_text())
+    return Pass("plain Locust", seconds, sum(e["num_requests"] for e in entries), cpu, wall)
+
+
+def loadlab_run(state_dir: Path, variant: str, users: int, seconds: float, work: Path) -> Pass:
+    out = work / f"run-{time.monotonic_ns()}"
+    argv = [
+        sys.executable, "-m", "loadlab", "run", "--variants", variant, "--users", str(users),
+        "--spawn-rate", str(users), "--duration", f"{seconds:g}s", "--warmup", "0",
+        "--out", str(out), "--state-dir", str(state_dir),
+    ]  # fmt: skip
+    _, cpu, wall = _timed(argv, dict(os.environ))
+    summary = json.loads((out / "summary.json").read_text())
+    # Every request sent, warm-up and in doubt included: the CPU paid for all of them.
+    sent = sum(count for _, _, count in summary["variants"][variant]["outcomes"])
+    return Pass("loadlab run", seconds, sent, cpu, wall)
+
+
+def measure(
+    state_dir: Path,
+    variant: str,
+    url: str,
+    users: int,
+    windows: tuple[float, ...],
+    passes: int,
+    scale: float,
+) -> list[Pass]:
+    """Plain Locust and loadlab in turn (A B A B ...), so a drifting machine weighs on both."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="loadlab-bench-") as work:
+        for number in range(passes):
+            for seconds in windows:
+                for tool in TOOLS:
+                    done = (
+                        plain_locust(url, users, seconds, scale, Path(work))
+                        if tool == "plain Locust"
+                        else loadlab_run(state_dir, variant, users, seconds, Path(work))
+                    )
+                    print(
+                        f"  pass {number + 1}/{passes}, {seconds:g} s: {tool:<13} "
+                        f"{done.requests:>7,} requests  {done.cpu_s:6.2f} s CPU  "
+                        f"{done.wall_s:6.1f} s wall",
+                        flush=True,
+                    )
+                    results.append(done)
+    return results
+
+
+def costs(passes: list[Pass]) -> dict[str, Cost]:
+    return {tool: fit([p for p in passes if p.tool == tool]) for tool in TOOLS}
+
+
+def table(cost: dict[str, Cost]) -> list[str]:
+    """The two costs per tool, and loadlab's against plain Locust's with the goals."""
+    plain, ours = cost["plain Locust"], cost["loadlab run"]
+    ratio = ours.marginal_ms / plain.marginal_ms if plain.marginal_ms > 0 else float("nan")
+    return [
+        f"{'':<14}{'marginal CPU ms/request':>24}{'fixed CPU s':>13}"
+        f"{'points off the line, sd':>25}",
+        *(
+            f"{name:<14}{c.marginal_ms:>24.3f}{c.fixed_s:>13.2f}{c.residual_s:>23.2f} s"
+            for name, c in cost.items()
+        ),
+        f"loadlab's marginal cost is {ratio:.2f}x plain Locust's (goal: at most "
+        f"{GOAL_MARGINAL_RATIO}x); its fixed cost {ours.fixed_s:.1f} s against "
+        f"{plain.fixed_s:.1f} s (goal: at most {GOAL_FIXED_S:g} s)",
+    ]
+
+
+def document(
+    variant: str, users: int, windows: tuple[float, ...], passes: list[Pass]
+) -> dict[str, Any]:
+    """bench.json: every pass, each tool's line, and what ran where."""
+    from loadlab import environment
+
+    cost = costs(passes)
+    return {
+        "kind": "bench",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "variant": variant,
+        "users": users,
+        "windows_s": list(windows),
+        "environment": {
+            "cpu_count": os.cpu_count(),
+            "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
+            "git_commit": environment.git_commit(),
+        },
+        "passes": [asdict(p) for p in passes],
+        "cost": {tool: asdict(c) for tool, c in cost.items()},
+        "marginal_ratio": cost["loadlab run"].marginal_ms / cost["plain Locust"].marginal_ms,
+        "goals": {"marginal_ratio": GOAL_MARGINAL_RATIO, "fixed_s": GOAL_FIXED_S},
+    }
+
+
+def run(settings: StackSettings, variant: str, users: int, quick: bool, out: Path | None) -> Path:
+    """Bring the stack up if needed, measure, print the table, stop what it started, and
+    write bench.json into its report folder; returns that file."""
+    from loadlab.load.experiment import local_targets
+    from loadlab.report import writer
+    from loadlab.stack import lifecycle, services
+    from loadlab.stack.procs import state_lock
+
+    if variant not in services.VARIANTS:
+        raise UsageError(f"--variant {variant!r}: one of {', '.join(services.VARIANTS)}")
+    if users < 1:
+        raise UsageError("--users must be 1 or more")
+    windows, rounds = ((2.0, 6.0), 1) if quick else ((5.0, 30.0), 3)
+    final = out or ROOT / writer.REPORTS / writer.run_id("select_update", f"bench-{users}u")
+    tmp = writer.prepare_out(final)  # a folder that cannot be written: said now
+    try:
+        # Locked while starting and stopping only: each `loadlab run` takes the lock itself.
+        with state_lock(settings.state_dir, "bench"):
+            _, started = lifecycle.up(settings)
+        try:
+            (target,), state = local_targets(settings, [variant])
+            print(
+                f"bench: plain Locust and loadlab run in turn at {variant} ({target.url}), "
+                f"{users} users, {' and '.join(f'{w:g}' for w in windows)} s windows, "
+                f"{rounds} pass(es) each",
+                flush=True,
+            )
+            points = measure(
+                settings.state_dir, variant, target.url, users, windows, rounds, state.scale
+            )
+        finally:
+            if started:
+                with state_lock(settings.state_dir, "bench"):
+                    lifecycle.down(settings)
+        report = document(variant, users, windows, points)
+        (tmp / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
+        tmp.rename(final)
+    except BaseException:
+        writer.discard(tmp)
+        raise
+    for line in table(costs(points)):
+        print(line)
+    return final / "bench.json"
