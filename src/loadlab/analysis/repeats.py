@@ -13,6 +13,7 @@ import itertools
 import math
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from loadlab.analysis import significance
@@ -123,44 +124,66 @@ def detectable_share(a: list[float], b: list[float], tests: int) -> float | None
     return None if found is None or middle == 0 else found / abs(middle)
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """One test of a repeated run: which side's mean is better, and whether beyond noise."""
+
+    key: str  # the figure's key in METRICS ("p99")
+    label: str
+    unit: str
+    better: str  # the variant whose mean is better (the first of the pair when equal)
+    worse: str
+    good: dict[str, Any]  # the better side's interval (see `interval`)
+    bad: dict[str, Any]
+    p: float
+    real: bool  # beyond noise at 5% familywise (Holm over `tests`)
+    tests: int
+    detectable: float | None  # the smallest difference the rounds could have found, a share
+
+
+def judge(variants: dict[str, dict[str, Any]]) -> list[Judgement]:
+    """Every test of the run's family (see `family`), Welch's p, Holm at 5% familywise."""
+    tests = family(variants)
+    rows = []
+    for name_a, name_b, (key, label, unit, higher_is_better, read) in tests:
+        values_a, values_b = _values(variants[name_a], read), _values(variants[name_b], read)
+        ia, ib = interval(values_a), interval(values_b)
+        p = significance.welch_p(values_a, values_b)
+        a_better = ia["mean"] == ib["mean"] or (ia["mean"] > ib["mean"]) == higher_is_better
+        (better, good), (worse, bad) = ((name_a, ia), (name_b, ib))[:: 1 if a_better else -1]
+        seen = detectable_share(values_a, values_b, len(tests))
+        rows.append((key, label, unit, better, worse, good, bad, p, seen))
+    significant = significance.holm([r[7] for r in rows])
+    return [
+        Judgement(*row[:8], real, len(rows), row[8])  # type: ignore[arg-type]
+        for row, real in zip(rows, significant, strict=True)
+    ]
+
+
 def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
     """One sentence per pair of variants and figure whose means differ: the means and
     intervals, Welch's p, and the verdict at 5% familywise over every test of the run
     (Holm). A difference not found says how large one these rounds could have found."""
-    tests = family(variants)
-    if not tests:
-        return []
-    rows = []
-    for name_a, name_b, (_, label, unit, higher_is_better, read) in tests:
-        values_a, values_b = _values(variants[name_a], read), _values(variants[name_b], read)
-        ia, ib = interval(values_a), interval(values_b)
-        p = significance.welch_p(values_a, values_b)
-        rows.append((name_a, name_b, label, unit, higher_is_better, values_a, values_b, ia, ib, p))
-    significant = significance.holm([r[-1] for r in rows])
     sentences = []
-    for (name_a, name_b, label, unit, higher, va, vb, ia, ib, p), real in zip(
-        rows, significant, strict=True
-    ):
-        if ia["mean"] == ib["mean"]:
+    for j in judge(variants):
+        if j.good["mean"] == j.bad["mean"]:
             continue
-        a_better = (ia["mean"] > ib["mean"]) == higher
-        (better, good), (worse, bad) = ((name_a, ia), (name_b, ib))[:: 1 if a_better else -1]
         sentence = (
-            f"{label}: {better} {_fmt(good['mean'], unit)} vs {worse} {_fmt(bad['mean'], unit)} "
-            f"(mean of {ia['n']} and {ib['n']} rounds; 95% intervals "
-            f"{_span(good, unit)} vs {_span(bad, unit)}); Welch's t-test {_p(p)}: "
+            f"{j.label}: {j.better} {_fmt(j.good['mean'], j.unit)} vs {j.worse} "
+            f"{_fmt(j.bad['mean'], j.unit)} (mean of {j.good['n']} and {j.bad['n']} rounds; "
+            f"95% intervals {_span(j.good, j.unit)} vs {_span(j.bad, j.unit)}); "
+            f"Welch's t-test {_p(j.p)}: "
         )
-        if real:
+        if j.real:
             sentence += (
-                f"{better} is better, beyond round-to-round noise (5% familywise over the "
-                f"{len(rows)} tests of this run, Holm)."
+                f"{j.better} is better, beyond round-to-round noise (5% familywise over the "
+                f"{j.tests} tests of this run, Holm)."
             )
         else:
-            seen = detectable_share(va, vb, len(rows))
             sentence += "not distinguishable from round-to-round noise" + (
-                f"; these rounds could have detected a difference of {seen:.0%} or more "
-                f"(80% power, {len(rows)} tests)."
-                if seen is not None
+                f"; these rounds could have detected a difference of {j.detectable:.0%} or more "
+                f"(80% power, {j.tests} tests)."
+                if j.detectable is not None
                 else "."
             )
         sentences.append(sentence)

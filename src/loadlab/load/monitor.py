@@ -16,6 +16,10 @@ import psutil
 GENERATOR = "locust"
 SATURATED_CPU = 90.0  # percent of one core: a Locust process is single-threaded
 SATURATED_SECONDS = 3
+# PSS is read every this many samples (a new process's at once), RSS and CPU every sample:
+# the kernel walks a process's page tables to sum its PSS, about 1 ms a process here, and
+# with PostgreSQL's backends that was 30 ms of CPU a second taken from the stack measured.
+PSS_EVERY = 5
 # A measured window this long can tell memory that levels off from memory that keeps growing
 # (report/writer.memory_warnings); growth under GROWTH_FLOOR_MB per 10 minutes is no news.
 SOAK_SECONDS = 600
@@ -100,15 +104,14 @@ def accept_queue(port: int, table: Path = Path("/proc/net/tcp")) -> int | None:
     return None
 
 
-def _memory(proc: psutil.Process) -> tuple[int, int]:
-    """(PSS, RSS) in bytes. PSS splits shared memory (PostgreSQL's buffers, forked workers'
-    pages) between the processes sharing it; RSS counts it once per process."""
+def _pss(proc: psutil.Process) -> int | None:
+    """PSS in bytes (None where the system keeps none): it splits shared memory (PostgreSQL's
+    buffers, forked workers' pages) between the processes sharing it, where RSS counts it
+    once per process."""
     try:
-        info = proc.memory_full_info()
-        return int(info.pss), int(info.rss)
+        return int(proc.memory_full_info().pss)
     except (AttributeError, psutil.AccessDenied):
-        rss = int(proc.memory_info().rss)
-        return rss, rss
+        return None
 
 
 class Monitor:
@@ -129,6 +132,9 @@ class Monitor:
         self.machine_cpu: list[float] = []
         self.machine_t: list[float] = []
         self._procs: dict[int, psutil.Process] = {}
+        # Each process's latest PSS, read every PSS_EVERY samples (see there).
+        self._pss: dict[int, int | None] = {}
+        self._samples_taken = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()  # roots and samples change together
         self._thread = threading.Thread(target=self._loop, name="loadlab-monitor", daemon=True)
@@ -181,15 +187,20 @@ class Monitor:
     def _sample(self) -> dict[str, tuple[float, float, float, float, int]]:
         """Per tree: CPU %, PSS MB, RSS MB, busiest process CPU %, processes."""
         result = {}
+        fresh_pss = self._samples_taken % PSS_EVERY == 0
+        self._samples_taken += 1
         for name, pids in list(self.roots.items()):
             cpu = pss = rss = busiest = 0.0
             count = 0
             for proc in (p for pid in pids for p in self._tree(pid)):
                 try:
                     used = proc.cpu_percent()
-                    proc_pss, proc_rss = _memory(proc)
+                    proc_rss = int(proc.memory_info().rss)
+                    if fresh_pss or proc.pid not in self._pss:
+                        self._pss[proc.pid] = _pss(proc)
                 except psutil.Error:
                     continue
+                proc_pss = self._pss[proc.pid] or proc_rss
                 cpu += used
                 pss += proc_pss / 2**20
                 rss += proc_rss / 2**20

@@ -1,0 +1,74 @@
+"""Which verdicts of a repeated duel held when the same command ran again at other hours.
+
+One repeated run decides at 5% familywise; the same command an hour later meets another
+machine state (another tenant, another clock speed). A verdict a capacity review can quote is
+one that every repetition reached, in the same direction. The table is generated from the
+reports' summary.json (tests/report/test_docs_figures.py checks the README holds it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from loadlab.analysis import repeats
+
+
+def _short(name: str) -> str:
+    return name.split("_")[0].capitalize().replace("Fastapi", "FastAPI")
+
+
+def _fmt(value: float, unit: str) -> str:
+    return f"{value:.2%}" if unit == "" else f"{value:,.0f} {unit}"
+
+
+def _cell(j: repeats.Judgement) -> str:
+    if j.good["mean"] == j.bad["mean"]:
+        return f"both {_fmt(j.good['mean'], j.unit)}"
+    figures = f"{_short(j.better)} {_fmt(j.good['mean'], j.unit)} vs {_fmt(j.bad['mean'], j.unit)}"
+    p = "p < 0.0001" if j.p < 0.0001 else f"p = {j.p:.2f}"
+    if j.real:
+        return f"{figures}, {p}: **{_short(j.better)} better**"
+    seen = f" (could detect {j.detectable:.0%})" if j.detectable is not None else ""
+    return f"{figures}, {p}: noise{seen}"
+
+
+def _held(judged: list[repeats.Judgement]) -> str:
+    if all(j.real for j in judged) and len({j.better for j in judged}) == 1:
+        return f"held in all {len(judged)}: {_short(judged[0].better)} better"
+    if not any(j.real for j in judged):
+        return f"no difference found in any of the {len(judged)}"
+    return "**did not hold**: " + ", ".join(
+        _short(j.better) + " better" if j.real else "noise" for j in judged
+    )
+
+
+def _runs(reports: Path, folders: list[str]) -> list[dict[str, Any]]:
+    return [json.loads((reports / f / "summary.json").read_text()) for f in folders]
+
+
+def table(reports: Path, folders: list[str], link_prefix: str = "reports/") -> str:
+    """A markdown table: one row per figure of the runs' family, one column per run (the
+    means, Welch's p, the verdict at 5% familywise), and whether the verdict held in all."""
+    runs = _runs(reports, folders)
+    judged = [{j.key: j for j in repeats.judge(s["variants"])} for s in runs]
+    keys = [k for k in judged[0] if all(k in j for j in judged)]
+    head = ["figure"] + [
+        f"[{f[:4]}-{f[4:6]}-{f[6:8]} {f[9:11]}:{f[11:13]}]({link_prefix}{f}/index.html)"
+        for f in folders
+    ]
+    rounds = ["rounds a side, commit"] + [
+        f"{next(iter(s['variants'].values()))['across_rounds']['p50']['n']}, "
+        f"{s['environment']['git_commit'][:7]}"
+        for s in runs
+    ]
+    lines = [
+        "| " + " | ".join([*head, "the verdict"]) + " |",
+        "|" + "---|" * (len(head) + 1),
+        "| " + " | ".join([*rounds, ""]) + " |",
+    ]
+    for key in keys:
+        row = [judged[0][key].label] + [_cell(j[key]) for j in judged]
+        lines.append("| " + " | ".join([*row, _held([j[key] for j in judged])]) + " |")
+    return "\n".join(lines) + "\n"
