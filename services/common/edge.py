@@ -8,7 +8,7 @@ the cost headers, like the server) applies the limits below, which gunicorn alon
 and uvicorn would not. gunicorn's own limits are set above ours, so our guard decides in the
 range where both servers could; beyond it gunicorn refuses with the same JSON.
 
-The contract, also in the README's "API contract":
+The contract, also in docs/architecture.md:
 - a request that is not valid HTTP/1.0 or 1.1 (HTTP/0.9 included), a CONNECT (a tunnel,
   which uvicorn's parser refuses before any app) or an `OPTIONS *` (a question about the
   server, which no route answers): 400 `bad_request`;

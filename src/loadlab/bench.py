@@ -164,6 +164,20 @@ def table(cost: dict[str, Cost]) -> list[str]:
     ]
 
 
+def quoted(reports: Path, folder: str, link_prefix: str = "reports/") -> str:
+    """What the docs show of a committed bench: its table, from its bench.json
+    (tests/report/test_docs_figures.py checks docs/reading-a-report.md holds exactly this)."""
+    data = json.loads((reports / folder / "bench.json").read_text())
+    passes = [Pass(**p) for p in data["passes"]]
+    head = (
+        f"[`reports/{folder}/bench.json`]({link_prefix}{folder}/bench.json): {data['users']} users "
+        f"at {data['variant']}, {len(passes) // 2} points a tool (passes of "
+        f"{' and '.join(f'{w:g}' for w in data['windows_s'])} s), commit "
+        f"{data['environment']['git_commit'][:7]}, {data['environment']['cpu_count']} CPUs"
+    )
+    return head + "\n\n```\n" + "\n".join(table(costs(passes))) + "\n```\n"
+
+
 def document(
     variant: str, users: int, windows: tuple[float, ...], passes: list[Pass]
 ) -> dict[str, Any]:
@@ -193,7 +207,7 @@ def run(settings: StackSettings, variant: str, users: int, quick: bool, out: Pat
     """Bring the stack up if needed, measure, print the table, stop what it started, and
     write bench.json into its report folder; returns that file."""
     from loadlab.load.experiment import local_targets
-    from loadlab.report import writer
+    from loadlab.report import schema, writer
     from loadlab.stack import lifecycle, services
     from loadlab.stack.procs import state_lock
 
@@ -224,6 +238,7 @@ def run(settings: StackSettings, variant: str, users: int, quick: bool, out: Pat
                 with state_lock(settings.state_dir, "bench"):
                     lifecycle.down(settings)
         report = document(variant, users, windows, points)
+        schema.validate(report, "bench.json")
         (tmp / "bench.json").write_text(json.dumps(report, indent=1) + "\n")
         tmp.rename(final)
     except BaseException:

@@ -158,7 +158,7 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
         "--remote-workers",
         type=int,
         default=0,
-        help="also wait for this many workers started on other machines (see README)",
+        help="also wait for this many workers started on other machines (see docs/distributed.md)",
     )
     add("--tags", nargs="*", default=(), help="only the scenario's tasks with these Locust tags")
     add(
@@ -452,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--index",
         action="store_true",
         help="rebuild reports/index.html: every report, and how the figures moved",
+    )
+    report.add_argument(
+        "--schema",
+        action="store_true",
+        help="print the JSON Schema of summary.json, findings.json and bench.json",
     )
     seed_cmd = sub.add_parser(
         "seed", help="create the schema if missing and reset the rows to the seed"
@@ -776,8 +781,13 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         from loadlab import ROOT
         from loadlab.report.writer import REPORTS, rerender, write_index
 
+        if args.schema:
+            from loadlab.report.schema import json_schema
+
+            print(json_schema(), end="")
+            return 0
         if not args.runs and not args.index:
-            raise UsageError("report: name report folders, or --index (or both)")
+            raise UsageError("report: name report folders, --index (or both), or --schema")
         for run in args.runs:
             if (Path(run) / "findings.json").exists():  # a `loadlab micro` folder
                 from loadlab.micro.run import rerender as rerender_findings

@@ -30,7 +30,7 @@ from loadlab.environment import describe
 from loadlab.errors import UsageError
 from loadlab.load.experiment import local_targets, run_variant
 from loadlab.load.runner import LoadPlan
-from loadlab.report import pages, writer
+from loadlab.report import pages, schema, writer
 from loadlab.settings import StackSettings
 from loadlab.stack import lifecycle, postgres, procs, profiles, services
 
@@ -294,6 +294,7 @@ def run(settings: StackSettings, plan: TunePlan, out: Path | None, live: bool = 
                 "trials": len(found.trials),
             },
         )
+        schema.validate(summary, f"{final.name}/summary.json")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
         (tmp / "index.html").write_text(pages.render_tune(summary))
         tmp.rename(final)

@@ -118,7 +118,7 @@ def _malformed(name: str, data: bytes) -> Step:
 
 
 # What users can send besides the contract's own requests (issue: "verify checks what users
-# can send"); the answers are fixed in services/common/edge.py and the README's contract.
+# can send"); the answers are fixed in services/common/edge.py and docs/architecture.md's contract.
 EDGE_SEQUENCE: tuple[Step, ...] = (
     *(Step("HEAD", path, sql=1) for path in ("/healthz", "/users/42", "/orders/1", "/orders")),
     Step("HEAD", "/nope", sql=0),

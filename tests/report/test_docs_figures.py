@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from loadlab import ROOT
-from loadlab.analysis import noise
+from loadlab import ROOT, bench
+from loadlab.analysis import agreement, noise
 
 STATISTICS = ROOT / "docs" / "statistics.md"
 BLOCK = re.compile(r"<!-- generated: noise.table -->\n(.*?)<!-- end -->", re.S)
@@ -33,3 +33,41 @@ def test_a_figure_changed_by_hand_fails(tmp_path: object) -> None:
     changed = re.sub(r"\| (\d)", lambda m: f"| {(int(m[1]) + 1) % 10}", block, count=1)
     assert changed != block
     assert changed != noise.table(ROOT / "reports", folders)
+
+
+README = ROOT / "README.md"
+DUELS = re.compile(r"<!-- generated: agreement.table -->\n(.*?)<!-- end -->", re.S)
+
+
+def _duels_block() -> tuple[str, list[str]]:
+    found = DUELS.search(README.read_text())
+    assert found, "README.md lost its generated table of the three headline duels"
+    folders = re.findall(r"\]\(reports/([^/]+)/index\.html\)", found[1])
+    assert len(folders) >= 2, "the table names fewer than two duels"
+    return found[1], folders
+
+
+def test_the_three_duels_table_is_the_reports_own() -> None:
+    block, folders = _duels_block()
+    expected = agreement.table(ROOT / "reports", folders)
+    assert block == expected, f"regenerate the duels table in README.md:\n{expected}"
+
+
+def test_a_duel_figure_changed_by_hand_fails() -> None:
+    block, folders = _duels_block()
+    changed = re.sub(r"(\d),(\d)", lambda m: f"{(int(m[1]) + 1) % 10},{m[2]}", block, count=1)
+    assert changed != block
+    assert changed != agreement.table(ROOT / "reports", folders)
+
+
+BENCH = re.compile(r"<!-- generated: bench.quoted -->\n(.*?)<!-- end -->", re.S)
+
+
+def test_the_bench_table_is_the_reports_own() -> None:
+    found = BENCH.search((ROOT / "docs" / "reading-a-report.md").read_text())
+    assert found, "docs/reading-a-report.md lost its generated bench table"
+    folder = re.findall(r"\]\(\.\./reports/([^/]+)/bench\.json\)", found[1])[0]
+    expected = bench.quoted(ROOT / "reports", folder, "../reports/")
+    assert found[1] == expected, f"regenerate the bench table in the page:\n{expected}"
+    changed = found[1].replace("0.", "1.", 1)
+    assert changed != expected  # a figure changed by hand would fail the check above

@@ -65,7 +65,7 @@ class LoadPlan:
     duration: float  # measured seconds
     warmup: float  # seconds before measuring, not counted
     workers: int = 0  # 0: a single local Locust process
-    remote_workers: int = 0  # workers started by hand on other machines (see the README)
+    remote_workers: int = 0  # workers started by hand on other machines (docs/distributed.md)
     tags: tuple[str, ...] = ()
     scale: float = 1.0  # of the seeded database, so ids stay in range
     repeat: int = 1  # rounds: each variant driven this many times, in alternating order

@@ -15,7 +15,7 @@ from typing import Any
 from loadlab import ROOT, environment
 from loadlab.errors import UsageError
 from loadlab.micro import findings, harness, overheads, serial
-from loadlab.report import writer
+from loadlab.report import schema, writer
 from loadlab.report.pages import render_findings
 from loadlab.settings import StackSettings
 from loadlab.stack import lifecycle, pgbouncer, postgres
@@ -89,6 +89,7 @@ def run(
 
 
 def write(folder: Path, document: dict[str, Any]) -> None:
+    schema.validate(document, "findings.json")
     (folder / "findings.json").write_text(json.dumps(document, indent=1))
     (folder / "findings.html").write_text(render_findings(document))
 

@@ -13,7 +13,7 @@ from loadlab.analysis import repeats, slo
 from loadlab.analysis.compare import verdicts
 from loadlab.errors import UsageError
 from loadlab.load.monitor import GROWTH_FLOOR_MB, SATURATED_CPU, SATURATED_SECONDS, SOAK_SECONDS
-from loadlab.report import history
+from loadlab.report import history, schema
 from loadlab.report.pages import ENV, render
 
 REPORTS = "reports"
@@ -306,6 +306,7 @@ def failed(summary: dict[str, Any]) -> list[str]:
 def publish(summary: dict[str, Any], tmp: Path, final: Path) -> Path:
     """Write summary.json and index.html into `tmp`, then move it to `final`; a run in
     reports/ is added to reports/index.html."""
+    schema.validate(summary, f"{final.name}/summary.json")
     (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
     (tmp / "index.html").write_text(render(summary))
     tmp.rename(final)
