@@ -6,8 +6,10 @@ Locust master and its workers); its CPU is the sum over the tree, in percent of 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +116,21 @@ def _pss(proc: psutil.Process) -> int | None:
         return None
 
 
+def _parents() -> dict[int, int]:
+    """Every process's parent, read from /proc/<pid>/stat (what psutil reads per call)."""
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                # "pid (name) state ppid ...": the name may hold spaces and parentheses
+                found[int(entry.name)] = int(stat.read().rpartition(b")")[2].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not readable
+    return found
+
+
 class Monitor:
     """Samples the given process trees in a background thread until stopped."""
 
@@ -176,23 +193,31 @@ class Monitor:
                 self.samples[name].busiest_process_cpu.append(samples[3])
                 self.samples[name].processes.append(samples[4])
 
-    def _tree(self, pid: int) -> list[psutil.Process]:
-        try:
-            root = self._procs.setdefault(pid, psutil.Process(pid))
-            members = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-        return [self._procs.setdefault(p.pid, p) for p in members]
+    def _tree(self, pid: int, children: dict[int, list[int]]) -> list[psutil.Process]:
+        members, todo = [], [pid]
+        while todo:
+            current = todo.pop()
+            try:
+                members.append(self._procs.setdefault(current, psutil.Process(current)))
+            except psutil.Error:
+                continue
+            todo.extend(children.get(current, ()))
+        return members
 
     def _sample(self) -> dict[str, tuple[float, float, float, float, int]]:
         """Per tree: CPU %, PSS MB, RSS MB, busiest process CPU %, processes."""
         result = {}
+        # Every process's children from one pass over /proc: psutil's children(recursive=True)
+        # makes that pass on each call, once per tree every second.
+        children: dict[int, list[int]] = defaultdict(list)
+        for pid, ppid in _parents().items():
+            children[ppid].append(pid)
         fresh_pss = self._samples_taken % PSS_EVERY == 0
         self._samples_taken += 1
         for name, pids in list(self.roots.items()):
             cpu = pss = rss = busiest = 0.0
             count = 0
-            for proc in (p for pid in pids for p in self._tree(pid)):
+            for proc in (p for pid in pids for p in self._tree(pid, children)):
                 try:
                     used = proc.cpu_percent()
                     proc_rss = int(proc.memory_info().rss)
