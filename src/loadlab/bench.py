@@ -2,8 +2,9 @@
 
 On two shared cores every CPU millisecond the generator spends is taken from the stack it
 measures, so its cost is a figure of its own. Each tool (plain Locust with a FastHttpUser
-and no checks: infra/bench/plain_locustfile.py; and `loadlab run` with its scenario) drives
-one running stack at the same users, in turn, for a short and a long window, several times.
+and no checks: infra/bench/plain_locustfile.py; loadlab's own scenario file under plain
+Locust; and `loadlab run`) drives one running stack at the same users, in turn, for a short
+and a long window, several times.
 Each pass gives a point: the requests it sent and the CPU its processes used (the operating
 system's accounting of the finished command and everything it waited for). A straight line
 through a tool's points splits its cost in two:
@@ -37,7 +38,10 @@ PLAIN_LOCUSTFILE = ROOT / "infra" / "bench" / "plain_locustfile.py"
 # The issue's goals for loadlab against plain Locust.
 GOAL_MARGINAL_RATIO = 1.1
 GOAL_FIXED_S = 3.0
-TOOLS = ("plain Locust", "loadlab run")
+# Plain Locust; loadlab's users (its scenario file: answer checks, recorder, Server-Timing)
+# under plain Locust; and the whole `loadlab run` (those users, plus the sampling of the stack,
+# warm-up, merging, pages). The middle one says which of the two parts a difference is in.
+TOOLS = ("plain Locust", "loadlab's users", "loadlab run")
 
 
 @dataclass(frozen=True)
@@ -83,20 +87,27 @@ def _timed(argv: list[str], env: dict[str, str]) -> tuple[int, float, float]:
     return child.returncode, usage.ru_utime + usage.ru_stime, wall
 
 
-def plain_locust(url: str, users: int, seconds: float, scale: float, work: Path) -> Pass:
+def plain_locust(
+    url: str, users: int, seconds: float, scale: float, work: Path, loadlab_users: bool = False
+) -> Pass:
+    """Locust alone, on its plain file or (loadlab_users) on loadlab's select_update file."""
+    from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES
+
     prefix = work / f"plain-{time.monotonic_ns()}"
+    locustfile = LOCUSTFILES / "select_update.py" if loadlab_users else PLAIN_LOCUSTFILE
     argv = [
-        sys.executable, "-m", "locust", "-f", str(PLAIN_LOCUSTFILE), "--headless",
+        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
         "-u", str(users), "-r", str(users), "-t", f"{seconds:g}s", "--host", url,
         "--json-file", str(prefix), "--only-summary", "--loglevel", "WARNING",
         "--exit-code-on-error", "0",
     ]  # fmt: skip
-    env = {**os.environ, "LOADLAB_SCALE": str(scale)}
+    env = {**os.environ, "LOADLAB_SCALE": str(scale), "PYTHONPATH": LOCUST_PYTHONPATH}
     _, cpu, wall = _timed(argv, env)
     # The JSON file, not --csv: Locust writes its CSV from a timer every second and not again
     # at the end, so the CSV misses the last second's requests (found by the bench's test).
     entries = json.loads(Path(f"{prefix}.json").read_text())
-    return Pass("plain Locust", seconds, sum(e["num_requests"] for e in entries), cpu, wall)
+    tool = TOOLS[1] if loadlab_users else TOOLS[0]
+    return Pass(tool, seconds, sum(e["num_requests"] for e in entries), cpu, wall)
 
 
 def loadlab_run(state_dir: Path, variant: str, users: int, seconds: float, work: Path) -> Pass:
@@ -122,19 +133,19 @@ def measure(
     passes: int,
     scale: float,
 ) -> list[Pass]:
-    """Plain Locust and loadlab in turn (A B A B ...), so a drifting machine weighs on both."""
+    """The tools in turn (A B C A B C ...), so a drifting machine weighs on each."""
     results = []
     with tempfile.TemporaryDirectory(prefix="loadlab-bench-") as work:
         for number in range(passes):
             for seconds in windows:
                 for tool in TOOLS:
                     done = (
-                        plain_locust(url, users, seconds, scale, Path(work))
-                        if tool == "plain Locust"
-                        else loadlab_run(state_dir, variant, users, seconds, Path(work))
+                        loadlab_run(state_dir, variant, users, seconds, Path(work))
+                        if tool == TOOLS[2]
+                        else plain_locust(url, users, seconds, scale, Path(work), tool == TOOLS[1])
                     )
                     print(
-                        f"  pass {number + 1}/{passes}, {seconds:g} s: {tool:<13} "
+                        f"  pass {number + 1}/{passes}, {seconds:g} s: {tool:<15} "
                         f"{done.requests:>7,} requests  {done.cpu_s:6.2f} s CPU  "
                         f"{done.wall_s:6.1f} s wall",
                         flush=True,
@@ -144,24 +155,40 @@ def measure(
 
 
 def costs(passes: list[Pass]) -> dict[str, Cost]:
-    return {tool: fit([p for p in passes if p.tool == tool]) for tool in TOOLS}
+    """Each tool's line (a bench made before loadlab's users were a tool has two)."""
+    return {
+        tool: fit([p for p in passes if p.tool == tool])
+        for tool in TOOLS
+        if any(p.tool == tool for p in passes)
+    }
 
 
 def table(cost: dict[str, Cost]) -> list[str]:
     """The two costs per tool, and loadlab's against plain Locust's with the goals."""
-    plain, ours = cost["plain Locust"], cost["loadlab run"]
-    ratio = ours.marginal_ms / plain.marginal_ms if plain.marginal_ms > 0 else float("nan")
-    return [
-        f"{'':<14}{'marginal CPU ms/request':>24}{'fixed CPU s':>13}"
+    plain, ours = cost[TOOLS[0]], cost[TOOLS[2]]
+    lines = [
+        f"{'':<16}{'marginal CPU ms/request':>24}{'fixed CPU s':>13}"
         f"{'points off the line, sd':>25}",
         *(
-            f"{name:<14}{c.marginal_ms:>24.3f}{c.fixed_s:>13.2f}{c.residual_s:>23.2f} s"
+            f"{name:<16}{c.marginal_ms:>24.3f}{c.fixed_s:>13.2f}{c.residual_s:>23.2f} s"
             for name, c in cost.items()
         ),
-        f"loadlab's marginal cost is {ratio:.2f}x plain Locust's (goal: at most "
-        f"{GOAL_MARGINAL_RATIO}x); its fixed cost {ours.fixed_s:.1f} s against "
-        f"{plain.fixed_s:.1f} s (goal: at most {GOAL_FIXED_S:g} s)",
     ]
+    if TOOLS[1] in cost:
+        lines.append(
+            f"loadlab's users under plain Locust: {_ratio(cost[TOOLS[1]], plain):.2f}x plain "
+            "Locust's marginal cost (the checks, the recorder, Server-Timing)"
+        )
+    lines.append(
+        f"loadlab run's marginal cost is {_ratio(ours, plain):.2f}x plain Locust's (goal: at "
+        f"most {GOAL_MARGINAL_RATIO}x); its fixed cost {ours.fixed_s:.1f} s against "
+        f"{plain.fixed_s:.1f} s (goal: at most {GOAL_FIXED_S:g} s)"
+    )
+    return lines
+
+
+def _ratio(ours: Cost, plain: Cost) -> float:
+    return ours.marginal_ms / plain.marginal_ms if plain.marginal_ms > 0 else float("nan")
 
 
 def quoted(reports: Path, folder: str, link_prefix: str = "reports/") -> str:
@@ -198,7 +225,7 @@ def document(
         },
         "passes": [asdict(p) for p in passes],
         "cost": {tool: asdict(c) for tool, c in cost.items()},
-        "marginal_ratio": cost["loadlab run"].marginal_ms / cost["plain Locust"].marginal_ms,
+        "marginal_ratio": _ratio(cost[TOOLS[2]], cost[TOOLS[0]]),
         "goals": {"marginal_ratio": GOAL_MARGINAL_RATIO, "fixed_s": GOAL_FIXED_S},
     }
 
@@ -225,7 +252,7 @@ def run(settings: StackSettings, variant: str, users: int, quick: bool, out: Pat
         try:
             (target,), state = local_targets(settings, [variant])
             print(
-                f"bench: plain Locust and loadlab run in turn at {variant} ({target.url}), "
+                f"bench: {', '.join(TOOLS)} in turn at {variant} ({target.url}), "
                 f"{users} users, {' and '.join(f'{w:g}' for w in windows)} s windows, "
                 f"{rounds} pass(es) each",
                 flush=True,

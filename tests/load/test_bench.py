@@ -42,6 +42,14 @@ def test_table_sets_loadlab_against_plain_locust() -> None:
     lines = bench.table(bench.costs(passes))
     assert "1.50x plain Locust's" in lines[-1]  # 0.6 against 0.4 ms a request
     assert "fixed cost 4.0 s against 1.0 s" in lines[-1]
+    # With loadlab's users under plain Locust as a third tool, its ratio has a line of its own.
+    passes += [
+        bench.Pass("loadlab's users", 5, 1000, 1.0 + 0.44, 6),
+        bench.Pass("loadlab's users", 30, 5000, 1.0 + 2.2, 31),
+    ]
+    lines = bench.table(bench.costs(passes))
+    assert "loadlab's users under plain Locust: 1.10x" in lines[-2]
+    assert "1.50x plain Locust's" in lines[-1]
 
 
 @pytest.mark.parametrize(
