@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 LOADLAB := $(PY) -m loadlab
 
-.PHONY: setup test loadtest run sweep ui up down status verify lint micro bench
+.PHONY: setup test loadtest run sweep ui up down status verify lint micro bench evidence
 
 setup: $(STAMP)
 	@infra/install-system-deps.sh
@@ -40,6 +40,11 @@ micro: setup
 # (about 5 minutes here); ARGS="--quick" for two short passes.
 bench: setup
 	$(LOADLAB) bench $(ARGS)
+
+# Every committed report made again, in order, from a clean tree (about 70 minutes here);
+# ARGS="--list" shows them, ARGS="--only NAME..." runs some.
+evidence: setup
+	$(LOADLAB) evidence $(ARGS)
 
 VARIANT ?= flask_sync
 SCENARIO ?= select_update

@@ -422,6 +422,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--users", type=int, default=50, help="users of each tool (default: %(default)s)")
     add("--quick", action="store_true", help="two short passes: checks, not figures")
     add("--out", help="report folder (default: reports/<date>-select_update-bench-<users>u)")
+    evidence = sub.add_parser(
+        "evidence", help="make every committed report again, in order, from a clean tree"
+    )
+    _stack_options(evidence)
+    add = evidence.add_argument
+    add("--only", nargs="+", metavar="NAME", help="these experiments only (see --list)")
+    add("--list", action="store_true", help="print the experiments and their commands")
+    add("--quick", action="store_true", help="each at a small size: checks, not figures")
+    add("--out", help="where the reports go (default: reports/, which needs a clean tree)")
     compare = sub.add_parser(
         "compare", help="how each variant's figures changed from one report to another"
     )
@@ -804,6 +813,15 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         return _cmd_compare(args)
     if args.command == "calibrate":
         return _cmd_calibrate(settings, args)
+    if args.command == "evidence":
+        from loadlab import evidence
+
+        if args.list:
+            print("\n".join(evidence.listing(evidence.chosen(args.only))))
+            return 0
+        out = Path(args.out) if args.out else None
+        print(f"evidence: {evidence.run(args.only, args.quick, out, settings.state_dir)}")
+        return 0
     if args.command == "bench":
         from loadlab import bench
 

@@ -1,0 +1,229 @@
+"""`loadlab evidence`: every report the project commits, from one declared list, in order.
+
+The README and docs quote committed reports; a report is evidence only if one command makes
+it again from a commit anyone can check out. EXPERIMENTS is that list: each experiment's
+command (the same `python -m loadlab ...` a user types), a short name, and how long it takes
+here at full size. `make evidence` runs them all in order; `--only NAME...` some; `--list`
+prints them; `--quick` runs each at a small size into a folder outside reports/ (the tests).
+
+A tree with uncommitted changes is refused when the reports go into reports/, rather than
+recording its diff: a report must name a commit that rebuilds it, and a diff kept beside a
+report is code nobody reviews. Each run leaves reports/evidence.json: which command made which
+report, at which commit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loadlab import ROOT, environment
+from loadlab.errors import UsageError
+
+# Small sizes for --quick: seconds, not minutes, and every command still does its whole job.
+_SHORT = ("--users", "20", "--spawn-rate", "20", "--duration", "3s", "--warmup", "1s")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    what: str
+    args: tuple[str, ...]  # after `python -m loadlab`
+    quick: tuple[str, ...] | None  # the same experiment, small (None: it has none)
+    minutes: float  # at full size on this machine (2 cores), about
+
+
+EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment(
+        "calibration",
+        "one stack against itself: this machine's noise, and the rounds a verdict needs",
+        ("calibrate", "--variant", "fastapi_async", "--rounds", "5"),
+        ("calibrate", "--variant", "fastapi_async", "--rounds", "3", *_SHORT),
+        5,
+    ),
+    Experiment(
+        "headline",
+        "the default duel: 200 users, SELECT + UPDATE, one run each, the ceiling beside",
+        ("loadtest",),
+        ("loadtest", *_SHORT),
+        4,
+    ),
+    Experiment(
+        "duel-repeated",
+        "the headline duel in rounds, as many as the calibration asks within 15 minutes",
+        ("loadtest", "--repeat", "auto", "--budget", "15m", "--duration", "40s", "--warmup", "10s"),
+        ("loadtest", "--repeat", "2", *_SHORT),
+        15,
+    ),
+    Experiment(
+        "open-model",
+        "500 requests a second on a schedule, coordinated omission corrected, with a gate",
+        ("loadtest", "--arrival-rate", "500", "--slo", "p99<100ms,errors<1%"),
+        ("loadtest", "--arrival-rate", "40", "--slo", "p99<100ms,errors<1%", *_SHORT),
+        4,
+    ),
+    Experiment(
+        "sweep",
+        "each stack's capacity at an objective: the arrival rate stepped up",
+        ("sweep", "--slo", "p99<500ms,errors<1%"),
+        ("sweep", "--rates", "20,40", "--step-duration", "3s", "--warmup", "1s"),
+        15,
+    ),
+    Experiment(
+        "pgbouncer",
+        "each stack straight to PostgreSQL and through PgBouncer, side by side",
+        ("run", "--compare-pgbouncer"),
+        ("run", "--compare-pgbouncer", *_SHORT),
+        8,
+    ),
+    Experiment(
+        "faults",
+        "a bad day: backends terminated, a service killed, PostgreSQL restarted and slowed",
+        (
+            "run",
+            "--fault",
+            "pg-terminate",
+            "--fault-at",
+            "10s",
+            "--fault",
+            "service-kill",
+            "--fault-at",
+            "20s",
+            "--fault",
+            "pg-restart",
+            "--fault-at",
+            "30s",
+            "--fault",
+            "pg-slow",
+            "--fault-at",
+            "45s",
+        ),  # fmt: skip
+        ("run", "--fault", "pg-terminate", "--fault-at", "1s", *_SHORT),
+        3,
+    ),
+    Experiment(
+        "tune-flask",
+        "Flask's knobs searched for its best at 500 req/s: profiles/flask_sync.tuned.json",
+        ("tune", "--variant", "flask_sync", "--arrival-rate", "500", "--budget", "7m"),
+        None,  # a tune writes its profile into profiles/, which the tests must not change
+        7,
+    ),
+    Experiment(
+        "tune-fastapi",
+        "FastAPI's knobs searched likewise: profiles/fastapi_async.tuned.json",
+        ("tune", "--variant", "fastapi_async", "--arrival-rate", "500", "--budget", "7m"),
+        None,
+        7,
+    ),
+    Experiment(
+        "duel-tuned",
+        "best against best: each stack under its tuned profile, in rounds",
+        ("loadtest", "--profile", "tuned", "--repeat", "5", "--duration", "40s", "--warmup", "10s"),
+        ("loadtest", "--profile", "tuned", *_SHORT),
+        12,
+    ),
+    Experiment(
+        "pool-deadlock",
+        "the nested-session pattern and its fix, each stack under each",
+        ("run", "--profiles", "nested-session,nested-session-fixed"),
+        ("run", "--profiles", "nested-session,nested-session-fixed", *_SHORT),
+        6,
+    ),
+    Experiment(
+        "soak",
+        "30 minutes of the headline load at one stack: memory that levels off or grows",
+        ("run", "--variants", "fastapi_async", "--duration", "30m", "--warmup", "30s"),
+        ("run", "--variants", "fastapi_async", *_SHORT),
+        31,
+    ),
+    Experiment(
+        "bench",
+        "what loadlab's generator costs against plain Locust",
+        ("bench",),
+        ("bench", "--quick"),
+        8,
+    ),
+    Experiment(
+        "findings",
+        "the article's experiments at its sizes, and its claims beside our figures",
+        ("micro",),
+        ("micro", "--quick"),
+        6,
+    ),
+)
+BY_NAME = {e.name: e for e in EXPERIMENTS}
+
+
+def chosen(only: list[str] | None) -> list[Experiment]:
+    unknown = [n for n in only or [] if n not in BY_NAME]
+    if unknown:
+        raise UsageError(f"--only {unknown[0]!r}: one of {', '.join(BY_NAME)}")
+    return [e for e in EXPERIMENTS if not only or e.name in only]
+
+
+def listing(experiments: list[Experiment]) -> list[str]:
+    total = sum(e.minutes for e in experiments)
+    return [
+        *(
+            f"{e.name:<14} ~{e.minutes:g} min  {e.what}\n{'':<14} python -m loadlab "
+            + " ".join(e.args)
+            for e in experiments
+        ),
+        f"{len(experiments)} experiment(s), about {total:g} minutes here",
+    ]
+
+
+def run(only: list[str] | None, quick: bool, out: Path | None, state_dir: Path) -> Path:
+    """Run the experiments in order; returns the manifest written beside their reports."""
+    experiments = chosen(only)
+    folder = out or ROOT / "reports"
+    commit = environment.git_commit()
+    if not quick and folder.resolve() == (ROOT / "reports").resolve() and "uncommitted" in commit:
+        raise UsageError(
+            "the tree has uncommitted changes: commit them first (a committed report must "
+            "name a commit that rebuilds it), or write elsewhere with --out"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for number, e in enumerate(experiments, 1):
+        args = e.quick if quick else e.args
+        if args is None:
+            print(f"evidence {number}/{len(experiments)}: {e.name}: no quick form, skipped")
+            continue
+        argv = [sys.executable, "-m", "loadlab", *args, "--state-dir", str(state_dir)]
+        target = folder / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{e.name}" if out else None
+        if target is not None:
+            argv += ["--out", str(target)]
+        print(f"evidence {number}/{len(experiments)}: {e.name}: {' '.join(args)}", flush=True)
+        started = time.monotonic()
+        done = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
+        print(done.stdout, end="", flush=True)
+        if done.returncode != 0:
+            raise UsageError(f"evidence stopped: {e.name} exited {done.returncode}")
+        reports = [
+            line.split(":", 1)[1].strip()
+            for line in done.stdout.splitlines()
+            if line.startswith("report:")
+        ]
+        made.append(
+            {
+                "name": e.name,
+                "command": "python -m loadlab " + " ".join(args),
+                "reports": reports,
+                "git_commit": commit,
+                "minutes": round((time.monotonic() - started) / 60, 1),
+            }
+        )
+    manifest = folder / "evidence.json"
+    # Experiments not run this time keep their entries (--only): the manifest says, for every
+    # experiment, the newest command that made its reports and at which commit.
+    kept = json.loads(manifest.read_text())["experiments"] if manifest.exists() else []
+    entries = {e["name"]: e for e in kept} | {e["name"]: e for e in made}
+    ordered = [entries[e.name] for e in EXPERIMENTS if e.name in entries]
+    manifest.write_text(json.dumps({"quick": quick, "experiments": ordered}, indent=1) + "\n")
+    return manifest

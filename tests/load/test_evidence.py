@@ -1,0 +1,58 @@
+"""`loadlab evidence`: the declared list of committed experiments, run in order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loadlab import evidence
+from loadlab.cli import build_parser, main
+from loadlab.errors import UsageError
+from loadlab.report import schema
+from tests.conftest import Stack
+
+
+@pytest.mark.parametrize("e", evidence.EXPERIMENTS, ids=lambda e: e.name)
+def test_every_declared_command_is_one_the_cli_takes(e: evidence.Experiment) -> None:
+    for args in (e.args, e.quick):
+        if args is not None:
+            parsed = build_parser().parse_args([*args, "--state-dir", "x"])
+            assert parsed.command == args[0]
+
+
+def test_the_list_names_each_experiment_and_the_time(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evidence", "--list"]) == 0
+    out = capsys.readouterr().out
+    for e in evidence.EXPERIMENTS:
+        assert e.name in out and "python -m loadlab " + " ".join(e.args) in out
+    total = sum(e.minutes for e in evidence.EXPERIMENTS)
+    assert f"{len(evidence.EXPERIMENTS)} experiment(s), about {total:g} minutes" in out
+
+
+def test_an_unknown_name_is_one_line_and_nothing_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["evidence", "--only", "headline", "nope", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--only 'nope'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dirty_tree_is_refused_for_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evidence.environment, "git_commit", lambda: "abc (uncommitted changes)")
+    with pytest.raises(UsageError, match="uncommitted changes: commit them first"):
+        evidence.run(["headline"], quick=False, out=None, state_dir=Path("unused"))
+
+
+def test_a_quick_experiment_runs_and_is_recorded(stack: Stack, tmp_path: Path) -> None:
+    out = tmp_path / "evidence"
+    manifest = evidence.run(["soak"], quick=True, out=out, state_dir=stack.settings.state_dir)
+    entries = json.loads(manifest.read_text())["experiments"]
+    assert [e["name"] for e in entries] == ["soak"]
+    (page,) = entries[0]["reports"]
+    summary = json.loads((Path(page).parent / "summary.json").read_text())
+    schema.validate(summary, page)
+    assert summary["variants"]["fastapi_async"]["requests"] > 0
+    assert Path(page).parent.parent == out
