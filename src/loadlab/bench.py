@@ -196,9 +196,10 @@ def quoted(reports: Path, folder: str, link_prefix: str = "reports/") -> str:
     (tests/report/test_docs_figures.py checks docs/reading-a-report.md holds exactly this)."""
     data = json.loads((reports / folder / "bench.json").read_text())
     passes = [Pass(**p) for p in data["passes"]]
+    points = len(passes) // len({p.tool for p in passes})
     head = (
         f"[`reports/{folder}/bench.json`]({link_prefix}{folder}/bench.json): {data['users']} users "
-        f"at {data['variant']}, {len(passes) // 2} points a tool (passes of "
+        f"at {data['variant']}, {points} points a tool (passes of "
         f"{' and '.join(f'{w:g}' for w in data['windows_s'])} s), commit "
         f"{data['environment']['git_commit'][:7]}, {data['environment']['cpu_count']} CPUs"
     )

@@ -178,6 +178,14 @@ def listing(experiments: list[Experiment]) -> list[str]:
     ]
 
 
+def _relative(path: Path) -> str:
+    """A report's path from the repository's root when inside it: the manifest is committed."""
+    try:
+        return str(path.resolve().relative_to(ROOT.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def run(only: list[str] | None, quick: bool, out: Path | None, state_dir: Path) -> Path:
     """Run the experiments in order; returns the manifest written beside their reports."""
     experiments = chosen(only)
@@ -201,15 +209,17 @@ def run(only: list[str] | None, quick: bool, out: Path | None, state_dir: Path) 
             argv += ["--out", str(target)]
         print(f"evidence {number}/{len(experiments)}: {e.name}: {' '.join(args)}", flush=True)
         started = time.monotonic()
-        done = subprocess.run(argv, stdout=subprocess.PIPE, text=True)
-        print(done.stdout, end="", flush=True)
-        if done.returncode != 0:
-            raise UsageError(f"evidence stopped: {e.name} exited {done.returncode}")
-        reports = [
-            line.split(":", 1)[1].strip()
-            for line in done.stdout.splitlines()
-            if line.startswith("report:")
-        ]
+        # Passed through as it comes (a live line every few seconds), and kept: the lines
+        # "report: PATH" say which reports the command made.
+        reports = []
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, bufsize=1) as child:
+            assert child.stdout is not None
+            for line in child.stdout:
+                print(line, end="", flush=True)
+                if line.startswith("report:"):
+                    reports.append(_relative(Path(line.split(":", 1)[1].strip())))
+        if child.returncode != 0:
+            raise UsageError(f"evidence stopped: {e.name} exited {child.returncode}")
         made.append(
             {
                 "name": e.name,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadlab import evidence
+from loadlab import ROOT, evidence
 from loadlab.cli import build_parser, main
 from loadlab.errors import UsageError
 from loadlab.report import schema
@@ -51,8 +51,12 @@ def test_a_quick_experiment_runs_and_is_recorded(stack: Stack, tmp_path: Path) -
     manifest = evidence.run(["soak"], quick=True, out=out, state_dir=stack.settings.state_dir)
     entries = json.loads(manifest.read_text())["experiments"]
     assert [e["name"] for e in entries] == ["soak"]
-    (page,) = entries[0]["reports"]
+    (page,) = entries[0]["reports"]  # outside the repository: kept absolute
     summary = json.loads((Path(page).parent / "summary.json").read_text())
     schema.validate(summary, page)
     assert summary["variants"]["fastapi_async"]["requests"] > 0
     assert Path(page).parent.parent == out
+
+
+def test_a_report_inside_the_repository_is_recorded_from_its_root() -> None:
+    assert evidence._relative(ROOT / "reports" / "x" / "index.html") == "reports/x/index.html"

@@ -27,7 +27,7 @@ def _cell(j: repeats.Judgement) -> str:
     if j.good["mean"] == j.bad["mean"]:
         return f"both {_fmt(j.good['mean'], j.unit)}"
     figures = f"{_short(j.better)} {_fmt(j.good['mean'], j.unit)} vs {_fmt(j.bad['mean'], j.unit)}"
-    p = "p < 0.0001" if j.p < 0.0001 else f"p = {j.p:.2f}"
+    p = "p < 0.0001" if j.p < 0.0001 else f"p = {j.p:.2g}"
     if j.real:
         return f"{figures}, {p}: **{_short(j.better)} better**"
     seen = f" (could detect {j.detectable:.0%})" if j.detectable is not None else ""
