@@ -87,15 +87,20 @@ class Variant(Figures):
     across_rounds: dict[str, Interval] | None = None
 
 
-class Run(_Open):
-    """A run, a repeated run or a calibration: `run`, `loadtest`, `calibrate`."""
+class _Measured(_Open):
+    """What every report of a load run has: its id, when, which scenario, what ran."""
 
-    kind: Literal["run", "calibration"] = "run"
     run_id: str
     created_at: str
     scenario: str
-    plan: dict[str, Any]
     environment: Environment
+
+
+class Run(_Measured):
+    """A run, a repeated run or a calibration: `run`, `loadtest`, `calibrate`."""
+
+    kind: Literal["run", "calibration"] = "run"
+    plan: dict[str, Any]
     variants: dict[str, Variant]
     flags: list[str]
     verdicts: list[str]
@@ -109,24 +114,16 @@ class SweepVariant(_Open):
     steps: list[Figures]
 
 
-class Sweep(_Open):
+class Sweep(_Measured):
     kind: Literal["sweep"]
-    run_id: str
-    created_at: str
-    scenario: str
     sweep: dict[str, Any]
-    environment: Environment
     variants: dict[str, SweepVariant]
     flags: list[str]
 
 
-class Tune(_Open):
+class Tune(_Measured):
     kind: Literal["tune"]
-    run_id: str
-    created_at: str
-    scenario: str
     tune: dict[str, Any]
-    environment: Environment
     defaults: dict[str, Any]
     chosen: dict[str, Any] | None
     trials: list[dict[str, Any]]
