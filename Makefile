@@ -41,7 +41,7 @@ micro: setup
 bench: setup
 	$(LOADLAB) bench $(ARGS)
 
-# Every committed report made again, in order, from a clean tree (about 70 minutes here);
+# Every committed report made again, in order, from a clean tree (about two hours here);
 # ARGS="--list" shows them, ARGS="--only NAME..." runs some.
 evidence: setup
 	$(LOADLAB) evidence $(ARGS)
