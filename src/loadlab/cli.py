@@ -431,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--list", action="store_true", help="print the experiments and their commands")
     add("--quick", action="store_true", help="each at a small size: checks, not figures")
     add("--out", help="where the reports go (default: reports/, which needs a clean tree)")
+    add("--results", action="store_true", help="write docs/results.md from reports/ only")
     compare = sub.add_parser(
         "compare", help="how each variant's figures changed from one report to another"
     )
@@ -819,8 +820,13 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         if args.list:
             print("\n".join(evidence.listing(evidence.chosen(args.only))))
             return 0
-        out = Path(args.out) if args.out else None
-        print(f"evidence: {evidence.run(args.only, args.quick, out, settings.state_dir)}")
+        if not args.results:
+            out = Path(args.out) if args.out else None
+            print(f"evidence: {evidence.run(args.only, args.quick, out, settings.state_dir)}")
+            if out is not None:
+                return 0  # a folder of its own: docs/results.md stays the committed set's
+        evidence.RESULTS.write_text(evidence.results())
+        print(f"results: {evidence.RESULTS}")
         return 0
     if args.command == "bench":
         from loadlab import bench

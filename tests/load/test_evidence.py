@@ -60,3 +60,11 @@ def test_a_quick_experiment_runs_and_is_recorded(stack: Stack, tmp_path: Path) -
 
 def test_a_report_inside_the_repository_is_recorded_from_its_root() -> None:
     assert evidence._relative(ROOT / "reports" / "x" / "index.html") == "reports/x/index.html"
+
+
+def test_the_results_page_is_the_reports_own() -> None:
+    page = evidence.RESULTS.read_text()
+    assert page == evidence.results(), "regenerate it: python -m loadlab evidence --results"
+    for entry in json.loads((ROOT / "reports" / "evidence.json").read_text())["experiments"]:
+        assert f"`{entry['command']}`" in page  # every experiment made so far is on it
+    assert page.replace("0.00%", "0.01%", 1) != evidence.results()  # a hand edit would fail
