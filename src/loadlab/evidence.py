@@ -190,6 +190,8 @@ def _relative(path: Path) -> str:
 def run(only: list[str] | None, quick: bool, out: Path | None, state_dir: Path) -> Path:
     """Run the experiments in order; returns the manifest written beside their reports."""
     experiments = chosen(only)
+    if quick and out is None:
+        raise UsageError("--quick makes small reports, not evidence: give --out DIR for them")
     folder = out or ROOT / "reports"
     commit = environment.git_commit()
     if not quick and folder.resolve() == (ROOT / "reports").resolve() and "uncommitted" in commit:

@@ -40,6 +40,11 @@ def test_an_unknown_name_is_one_line_and_nothing_runs(
     assert not (tmp_path / "out").exists()
 
 
+def test_quick_reports_never_go_into_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evidence", "--only", "bench", "--quick"]) == 2
+    assert "--quick makes small reports, not evidence" in capsys.readouterr().err
+
+
 def test_a_dirty_tree_is_refused_for_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(evidence.environment, "git_commit", lambda: "abc (uncommitted changes)")
     with pytest.raises(UsageError, match="uncommitted changes: commit them first"):
