@@ -45,11 +45,17 @@ def _run(argv: list[str]) -> str:
         return ""
 
 
+def uncommitted() -> bool:
+    """Whether tracked code differs from HEAD. Report folders are output, not code: a new
+    or removed report does not make a run dirty."""
+    return bool(
+        _run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"])
+    )
+
+
 def git_commit() -> str:
     commit = _run(["git", "rev-parse", "--short=12", "HEAD"]) or "unknown"
-    # Report folders are output, not code: a new or removed report does not make a run dirty.
-    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"])
-    return f"{commit}{' (uncommitted changes)' if dirty else ''}"
+    return f"{commit}{' (uncommitted changes)' if uncommitted() else ''}"
 
 
 def describe(postgres_version: str, pgbouncer: bool, settings: dict[str, Any]) -> dict[str, Any]:

@@ -193,13 +193,13 @@ def run(only: list[str] | None, quick: bool, out: Path | None, state_dir: Path) 
     if quick and out is None:
         raise UsageError("--quick makes small reports, not evidence: give --out DIR for them")
     folder = out or ROOT / "reports"
-    commit = environment.git_commit()
-    if not quick and folder.resolve() == (ROOT / "reports").resolve() and "uncommitted" in commit:
+    if not quick and folder.resolve() == (ROOT / "reports").resolve() and environment.uncommitted():
         raise UsageError(
             "the tree has uncommitted changes: commit them first (a committed report must "
             "name a commit that rebuilds it), or write elsewhere with --out"
         )
     folder.mkdir(parents=True, exist_ok=True)
+    commit = environment.git_commit()
     made = []
     for number, e in enumerate(experiments, 1):
         args = e.quick if quick else e.args

@@ -46,7 +46,7 @@ def test_quick_reports_never_go_into_reports(capsys: pytest.CaptureFixture[str])
 
 
 def test_a_dirty_tree_is_refused_for_reports(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(evidence.environment, "git_commit", lambda: "abc (uncommitted changes)")
+    monkeypatch.setattr(evidence.environment, "uncommitted", lambda: True)
     with pytest.raises(UsageError, match="uncommitted changes: commit them first"):
         evidence.run(["headline"], quick=False, out=None, state_dir=Path("unused"))
 
