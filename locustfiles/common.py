@@ -201,6 +201,11 @@ def _reset() -> None:
 
 
 BACKGROUND: list[gevent.Greenlet] = []
+# When the run began to stop, on the master's clock: the end of the measured window, as in
+# the web UI (load/webui.py). No request starts after it; those still in flight are answered
+# in the stop timeout and counted. Not the moment the process quits: on a busy machine the
+# shutdown takes a varying fraction of a second, which would dilute every rate.
+STOPPED_AT: list[float] = []
 
 
 @events.init_command_line_parser.add_listener
@@ -224,6 +229,7 @@ def _ui_fields(parser: Any) -> None:
 @events.test_start.add_listener
 def _start(environment: Environment, **_: Any) -> None:
     RECORDER.export()  # a test in the web UI starts afresh: the last one's figures are gone
+    STOPPED_AT.clear()
     if isinstance(environment.runner, MasterRunner) and IN_WEB_UI:
         # Sent to the workers with the users: each takes its share of the arrival rate.
         environment.parsed_options.generators = max(environment.runner.worker_count, 1)
@@ -242,6 +248,8 @@ def _start(environment: Environment, **_: Any) -> None:
 
 @events.test_stopping.add_listener
 def _stop_schedule(**_: Any) -> None:
+    if not STOPPED_AT:
+        STOPPED_AT.append(RECORDER.now())
     # No request falls due once the run is over; those still waiting were not sent.
     gevent.killall(BACKGROUND, block=False)
     BACKGROUND.clear()
@@ -328,7 +336,7 @@ def _write_result(environment: Environment, **_: Any) -> None:
     total = environment.runner.stats.total
     result = {
         "measure_start": RECORDER.measure_start,
-        "measure_end": RECORDER.now(),
+        "measure_end": STOPPED_AT[0] if STOPPED_AT else RECORDER.now(),
         "locust_requests": total.num_requests,
         "locust_failures": total.num_failures,
         "recorder": RECORDER.export(),

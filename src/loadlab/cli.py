@@ -310,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="[NAME=]URL",
         help="drive this running HTTP service instead of the local ones, named NAME in the "
-        "report; repeatable, to compare several in one report",
+        "report; repeatable, to compare several in one report (with --database-url, the "
+        "database behind them is reset before and checked after, as the local stack's)",
     )
     run.add_argument(
         "--fault",
@@ -380,6 +381,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ui.add_argument(
         "--reports", default=None, help="where the tab writes report folders (default: reports/)"
+    )
+    ui.add_argument(
+        "--target",
+        action="append",
+        metavar="NAME=URL",
+        help="drive these running services instead of starting the local stack (repeatable; "
+        "with --database-url, its database is reset and checked, as the stack's)",
+    )
+    ui.add_argument(
+        "--web-host",
+        default="127.0.0.1",
+        help="the address the UI listens on (default: %(default)s; 0.0.0.0 only inside a "
+        "container whose port is published on loopback)",
     )
     tune = sub.add_parser(
         "tune", help="search one stack's knobs for its best on this machine; save a profile"
@@ -487,6 +501,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--variants", help="comma-separated names or 'all' (default: every running stack)"
     )
+    verify.add_argument(
+        "--target",
+        action="append",
+        metavar="NAME=URL",
+        help="check these running services instead (repeatable; needs --database-url, the "
+        "database behind them, which is reset before each)",
+    )
+    verify.add_argument("--database-url", help="with --target: the database behind them")
     return parser
 
 
@@ -566,11 +588,13 @@ def _cmd_status(settings: StackSettings, as_json: bool) -> int:
     return 0 if all(r["healthy"] for r in rows) else 1
 
 
-def _cmd_verify(settings: StackSettings, spec: str | None) -> int:
+def _cmd_verify(settings: StackSettings, spec: str | None, targets: list[str] | None) -> int:
     from loadlab import verify
     from loadlab.stack.services import names
 
-    return verify.run(settings, variants=names(spec) if spec else None)
+    if spec and targets:
+        raise UsageError("verify: --variants or --target, not both")
+    return verify.run(settings, variants=names(spec) if spec else None, targets=targets)
 
 
 def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
@@ -880,8 +904,10 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
             args.run_time,
             args.workers,
             Path(args.reports) if args.reports else None,
+            args.target,
+            args.web_host,
         )
-    return _cmd_verify(settings, args.variants)
+    return _cmd_verify(settings, args.variants, args.target)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

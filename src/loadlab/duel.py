@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from loadlab import ROOT, ceiling, faults, side_by_side, verify
 from loadlab.analysis import repeats
 from loadlab.environment import describe
 from loadlab.errors import UsageError
-from loadlab.load.experiment import Target, local_targets, plan_dict, run_variant
+from loadlab.load.experiment import (
+    Target,
+    external_target,
+    local_targets,
+    plan_dict,
+    run_variant,
+)
 from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES, LoadPlan, locust_roles
 from loadlab.load.ui_config import CONFIG_ENV, UiConfig
 from loadlab.report import writer
@@ -49,6 +53,30 @@ class Driven:
         }
 
 
+def result_lines(figures: dict[str, Any], repeat: int) -> list[str]:
+    """Each stack's (each round's) figures, one line each, as a run prints them at its end
+    (docs quote them, and a test compares the quote with the report's JSON)."""
+    width = max(16, *map(len, figures))  # the names' column
+    lines = []
+    for name, v in figures.items():
+        for number, r in enumerate(v.get("rounds") or [v], 1):
+            lat = r["latency_ms"]
+            lines.append(
+                f"  {name:<{width}} {'' if repeat == 1 else f'round {number} '}"
+                f"{r['requests']:>8,} req  {r['throughput_rps']:8.1f} req/s  "
+                f"p50 {lat['p50']:7.1f}  p95 {lat['p95']:7.1f}  p99 {lat['p99']:8.1f} ms  "
+                f"errors {r['error_rate']:.2%}"
+            )
+            if "offered_rps" in r:
+                raw = r["latency_uncorrected_ms"]
+                lines.append(
+                    f"  {'':<{width}} offered {r['offered_rps']:8.1f} req/s, "
+                    f"{r['arrivals']['not_sent']:,} not sent, {r['arrivals']['late']:,} late; "
+                    f"from the send: p50 {raw['p50']:7.1f}  p99 {raw['p99']:8.1f} ms"
+                )
+    return lines
+
+
 def what_to_drive(
     settings: StackSettings, variants: list[str], targets: list[str] | None
 ) -> Driven:
@@ -61,26 +89,16 @@ def what_to_drive(
         names = [t.name for t in external]
         if len(set(names)) < len(names):
             raise UsageError(f"--target names {names[0]} twice: give each service its own name")
+        if settings.database_url:
+            # The database behind them, given: reset before each run and checked after it,
+            # as the stack's own (the compose `load` profile). Not one holding tables loadlab
+            # did not make: the reset empties its tables.
+            postgres.wait_ready(settings.database_url, settings.ready_timeout)
+            postgres.apply_schema(settings.database_url)
+            return Driven(external, settings.database_url, settings.scale, False)
         return Driven(external, None, None, False)
     found, state = local_targets(settings, variants)
     return Driven(found, state.direct_database_url, state.scale, state.pgbouncer)
-
-
-def external_target(target: str) -> Target:
-    """A service elsewhere that implements the contract, given as [NAME=]URL; it must answer
-    /healthz."""
-    name, _, url = target.rpartition("=") if "=" in target.split("://")[0] else ("", "", target)
-    name = name or "target"
-    if not url.startswith(("http://", "https://")) or not name.replace("_", "").isalnum():
-        raise UsageError(f"--target {target!r}: give NAME=http://host:port (or just the URL)")
-    try:
-        httpx.get(f"{url.rstrip('/')}/healthz", timeout=5)
-    except httpx.HTTPError as exc:
-        raise UsageError(
-            f"--target {url} does not answer ({type(exc).__name__}): "
-            "check the URL and that the service is running"
-        ) from None
-    return Target(name, f"external service at {url}", url.rstrip("/"))
 
 
 def run(
@@ -136,22 +154,8 @@ def run(
     for line in summary["flags"]:
         print(f"  ! {line}")
     width = max(16, *map(len, figures))  # the names' column
-    for name, v in figures.items():
-        for number, r in enumerate(v.get("rounds") or [v], 1):
-            lat = r["latency_ms"]
-            print(
-                f"  {name:<{width}} {'' if plan.repeat == 1 else f'round {number} '}"
-                f"{r['requests']:>8,} req  {r['throughput_rps']:8.1f} req/s  "
-                f"p50 {lat['p50']:7.1f}  p95 {lat['p95']:7.1f}  p99 {lat['p99']:8.1f} ms  "
-                f"errors {r['error_rate']:.2%}"
-            )
-            if "offered_rps" in r:
-                raw = r["latency_uncorrected_ms"]
-                print(
-                    f"  {'':<{width}} offered {r['offered_rps']:8.1f} req/s, "
-                    f"{r['arrivals']['not_sent']:,} not sent, {r['arrivals']['late']:,} late; "
-                    f"from the send: p50 {raw['p50']:7.1f}  p99 {raw['p99']:8.1f} ms"
-                )
+    for line in result_lines(figures, plan.repeat):
+        print(line)
     for name, v in figures.items():
         for f in v.get("faults") or []:
             back = (
@@ -282,10 +286,14 @@ def ui(
     run_time: float,
     workers: int = 0,
     reports: Path | None = None,
+    targets: list[str] | None = None,
+    web_host: str = "127.0.0.1",
 ) -> int:
-    """The Locust web UI (127.0.0.1 only) against the running stacks, with loadlab's tab
+    """The Locust web UI (127.0.0.1 by default) against the running stacks, with loadlab's tab
     (load/webui.py), until Ctrl-C; starts the stack if it is not up, and leaves it up.
-    `variant` is the stack chosen first; any other running stack can be chosen per test."""
+    `variant` is the stack chosen first; any other running stack can be chosen per test.
+    With `targets` (NAME=URL), those services instead, the first chosen first, and the
+    database behind them if one is given (the compose `ui` profile)."""
     services.names(variant)  # known, or exit 2
     # Validates the scenario and --workers; its roles are the Locust processes to start.
     plan = LoadPlan(scenario=scenario, users=1, spawn_rate=1, duration=1, warmup=0, workers=workers)
@@ -297,14 +305,21 @@ def ui(
         reports.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write reports to {reports}: {exc.strerror or exc}") from None
-    with procs.state_lock(settings.state_dir, "ui"):  # only while starting: the UI stays
-        state, _ = lifecycle.up(settings)
-    component = state.get(variant)
-    assert component is not None
-    stacks = {variant: component.url}
-    for c in state.components:  # the others that run now, to switch to in the form
-        if c.name in services.VARIANTS and c.name != variant and services.healthy(c.url, 1.0):
-            stacks[c.name] = c.url
+    if targets:
+        driven = what_to_drive(settings, [variant], targets)
+        stacks = {t.name: t.url for t in driven.targets}
+        variant, url = next(iter(stacks.items()))
+        scale = driven.scale or settings.scale
+    else:
+        with procs.state_lock(settings.state_dir, "ui"):  # only while starting: the UI stays
+            state, _ = lifecycle.up(settings)
+        component = state.get(variant)
+        assert component is not None
+        url, scale = component.url, state.scale
+        stacks = {variant: url}
+        for c in state.components:  # the others that run now, to switch to in the form
+            if c.name in services.VARIANTS and c.name != variant and services.healthy(c.url, 1.0):
+                stacks[c.name] = c.url
     config = UiConfig(
         scenario=scenario,
         state_dir=str(settings.state_dir),
@@ -312,15 +327,16 @@ def ui(
         stacks=stacks,
         reports=str(reports.resolve()),
         workers=workers,
+        external=bool(targets),
     )
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / f"{scenario}.py")]
     master_role, *worker_roles = locust_roles(plan)
     argv = [
         *locust,
         "--host",
-        component.url,
+        url,
         "--web-host",
-        "127.0.0.1",
+        web_host,
         "--web-port",
         str(port),
         "--run-time",
@@ -334,14 +350,14 @@ def ui(
     ]
     argv += master_role
     print(
-        f"Locust web UI: http://127.0.0.1:{port} driving {variant} at {component.url} "
+        f"Locust web UI: http://{web_host}:{port} driving {variant} at {url} "
         f"(loadlab tab: exact figures, integrity, report); each test stops after "
         f"{run_time:g} s. Ctrl-C ends the UI; the stack stays up (`make down` stops it).",
         flush=True,
     )
     env = {
         **os.environ,
-        "LOADLAB_SCALE": str(state.scale),
+        "LOADLAB_SCALE": str(scale),
         "PYTHONPATH": LOCUST_PYTHONPATH,
         CONFIG_ENV: json.dumps(dataclasses.asdict(config)),
     }

@@ -54,7 +54,9 @@ def uncommitted() -> bool:
 
 
 def git_commit() -> str:
-    commit = _run(["git", "rev-parse", "--short=12", "HEAD"]) or "unknown"
+    commit = _run(["git", "rev-parse", "--short=12", "HEAD"])
+    if not commit:  # no repository: an image says what it was built from (infra/Dockerfile)
+        return os.environ.get("LOADLAB_SOURCE_COMMIT") or "unknown"
     return f"{commit}{' (uncommitted changes)' if uncommitted() else ''}"
 
 

@@ -367,12 +367,36 @@ def running_services(
     return state, urls
 
 
-def run(settings: StackSettings, quiet: bool = False, variants: list[str] | None = None) -> int:
+def given_services(settings: StackSettings, targets: list[str]) -> tuple[str, dict[str, str]]:
+    """`--target NAME=URL`s (the compose stack's published ports, say) and the database
+    behind them, which verify resets before each one."""
+    from loadlab.load.experiment import external_target
+
+    if not settings.database_url:
+        raise UsageError("verify --target resets the data behind them: give --database-url")
+    found = [external_target(t) for t in targets]
+    found.sort(key=lambda t: t.name != REFERENCE)
+    if len(found) < 2:
+        raise UsageError("verify compares stacks: give at least two --target NAME=URL")
+    return settings.database_url, {t.name: t.url for t in found}
+
+
+def run(
+    settings: StackSettings,
+    quiet: bool = False,
+    variants: list[str] | None = None,
+    targets: list[str] | None = None,
+) -> int:
     """The `verify` command: every request of SEQUENCE against each stack, compared with the
     reference's answer; one line per request (only the differing ones when quiet), exit 1
     with a diff on any mismatch."""
-    state, urls = running_services(settings, variants)
-    results = compare(urls, state.direct_database_url, state.scale)
+    if targets:
+        database_url, urls = given_services(settings, targets)
+        scale = settings.scale
+    else:
+        state, urls = running_services(settings, variants)
+        database_url, scale = state.direct_database_url, state.scale
+    results = compare(urls, database_url, scale)
     reference = next(iter(urls))
     failed_total = 0
     for other, pairs in results.items():

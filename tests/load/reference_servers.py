@@ -101,12 +101,30 @@ def _handler(
     return Handler
 
 
+STALL_TICK_S = 0.01
+STALL_MS = 5.0  # a wake-up later than this is a stall worth keeping
+
+
+def _watch_stalls(stalls: list[tuple[float, float]]) -> None:
+    """Sleep a fixed 10 ms, over and over, and keep each wake-up more than STALL_MS late
+    (epoch s, ms late): the time this process waited for a CPU or for the GIL, which the
+    per-request record cannot see (a request that arrives during it waits unrecorded)."""
+    while True:
+        started = time.perf_counter()
+        time.sleep(STALL_TICK_S)
+        late = (time.perf_counter() - started - STALL_TICK_S) * 1000
+        if late > STALL_MS:
+            stalls.append((time.time(), late))
+
+
+Timed = list[tuple[float, float]]  # (epoch s, ms) pairs
+
+
 @contextmanager
-def serve(
-    kind: str, **params: float
-) -> Iterator[tuple[str, Callable[[], list[tuple[float, float]]]]]:
+def serve(kind: str, **params: float) -> Iterator[tuple[str, Callable[[], tuple[Timed, Timed]]]]:
     """Start a reference server in its own process: (its URL, a function that stops it and
-    returns, for each request, when it arrived (epoch s) and the ms it took on the server)."""
+    returns, for each request, when it arrived (epoch s) and the ms it took on the server, and
+    the server process's own stalls, as _watch_stalls keeps them)."""
     record = Path(f"/tmp/loadlab-reference-{time.time_ns()}.json")
     proc = subprocess.Popen(
         [sys.executable, __file__, kind, json.dumps(params), str(record)],
@@ -117,10 +135,11 @@ def serve(
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
 
-        def stop_and_read() -> list[tuple[float, float]]:
+        def stop_and_read() -> tuple[Timed, Timed]:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=10)
-            return [(t, ms) for t, ms in json.loads(record.read_text())]
+            kept = json.loads(record.read_text())
+            return [tuple(r) for r in kept["requests"]], [tuple(r) for r in kept["stalls"]]
 
         yield f"http://127.0.0.1:{port}", stop_and_read
     finally:
@@ -137,11 +156,13 @@ def _main(kind: str, params: str, record_path: str) -> None:
         os.sched_setaffinity(0, {int(os.environ["REF_CPU"])})
     delay = {"known": known_distribution, "stalling": stalling}[kind](**json.loads(params))
     record: list[tuple[float, float]] = []
+    stalls: list[tuple[float, float]] = []
+    threading.Thread(target=_watch_stalls, args=(stalls,), daemon=True).start()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(delay, record))
     server.daemon_threads = True
 
     def finish(*_: object) -> None:
-        Path(record_path).write_text(json.dumps(record))
+        Path(record_path).write_text(json.dumps({"requests": record, "stalls": stalls}))
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, finish)

@@ -43,14 +43,40 @@ def test_open_model_sees_the_stall_that_the_send_time_hides(tmp_path: Path) -> N
     assert v["requests"] == v["locust_requests"]
 
 
+QUIET_MS = 20.0  # the longest stall of either process a light-load comparison accepts
+ATTEMPTS = 3
+
+
 def test_light_load_percentiles_match_the_servers_own_record(tmp_path: Path) -> None:
     """100 req/s (under one request in flight on average), at most 10, after a 2 s warm-up
     (connections opened, each on a new server thread: the server's record does not see that
-    part). 3,000 requests, so p99.9 is not one request's noise."""
-    with serve("known") as (url, stop):
-        v = drive(url, tmp_path, users=10, spawn_rate=10, duration=30, warmup=2, arrival_rate=100)
-        record = stop()
-    measure_start = json.loads((tmp_path / "recorder.json").read_text())["measure_start"]
+    part). 3,000 requests, so p99.9 is not one request's noise.
+
+    Neither record sees a stall of the shared machine: a process left without a CPU for
+    250 ms (seen once in CI) holds the ~25 requests that fall due meanwhile, which the open
+    model rightly counts and the server never times. Both processes measure their own
+    stalls (the generator's delay, the server's _watch_stalls); a run in which either
+    stalled longer than QUIET_MS is made again, and the shape's tolerance grows by the
+    longest stall of the run kept, since each stall can add up to its length to the few
+    requests it catches."""
+    busy = []
+    for attempt in range(ATTEMPTS):
+        out = tmp_path / str(attempt)
+        with serve("known") as (url, stop):
+            v = drive(url, out, users=10, spawn_rate=10, duration=30, warmup=2, arrival_rate=100)
+            record, stalls = stop()
+        measure_start = json.loads((out / "recorder.json").read_text())["measure_start"]
+        stalled = max(
+            [v["generator_delay_ms"]["max"], *(ms for t, ms in stalls if t >= measure_start)]
+        )
+        if stalled <= QUIET_MS:
+            break
+        busy.append(round(stalled, 1))
+    else:  # what is compared cannot be seen on this machine now: say so, do not guess
+        pytest.skip(
+            f"the machine stalled a process longer than {QUIET_MS} ms in each of "
+            f"{ATTEMPTS} attempts ({busy} ms): the comparison needs a quieter machine"
+        )
     server = new_histogram()
     for arrived, ms in record:
         if arrived >= measure_start:
@@ -61,26 +87,53 @@ def test_light_load_percentiles_match_the_servers_own_record(tmp_path: Path) -> 
     # shape the same.
     shift = {key: v["latency_ms"][key] - truth[key] for key in ("p50", "p99", "p99_9")}
     assert -0.5 <= shift["p50"] <= 3.0, (shift, v["latency_ms"], truth)
-    assert all(abs(d - shift["p50"]) <= 1.5 for d in shift.values()), (shift, truth)
+    tolerance = 1.5 + stalled
+    assert all(abs(d - shift["p50"]) <= tolerance for d in shift.values()), (shift, stalled)
     assert v["generator_delay_ms"]["p99"] < 5  # light load: the generator kept time
-    # At most the one that fell due in the loop turn the run ended in: put in the queue, its
-    # free user not yet woken (gevent wakes a getter on the next turn). Counted, not lost.
-    assert v["arrivals"]["not_sent"] <= 1
+    # Counted, not lost: the one that fell due in the loop turn the run ended in (put in the
+    # queue, its free user not yet woken: gevent wakes a getter on the next turn), and those
+    # that fell due while Locust prepared to stop (before it tells anyone, it reads its
+    # caller's frame with inspect.stack: 20-40 ms here, 2-4 requests at 100 req/s).
+    arrivals = v["arrivals"]
+    assert arrivals["not_sent"] <= 1 + 100 * (0.05 + stalled / 1000), arrivals
 
 
 def test_the_schedule_counts_what_fell_due_and_what_was_left() -> None:
     counts: Counter[str] = Counter()
     arrivals = Arrivals(500, "constant", lambda: counts)
-    started = time.perf_counter()
     schedule = gevent.spawn(arrivals.run)
+    gevent.sleep(0)  # the schedule starts; its first request falls due one gap later
+    first = arrivals._next
+    assert first is not None
     gevent.sleep(0.2)  # nobody takes a request: all of them wait
+    closing = time.perf_counter()
     arrivals.close()
-    elapsed = time.perf_counter() - started
     schedule.kill()
     # The schedule catches up when it wakes late, so the count follows the clock.
-    assert abs(counts["offered"] - 500 * elapsed) <= 2
+    due = int((closing - first) * 500) + 1
+    assert due <= counts["offered"] <= due + 1, (counts, due)
     assert counts["not_sent"] == counts["offered"] and counts["sent"] == 0
     assert arrivals.take() is None  # the run is over
+
+
+def test_what_fell_due_while_the_process_stalled_is_offered_and_not_sent() -> None:
+    """The process gets no CPU for 0.2 s (time.sleep blocks every greenlet): the schedule
+    cannot wake to hand out the 100 requests that fall due meanwhile. Closing the run then
+    still counts them: offered, never sent; none vanishes."""
+    counts: Counter[str] = Counter()
+    arrivals = Arrivals(500, "constant", lambda: counts)
+    schedule = gevent.spawn(arrivals.run)
+    gevent.sleep(0)  # the schedule starts; its first request falls due one gap later
+    first = arrivals._next
+    assert first is not None
+    gevent.sleep(0.05)
+    time.sleep(0.2)
+    closing = time.perf_counter()
+    arrivals.close()  # reads the clock a moment after `closing`: at most one more fell due
+    schedule.kill()
+    due = int((closing - first) * 500) + 1  # at first, first + 2 ms, ... up to `closing`
+    assert due <= counts["offered"] <= due + 1, (counts, due)
+    assert counts["not_sent"] == counts["offered"] and counts["sent"] == 0
 
 
 def test_poisson_gaps_have_the_rate_as_mean() -> None:

@@ -188,3 +188,29 @@ def test_the_fast_mean_is_hdrhs_mean() -> None:
             h.record_value(min(int(rng.expovariate(1 / scale)) + 1, 10**8))
         assert mean_us(h) == pytest.approx(h.get_mean_value(), rel=1e-12)
     assert mean_us(new_histogram()) == 0.0
+
+
+def test_a_request_in_flight_when_measuring_began_is_counted_but_not_in_the_rate() -> None:
+    """The rate counts requests started inside the window: one that began in the warm-up
+    and finished after it is in the figures (requests, latency) but not in req/s, as one
+    still in flight when the run stops is in both (it started inside)."""
+    from loadlab.analysis.summary import variant_summary
+
+    recorder = Recorder()
+    recorder.measure_start = recorder.now() - 1.0
+    recorder.record("GET /x", 200, 1500.0, None)  # sent 1.5 s ago, before measuring began
+    recorder.record("GET /x", 200, 10.0, None)
+    assert recorder.started_before == 1
+    start = recorder.measure_start
+    merged = Recorder()
+    merged.merge(recorder.export())
+    assert merged.started_before == 1
+    result = {
+        "measure_start": start,
+        "measure_end": start + 2.0,
+        "recorder": merged.export(),
+        "locust_requests": 2,
+        "locust_failures": 0,
+    }
+    v = variant_summary(result)
+    assert v["requests"] == 2 and v["throughput_rps"] == 0.5

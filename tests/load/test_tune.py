@@ -136,7 +136,13 @@ def test_compare_finds_a_run_made_worse_on_purpose(restored: Stack, tmp_path: Pa
     assert worse.returncode == 1, worse.stdout
     assert "worse beyond 10%: fastapi_async" in worse.stderr
     named = json.loads((runs["starved"] / "compare.json").read_text())["regressions"]
-    assert {r["figure"] for r in named} & {"throughput", "p50 latency"}
+    # Which figures the starved pool worsens depends on what else limits one worker on this
+    # machine at the moment (its CPU or the pool); every one named is worse beyond 10%.
+    assert named
+    for r in named:
+        assert r["worse"] and r["regression"], r
+        bad = -r["relative"] if r["figure"] == "throughput" else r["relative"]
+        assert bad > 0.10, r
     page = (runs["starved"] / "compare.html").read_text()
     assert "profile starved" in page  # the changed setting is said
 

@@ -79,13 +79,16 @@ def test_services_read_the_native_environment(compose: dict[str, Any]) -> None:
 
 
 def test_the_same_roles_with_passwords_from_the_environment(compose: dict[str, Any]) -> None:
-    """No trusted logins and no password in the file: the superuser for the seed job, the
-    services' role for the services, each password required from the environment."""
+    """No trusted logins and no password in the file: the superuser for the database's own
+    set-up, the seed job and the load run's checks, the services' role for the services,
+    each password required from the environment."""
     assert "trust" not in COMPOSE.read_text()
-    pg = compose["services"]["postgres"]["environment"]
-    assert pg["POSTGRES_USER"] == postgres.ADMIN
-    assert pg["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
-    assert _defaults(pg["POSTGRES_PASSWORD"]) == "<LOADLAB_ADMIN_PASSWORD>"
+    pg = compose["services"]["postgres"]
+    assert _defaults(pg["environment"]["LOADLAB_ADMIN_PASSWORD"]) == "<LOADLAB_ADMIN_PASSWORD>"
+    for name in ("seed", "locust-master", "ui"):
+        env = compose["services"][name]["environment"]
+        admin = make_url(_defaults(env["LOADLAB_DATABASE_URL"]))
+        assert (admin.username, admin.password) == (postgres.ADMIN, "<LOADLAB_ADMIN_PASSWORD>")
     seed = compose["services"]["seed"]
     assert seed["command"][-2:] == ["seed", "--app-role"]
     assert _defaults(seed["environment"]["LOADLAB_APP_PASSWORD"]) == "<LOADLAB_APP_PASSWORD>"
@@ -96,14 +99,18 @@ def test_the_same_roles_with_passwords_from_the_environment(compose: dict[str, A
     assert f"'{postgres.APP}', os.environ['LOADLAB_APP_PASSWORD']" in bouncer
 
 
-def test_mounted_files_are_the_native_ones(compose: dict[str, Any]) -> None:
-    mounts = {
-        m.split(":")[1]: (COMPOSE.parent / m.split(":")[0]).resolve()
-        for m in compose["services"]["postgres"]["volumes"]
-    }
-    assert mounts["/etc/postgresql/loadlab.conf"] == postgres.CONF.resolve()
-    assert mounts["/docker-entrypoint-initdb.d/10-schema.sql"] == postgres.SCHEMA.resolve()
-    assert all(path.exists() for path in mounts.values())
+def test_postgres_is_set_up_by_loadlabs_own_code(compose: dict[str, Any]) -> None:
+    """One code path with `up`: the container runs loadlab.stack.container_postgres, which
+    calls the functions `up` calls (no image entrypoint of its own), in the project's image."""
+    from loadlab.stack import container_postgres
+
+    pg = compose["services"]["postgres"]
+    assert pg["command"] == ["python", "-m", container_postgres.__name__]
+    assert pg["image"] == "loadlab" and pg["build"]["dockerfile"] == "infra/Dockerfile"
+    assert str(container_postgres.READY) in pg["healthcheck"]["test"]
+    (volume,) = pg["volumes"]
+    assert volume.split(":")[1] == str(container_postgres.DATA.parent)
+    assert volume.split(":")[0] in compose["volumes"]  # named: `down -v` drops it
 
 
 def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
@@ -121,9 +128,10 @@ def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
 
 def test_image_holds_what_loadlab_reads_from_its_root() -> None:
     dockerfile = (ROOT / "infra" / "Dockerfile").read_text()
-    for folder in ("src", "services", "locustfiles", "infra"):
+    for folder in ("src", "services", "locustfiles", "infra", "profiles"):
         assert f"COPY {folder} ./{folder}" in dockerfile
     assert "pip install --no-cache-dir -e" in dockerfile
+    assert "ARG BASE_IMAGE=" in dockerfile and "FROM ${BASE_IMAGE}" in dockerfile
 
 
 def test_distributed_load_is_a_loadlab_run_fed_by_worker_containers(
@@ -156,6 +164,6 @@ def test_distributed_load_is_a_loadlab_run_fed_by_worker_containers(
     # Nothing published: the master's port stays inside the compose network.
     assert "ports" not in master and "ports" not in worker
     (mount,) = master["volumes"]
-    host, inside = mount.split(":")
+    host, inside = _defaults(mount).split(":")
     assert (COMPOSE.parent / host).resolve() == (ROOT / "reports").resolve()
     assert inside == "/app/reports"

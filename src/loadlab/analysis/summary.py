@@ -17,15 +17,23 @@ def variant_summary(result: dict[str, Any]) -> dict[str, Any]:
     requests = recorder.total.get_total_count()
     failures = sum(recorder.errors.values())
     start = result["measure_start"] or result["measure_end"]
+    # The window: from the warm-up's end to the moment the run began to stop. Every request
+    # counted is in the figures; the rate counts those that started inside the window (all
+    # of them finish, in the stop timeout if need be), so the ones in flight at its edges
+    # neither inflate nor dilute it.
     seconds = max(result["measure_end"] - start, 1e-9)
-    timeline = _timeline(recorder, int(start), int(result["measure_end"]))
+    started_inside = requests - recorder.started_before
+    # The window ends when the run began to stop; requests still in flight then are answered
+    # after it, and the timeline runs on to the last of them so every counted request is in it.
+    end = int(result["measure_end"])
+    timeline = _timeline(recorder, int(start), max(end, recorder.last_second() or end))
     rates = [row["rps"] for row in timeline[1:-1]] or [0.0]  # first/last seconds are partial
     return {
         "requests": requests,
         "failures": failures,
         "error_rate": failures / requests if requests else 0.0,
         "errors": dict(recorder.errors.most_common()),
-        "throughput_rps": round(requests / seconds, 2),
+        "throughput_rps": round(started_inside / seconds, 2),
         "throughput_rps_per_second_sd": round(statistics.pstdev(rates), 2),
         "measured_seconds": round(seconds, 2),
         "latency_ms": latency_ms(recorder.total),
@@ -42,7 +50,7 @@ def variant_summary(result: dict[str, Any]) -> dict[str, Any]:
         # Generator delay: how late each Locust process woke from a fixed 10 ms sleep, and
         # the share of that lateness spent waiting for a CPU (the rest: its own loop's work).
         "generator_delay_ms": _delay(recorder.generator_delay, recorder.generator_cpu_wait),
-        **_open_model(recorder, requests, seconds),
+        **_open_model(recorder, started_inside, seconds),
     }
 
 

@@ -15,7 +15,8 @@ the offered rate exact whatever N is, and one stalled connection does not delay 
 
 Counted: `offered` (fell due while measuring), `sent`, `late` (sent more than 1 ms after its
 intended start) and `not_sent` (still waiting for a free user when the run ended: N was too
-small for the load, or the service fell behind).
+small for the load, or the service fell behind; or fell due while the process could not hand
+it out: stalled without a CPU, or Locust itself busy stopping the run).
 
 `constant` arrivals are evenly spaced; `poisson` ones have exponential gaps of the same mean
 (independent arrivals, as many users each clicking at random make).
@@ -60,6 +61,7 @@ class Arrivals:
         self.rng = rng or random.Random()
         self._due: Queue[float | None] = Queue()  # intended starts not yet taken
         self._waiting = 0  # users blocked in take()
+        self._next: float | None = None  # the next intended start not yet handed out
         self._closed = False
 
     def _gap(self) -> float:
@@ -67,13 +69,15 @@ class Arrivals:
 
     def run(self) -> None:
         """Hand out intended start times (time.perf_counter seconds) until killed."""
-        due = time.perf_counter() + self._gap()
+        self._next = time.perf_counter() + self._gap()
         while not self._closed:
             # Behind schedule (a busy process) it still yields, so free users take what is due.
-            gevent.sleep(max(due - time.perf_counter() - WAKE_EARLY_S, 0.0))
+            gevent.sleep(max(self._next - time.perf_counter() - WAKE_EARLY_S, 0.0))
+            if self._closed or self._next is None:  # closed while it slept: close counted it
+                return
             self.counts()["offered"] += 1
-            self._due.put(due)
-            due += self._gap()
+            self._due.put(self._next)
+            self._next += self._gap()
 
     def take(self) -> float | None:
         """Wait until a request is due; its intended start, or None once the run is over."""
@@ -101,6 +105,14 @@ class Arrivals:
         while not self._due.empty():
             if self._due.get_nowait() is not None:
                 counts["not_sent"] += 1
+        # Requests that fell due while this process was stalled (no CPU for it, or its loop
+        # busy) and the schedule had not yet woken to hand them out: offered, never sent.
+        now = time.perf_counter()
+        while self._next is not None and self._next <= now:
+            counts["offered"] += 1
+            counts["not_sent"] += 1
+            self._next += self._gap()
+        self._next = None  # counted once, however often the run is told it is over
         for _ in range(self._waiting):
             self._due.put(None)
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from loadlab import faults
 from loadlab.analysis import integrity
 from loadlab.analysis.summary import variant_summary
@@ -238,3 +240,20 @@ def local_targets(
             )
         )
     return targets, state
+
+
+def external_target(target: str) -> Target:
+    """A service elsewhere that implements the contract, given as [NAME=]URL; it must answer
+    /healthz."""
+    name, _, url = target.rpartition("=") if "=" in target.split("://")[0] else ("", "", target)
+    name = name or "target"
+    if not url.startswith(("http://", "https://")) or not name.replace("_", "").isalnum():
+        raise UsageError(f"--target {target!r}: give NAME=http://host:port (or just the URL)")
+    try:
+        httpx.get(f"{url.rstrip('/')}/healthz", timeout=5)
+    except httpx.HTTPError as exc:
+        raise UsageError(
+            f"--target {url} does not answer ({type(exc).__name__}): "
+            "check the URL and that the service is running"
+        ) from None
+    return Target(name, f"external service at {url}", url.rstrip("/"))

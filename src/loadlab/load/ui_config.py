@@ -23,6 +23,9 @@ class UiConfig:
     stacks: dict[str, str]  # running stacks at start: name -> URL
     reports: str  # the folder report folders are written into
     workers: int = 0
+    # `ui --target`: services loadlab did not start; the database behind them, if any, comes
+    # from the environment (LOADLAB_DATABASE_URL) in every Locust process.
+    external: bool = False
 
     @classmethod
     def from_environment(cls) -> UiConfig:

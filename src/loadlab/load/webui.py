@@ -105,15 +105,22 @@ class Session:
             arrivals=getattr(options, "arrivals", "constant"),
         )
         self.test = test
-        state = procs.load_state(Path(self.config.state_dir))
-        if state is None:
-            test.problem = "the stack's state is gone: was it stopped (`loadlab down`)?"
-            return
-        try:
-            test.before = baseline(state.direct_database_url, state.scale)
-        except Exception as exc:  # the database is down: the test runs, unchecked
-            test.problem = f"no integrity check: the database did not answer ({exc})"
-        test.monitor = OffLoopMonitor(self._roots(state, stack))
+        if self.config.external:  # `ui --target`: no processes of ours to watch but Locust's
+            database_url, scale = self._database(), float(self.config.settings["scale"])
+            roots = {GENERATOR: [os.getppid()]}
+        else:
+            state = procs.load_state(Path(self.config.state_dir))
+            if state is None:
+                test.problem = "the stack's state is gone: was it stopped (`loadlab down`)?"
+                return
+            database_url, scale = state.direct_database_url, state.scale
+            roots = self._roots(state, stack)
+        if database_url:
+            try:
+                test.before = baseline(database_url, scale)
+            except Exception as exc:  # the database is down: the test runs, unchecked
+                test.problem = f"no integrity check: the database did not answer ({exc})"
+        test.monitor = OffLoopMonitor(roots)
         test.monitor.__enter__()
 
     def stopping(self) -> None:
@@ -152,7 +159,7 @@ class Session:
             "locust_failures": runner.stats.total.num_failures,
             "recorder": exported,
         }
-        state = procs.load_state(Path(self.config.state_dir))
+        state = None if self.config.external else procs.load_state(Path(self.config.state_dir))
         component = state.get(test.stack) if state is not None else None
         target = Target(
             test.stack,
@@ -160,7 +167,7 @@ class Session:
             test.url,
             setup=component.setup if component is not None else None,
         )
-        database_url = state.direct_database_url if state is not None else None
+        database_url = state.direct_database_url if state is not None else self._database()
         test.result = result
         return summarise(target, result, test.monitor or Monitor({}), database_url, test.before)
 
@@ -345,6 +352,15 @@ class Session:
                 f"at most {test.users} in flight"
             )
         return f"closed model: {test.users} users"
+
+    def _database(self) -> str | None:
+        """With --target: the database behind the targets, if `ui` was given one (from this
+        process's environment, as `ui` had it: the config holds no password)."""
+        if not self.config.external:
+            return None
+        from loadlab.settings import StackSettings
+
+        return StackSettings().database_url  # type: ignore[call-arg]  # fields from the env
 
     def _roots(self, state: procs.State, stack: str) -> dict[str, list[int]]:
         roots = {

@@ -204,9 +204,9 @@ def _behind_schedule(name: str, rounds: list[dict[str, Any]]) -> list[str]:
         if v["achieved_rps"] < KEEP_UP_SHARE * v["offered_rps"] or left_behind:
             found.append(
                 f"{which}: {v['offered_rps']:,.1f} req/s offered, {v['achieved_rps']:,.1f} "
-                f"answered per second, {not_sent:,} still waiting for a free user when the "
-                "run ended: the service did not keep up with the arrival rate, or --users is "
-                "too small for it."
+                f"answered per second, {not_sent:,} due but never sent when the run ended "
+                "(all users busy, or the generator stalled): the service did not keep up "
+                "with the arrival rate, or --users is too small for it."
             )
     return found
 

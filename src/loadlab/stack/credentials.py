@@ -80,6 +80,13 @@ def role_password(path: Path, role: str) -> str:
     return password
 
 
+def keep_password(path: Path, role: str, password: str) -> None:
+    """Put a role's given password in the password file (for any host, port and database)."""
+    key = f"*:*:*:{_escape(role)}:"
+    kept = [line for line in _read(path) if not line.startswith(key)]
+    _write(path, [key + _escape(password), *kept])
+
+
 def store(path: Path, database_url: str) -> str:
     """A URL given by the user, its password moved into the password file (for that host,
     port, database and user only); returns the URL to keep. A URL without a password is

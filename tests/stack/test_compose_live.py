@@ -1,0 +1,332 @@
+"""infra/docker-compose.yml run for real: images built here (a debootstrap base, a wheelhouse
+built by the host's pip), the stack up with its health checks, every stack verified through
+its published 127.0.0.1 port, the pgbouncer, load and ui profiles driven, and nothing of the
+project left afterwards. Docker Compose v1 (Debian's docker-compose) here; `docker compose`
+(v2) where that is what the machine has.
+
+The engine: a running one is used as it is; otherwise, as root, the tests start `dockerd`
+and stop it at the end. No Docker and no root to start it: skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg2
+import pytest
+
+from loadlab import ROOT
+from loadlab.stack.procs import free_port
+from tests.load.test_ui import _get_page, _one_test, _wait_for
+
+COMPOSE_FILE = ROOT / "infra" / "docker-compose.yml"
+PROJECT = f"loadlab-test-{os.getpid()}"
+PROFILES = ["--profile", "pgbouncer", "--profile", "load", "--profile", "ui"]
+BASE_IMAGE = "loadlab-base:bookworm"  # infra/compose.sh base: no registry is reachable here
+
+
+def _compose_command() -> list[str] | None:
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    if shutil.which("docker") and _ok(["docker", "compose", "version"]):
+        return ["docker", "compose"]
+    return None
+
+
+def _ok(argv: list[str]) -> bool:
+    return subprocess.run(argv, capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """The compose command, with an engine answering; dockerd started (and stopped) only
+    when none was running."""
+    command = _compose_command()
+    if command is None:
+        if os.geteuid() != 0:
+            pytest.skip("no Docker, and no root to install it (infra/install-system-deps.sh)")
+        pytest.fail("no docker-compose: infra/install-system-deps.sh installs it as root")
+    started = None
+    if not _ok(["docker", "info"]):
+        if os.geteuid() != 0:
+            pytest.skip("no Docker engine running, and no root to start one")
+        log = (tmp_path_factory.mktemp("dockerd") / "dockerd.log").open("w")
+        started = subprocess.Popen(
+            ["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        _wait_for(lambda: _ok(["docker", "info"]), 60, "dockerd to answer")
+    try:
+        yield command
+    finally:
+        if started is not None:
+            started.terminate()
+            try:
+                started.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                started.kill()
+                started.wait()
+
+
+@dataclass
+class Compose:
+    command: list[str]
+    env: dict[str, str]
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [*self.command, "-p", PROJECT, "-f", str(COMPOSE_FILE), *args]
+        return subprocess.run(
+            argv, env=env or self.env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+        )
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def admin_url(self) -> str:
+        password = self.env["LOADLAB_ADMIN_PASSWORD"]
+        return f"postgresql://loadlab_admin:{password}@127.0.0.1:{self.ports['PG']}/loadlab"
+
+    def container(self, service: str) -> str:
+        found = self("ps", "-q", service).stdout.split()
+        assert len(found) == 1, (service, found)
+        return found[0]
+
+    def healthy(self, *names: str) -> None:
+        for name in names:
+            _wait_for(lambda n=name: _answers(f"{self.url(n)}/healthz"), 120, f"{name} healthy")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _project_leftovers() -> dict[str, list[str]]:
+    label = f"label=com.docker.compose.project={PROJECT}"
+    return {
+        kind: subprocess.run(
+            ["docker", *argv, "--filter", label], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for kind, argv in {
+            "containers": ["ps", "-aq"],
+            "networks": ["network", "ls", "-q"],
+            "volumes": ["volume", "ls", "-q"],
+        }.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def compose(engine: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
+    for step in ("wheels", "base"):
+        done = subprocess.run(
+            [str(ROOT / "infra" / "compose.sh"), step], capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    commit = subprocess.run(
+        [str(ROOT / "infra" / "compose.sh"), "commit"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    names = ("PG", "PGBOUNCER", "FLASK_SYNC", "FASTAPI_ASYNC", "UI")
+    ports = {name: free_port() for name in names}
+    reports = tmp_path_factory.mktemp("compose-reports")
+    env = {
+        **os.environ,
+        "LOADLAB_ADMIN_PASSWORD": secrets.token_urlsafe(16),
+        "LOADLAB_APP_PASSWORD": secrets.token_urlsafe(16),
+        "LOADLAB_BASE_IMAGE": BASE_IMAGE,
+        "LOADLAB_SOURCE_COMMIT": commit,
+        "LOADLAB_REPORTS": str(reports),
+        "LOADLAB_UID": str(os.getuid()),
+        "LOADLAB_GID": str(os.getgid()),
+        **{f"LOADLAB_PUBLISH_{name}": str(port) for name, port in ports.items()},
+    }
+    stack = Compose(engine, env, ports)
+    built = stack("build", timeout=900)
+    assert built.returncode == 0, built.stderr[-3000:]
+    try:
+        up = stack("up", "-d")
+        assert up.returncode == 0, up.stderr[-3000:]
+        stack.healthy("FLASK_SYNC", "FASTAPI_ASYNC")
+        yield stack
+    finally:
+        stack(*PROFILES, "down", "-v", "--remove-orphans")
+
+
+def test_every_stack_answers_alike_through_its_published_loopback_port(compose: Compose) -> None:
+    verified = subprocess.run(
+        [sys.executable, "-m", "loadlab", "verify", "--database-url", compose.admin_url]
+        + ["--target", f"flask_sync={compose.url('FLASK_SYNC')}"]
+        + ["--target", f"fastapi_async={compose.url('FASTAPI_ASYNC')}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr
+    assert "requests identical in fastapi_async and flask_sync" in verified.stdout
+    assert compose.env["LOADLAB_ADMIN_PASSWORD"] not in verified.stdout + verified.stderr
+    for service in ("postgres", "flask_sync", "fastapi_async"):
+        published = subprocess.run(
+            ["docker", "port", compose.container(service)], capture_output=True, text=True
+        ).stdout.split()
+        assert published and all(
+            p.startswith("127.0.0.1:") for p in published if ":" in p and "/" not in p
+        ), published
+
+
+def test_the_services_role_reads_and_writes_its_tables_only(compose: Compose) -> None:
+    password = compose.env["LOADLAB_APP_PASSWORD"]
+    conn = psycopg2.connect(
+        host="127.0.0.1", port=compose.ports["PG"], dbname="loadlab", user="loadlab_app",
+        password=password,
+    )  # fmt: skip
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM users")
+            assert cur.fetchone()[0] > 0
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege), conn.cursor() as cur:
+            cur.execute("CREATE TABLE intruder (id int)")
+    finally:
+        conn.close()
+
+
+def test_the_pgbouncer_profile_puts_pgbouncer_between_services_and_database(
+    compose: Compose,
+) -> None:
+    via = {
+        **compose.env,
+        "LOADLAB_DB_HOST": "pgbouncer",
+        "LOADLAB_DB_PORT": "6432",
+        "DB_PGBOUNCER_SAFE": "1",
+    }
+    try:
+        up = compose("--profile", "pgbouncer", "up", "-d", env=via)
+        assert up.returncode == 0, up.stderr[-3000:]
+        time.sleep(3)  # the services were recreated: wait for the new ones
+        compose.healthy("FLASK_SYNC", "FASTAPI_ASYNC")
+        for name in ("FLASK_SYNC", "FASTAPI_ASYNC"):
+            answer = httpx.post(f"{compose.url(name)}/users/7/visit", timeout=10)
+            assert answer.status_code == 200, answer.text
+        bouncer = subprocess.run(
+            ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+             compose.container("pgbouncer")],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        conn = psycopg2.connect(compose.admin_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT DISTINCT host(client_addr) FROM pg_stat_activity "
+                    "WHERE usename = 'loadlab_app'"
+                )
+                clients = {row[0] for row in cur.fetchall()}
+        finally:
+            conn.close()
+        assert clients == {bouncer}, (clients, bouncer)  # every service connection via it
+    finally:
+        back = compose("up", "-d")  # the services straight to PostgreSQL again
+        assert back.returncode == 0, back.stderr[-3000:]
+        compose("--profile", "pgbouncer", "rm", "-s", "-f", "pgbouncer")
+        time.sleep(3)
+        compose.healthy("FLASK_SYNC", "FASTAPI_ASYNC")
+
+
+def _load_env(compose: Compose, **more: str) -> dict[str, str]:
+    return {
+        **compose.env,
+        "LOCUST_WORKERS": "2",
+        "LOADLAB_USERS": "10",
+        "LOADLAB_DURATION": "5s",
+        "LOADLAB_WARMUP": "2s",
+        **more,
+    }
+
+
+def test_the_load_profile_writes_a_checked_report_owned_by_the_user(compose: Compose) -> None:
+    """`loadlab run` as the Locust master with two worker containers, both stacks in turn;
+    its integrity check reads the database, and the report is the invoking user's."""
+    env = _load_env(compose)
+    try:
+        up = compose("--profile", "load", "up", "-d", "--scale", "locust-worker=2", env=env)
+        assert up.returncode == 0, up.stderr[-3000:]
+        waited = subprocess.run(
+            ["docker", "wait", compose.container("locust-master")],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        logs = compose("logs", "--no-color", "locust-master").stdout
+        assert waited.stdout.strip() == "0", logs[-3000:]
+    finally:
+        compose("--profile", "load", "rm", "-s", "-f", "locust-master", "locust-worker")
+    (folder,) = [p for p in Path(env["LOADLAB_REPORTS"]).iterdir() if p.is_dir()]
+    assert f"report: /app/reports/{folder.name}/index.html" in logs
+    assert folder.stat().st_uid == os.getuid()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["plan"]["remote_workers"] == 2
+    # The image names the commit it was built from (it holds no repository to ask).
+    assert summary["environment"]["git_commit"] == compose.env["LOADLAB_SOURCE_COMMIT"]
+    for name, v in summary["variants"].items():
+        assert v["requests"] > 0 and v["requests"] == v["locust_requests"], name
+        assert v["integrity"] and all(check["holds"] for check in v["integrity"]), name
+        assert not any(v["half_written"].values()), name
+    assert compose.env["LOADLAB_ADMIN_PASSWORD"] not in (folder / "summary.json").read_text()
+
+
+def test_a_report_folder_the_container_cannot_write_is_one_line_exit_2(
+    compose: Compose, tmp_path: Path
+) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o555)
+    env = _load_env(compose, LOADLAB_REPORTS=str(closed), LOADLAB_UID="65534")
+    ran = compose("--profile", "load", "run", "--rm", "--no-deps", "locust-master", env=env)
+    assert ran.returncode == 2, ran.stdout[-2000:] + ran.stderr[-2000:]
+    errors = [line for line in ran.stderr.splitlines() if line.startswith("loadlab:")]
+    assert len(errors) == 1 and "cannot write the report" in errors[0], ran.stderr
+    assert list(closed.iterdir()) == []
+
+
+def test_the_ui_profile_runs_loadlabs_tab_against_the_compose_services(compose: Compose) -> None:
+    try:
+        up = compose("--profile", "ui", "up", "-d", "ui")
+        assert up.returncode == 0, up.stderr[-3000:]
+        base = compose.url("UI")
+        page = _wait_for(lambda: _get_page(base), 120, "the web UI")
+        assert '"loadlab"' in page  # loadlab's tab, not a bare Locust
+        form = {"user_count": 5, "spawn_rate": 5, "stack": "fastapi_async", "arrival_rate": 0}
+        data = _one_test(base, form, 100)
+        assert data["stack"] == "fastapi_async" and data["url"] == "http://fastapi_async:8002"
+        assert data["integrity"]["checks"] and all(c["holds"] for c in data["integrity"]["checks"])
+    finally:
+        compose("--profile", "ui", "rm", "-s", "-f", "ui")
+
+
+def test_without_the_passwords_compose_says_so_and_starts_nothing(compose: Compose) -> None:
+    env = {k: v for k, v in compose.env.items() if not k.endswith("_PASSWORD")}
+    argv = [*compose.command, "-p", f"{PROJECT}-nopw", "-f", str(COMPOSE_FILE), "up", "-d"]
+    refused = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0
+    assert "set LOADLAB_ADMIN_PASSWORD" in refused.stderr or "set LOADLAB_APP" in refused.stderr
+    label = f"label=com.docker.compose.project={PROJECT}-nopw"
+    started = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True, check=True
+    )
+    assert started.stdout.split() == []
+
+
+def test_down_leaves_no_container_network_or_volume(compose: Compose) -> None:
+    assert _project_leftovers()["containers"]  # the stack is up until now
+    down = compose(*PROFILES, "down", "-v", "--remove-orphans")
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert _project_leftovers() == {"containers": [], "networks": [], "volumes": []}
