@@ -71,3 +71,28 @@ def test_the_bench_table_is_the_reports_own() -> None:
     assert found[1] == expected, f"regenerate the bench table in the page:\n{expected}"
     changed = found[1].replace("0.", "1.", 1)
     assert changed != expected  # a figure changed by hand would fail the check above
+
+
+DISTRIBUTED = ROOT / "docs" / "distributed.md"
+COMPOSE_RUN = re.compile(r"<!-- compose-run: reports/([^ ]+) -->\n(.*?)<!-- end -->", re.S)
+
+
+def test_the_compose_runs_output_is_its_reports_own() -> None:
+    """docs/distributed.md shows a real `--profile load` run's output: its closing lines
+    (flags and each stack's figures) are what its committed report's JSON gives, and the
+    image it ran in was built from a commit with no uncommitted changes."""
+    import json
+
+    from loadlab.duel import result_lines
+
+    found = COMPOSE_RUN.search(DISTRIBUTED.read_text())
+    assert found, "docs/distributed.md lost the output of its compose run"
+    folder, block = found[1], found[2]
+    summary = json.loads((ROOT / "reports" / folder / "summary.json").read_text())
+    commit = summary["environment"]["git_commit"]
+    assert commit != "unknown" and "uncommitted" not in commit, commit
+    expected = [f"  ! {flag}" for flag in summary["flags"]]
+    expected += result_lines(summary["variants"], summary["plan"]["repeat"])
+    shown = block.splitlines()
+    assert [line for line in expected if line not in shown] == []
+    assert f"report: /app/reports/{folder}/index.html" in shown
