@@ -98,40 +98,37 @@ def test_light_load_percentiles_match_the_servers_own_record(tmp_path: Path) -> 
     assert arrivals["not_sent"] <= 1 + 100 * (0.05 + stalled / 1000), arrivals
 
 
-def test_the_schedule_counts_what_fell_due_and_what_was_left() -> None:
+def _closed_schedule(blocked_s: float) -> tuple[Counter[str], int, Arrivals]:
+    """A 500 req/s schedule nobody takes from, run 0.2 s (the last `blocked_s` of it with the
+    whole process blocked) and closed: its counts, the starts that fell due from its first
+    (one gap after it started) to the moment it was closed, and the schedule."""
     counts: Counter[str] = Counter()
     arrivals = Arrivals(500, "constant", lambda: counts)
     schedule = gevent.spawn(arrivals.run)
     gevent.sleep(0)  # the schedule starts; its first request falls due one gap later
     first = arrivals._next
     assert first is not None
-    gevent.sleep(0.2)  # nobody takes a request: all of them wait
+    gevent.sleep(0.2 - blocked_s)
+    time.sleep(blocked_s)  # no greenlet runs: the schedule cannot wake
     closing = time.perf_counter()
-    arrivals.close()
+    arrivals.close()  # reads the clock a moment after `closing`: at most one more fell due
     schedule.kill()
+    return counts, int((closing - first) * 500) + 1, arrivals
+
+
+def test_the_schedule_counts_what_fell_due_and_what_was_left() -> None:
+    counts, due, arrivals = _closed_schedule(blocked_s=0.0)
     # The schedule catches up when it wakes late, so the count follows the clock.
-    due = int((closing - first) * 500) + 1
     assert due <= counts["offered"] <= due + 1, (counts, due)
     assert counts["not_sent"] == counts["offered"] and counts["sent"] == 0
     assert arrivals.take() is None  # the run is over
 
 
 def test_what_fell_due_while_the_process_stalled_is_offered_and_not_sent() -> None:
-    """The process gets no CPU for 0.2 s (time.sleep blocks every greenlet): the schedule
-    cannot wake to hand out the 100 requests that fall due meanwhile. Closing the run then
-    still counts them: offered, never sent; none vanishes."""
-    counts: Counter[str] = Counter()
-    arrivals = Arrivals(500, "constant", lambda: counts)
-    schedule = gevent.spawn(arrivals.run)
-    gevent.sleep(0)  # the schedule starts; its first request falls due one gap later
-    first = arrivals._next
-    assert first is not None
-    gevent.sleep(0.05)
-    time.sleep(0.2)
-    closing = time.perf_counter()
-    arrivals.close()  # reads the clock a moment after `closing`: at most one more fell due
-    schedule.kill()
-    due = int((closing - first) * 500) + 1  # at first, first + 2 ms, ... up to `closing`
+    """The process gets no CPU for its last 0.15 s (time.sleep blocks every greenlet): the
+    schedule cannot wake to hand out the 75 requests that fall due meanwhile. Closing the run
+    then still counts them: offered, never sent; none vanishes."""
+    counts, due, _ = _closed_schedule(blocked_s=0.15)
     assert due <= counts["offered"] <= due + 1, (counts, due)
     assert counts["not_sent"] == counts["offered"] and counts["sent"] == 0
 
