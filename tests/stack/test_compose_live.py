@@ -31,7 +31,8 @@ from tests.load.test_ui import _get_page, _one_test, _wait_for
 
 COMPOSE_FILE = ROOT / "infra" / "docker-compose.yml"
 PROJECT = f"loadlab-test-{os.getpid()}"
-PROFILES = ["--profile", "pgbouncer", "--profile", "load", "--profile", "ui"]
+PROFILES = ["--profile", "all", "--profile", "pgbouncer", "--profile", "load", "--profile", "ui"]
+STACKS = ("FLASK_SYNC", "FASTAPI_ASYNC", "FASTAPI_PSYCOPG", "FASTAPI_HYBRID")  # reference first
 BASE_IMAGE = "loadlab-base:bookworm"  # infra/compose.sh base: no registry is reachable here
 
 
@@ -140,7 +141,7 @@ def compose(engine: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iter
     commit = subprocess.run(
         [str(ROOT / "infra" / "compose.sh"), "commit"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    names = ("PG", "PGBOUNCER", "FLASK_SYNC", "FASTAPI_ASYNC", "UI")
+    names = ("PG", "PGBOUNCER", *STACKS, "UI")
     ports = {name: free_port() for name in names}
     reports = tmp_path_factory.mktemp("compose-reports")
     env = {
@@ -158,9 +159,9 @@ def compose(engine: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iter
     built = stack("build", timeout=900)
     assert built.returncode == 0, built.stderr[-3000:]
     try:
-        up = stack("up", "-d")
+        up = stack("--profile", "all", "up", "-d")  # every stack of the registry
         assert up.returncode == 0, up.stderr[-3000:]
-        stack.healthy("FLASK_SYNC", "FASTAPI_ASYNC")
+        stack.healthy(*STACKS)
         yield stack
     finally:
         stack(*PROFILES, "down", "-v", "--remove-orphans")
@@ -169,16 +170,16 @@ def compose(engine: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iter
 def test_every_stack_answers_alike_through_its_published_loopback_port(compose: Compose) -> None:
     verified = subprocess.run(
         [sys.executable, "-m", "loadlab", "verify", "--database-url", compose.admin_url]
-        + ["--target", f"flask_sync={compose.url('FLASK_SYNC')}"]
-        + ["--target", f"fastapi_async={compose.url('FASTAPI_ASYNC')}"],
+        + [f"--target={name.lower()}={compose.url(name)}" for name in STACKS],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr
-    assert "requests identical in fastapi_async and flask_sync" in verified.stdout
+    for name in STACKS[1:]:
+        assert f"requests identical in {name.lower()} and flask_sync" in verified.stdout
     assert compose.env["LOADLAB_ADMIN_PASSWORD"] not in verified.stdout + verified.stderr
-    for service in ("postgres", "flask_sync", "fastapi_async"):
+    for service in ("postgres", *(name.lower() for name in STACKS)):
         published = subprocess.run(
             ["docker", "port", compose.container(service)], capture_output=True, text=True
         ).stdout.split()
@@ -213,11 +214,11 @@ def test_the_pgbouncer_profile_puts_pgbouncer_between_services_and_database(
         "DB_PGBOUNCER_SAFE": "1",
     }
     try:
-        up = compose("--profile", "pgbouncer", "up", "-d", env=via)
+        up = compose("--profile", "all", "--profile", "pgbouncer", "up", "-d", env=via)
         assert up.returncode == 0, up.stderr[-3000:]
         time.sleep(3)  # the services were recreated: wait for the new ones
-        compose.healthy("FLASK_SYNC", "FASTAPI_ASYNC")
-        for name in ("FLASK_SYNC", "FASTAPI_ASYNC"):
+        compose.healthy(*STACKS)
+        for name in STACKS:
             answer = httpx.post(f"{compose.url(name)}/users/7/visit", timeout=10)
             assert answer.status_code == 200, answer.text
         bouncer = subprocess.run(
@@ -237,11 +238,11 @@ def test_the_pgbouncer_profile_puts_pgbouncer_between_services_and_database(
             conn.close()
         assert clients == {bouncer}, (clients, bouncer)  # every service connection via it
     finally:
-        back = compose("up", "-d")  # the services straight to PostgreSQL again
+        back = compose("--profile", "all", "up", "-d")  # straight to PostgreSQL again
         assert back.returncode == 0, back.stderr[-3000:]
         compose("--profile", "pgbouncer", "rm", "-s", "-f", "pgbouncer")
         time.sleep(3)
-        compose.healthy("FLASK_SYNC", "FASTAPI_ASYNC")
+        compose.healthy(*STACKS)
 
 
 def _load_env(compose: Compose, **more: str) -> dict[str, str]:
