@@ -91,11 +91,9 @@ def what_to_drive(
             raise UsageError(f"--target names {names[0]} twice: give each service its own name")
         if settings.database_url:
             # The database behind them, given: reset before each run and checked after it,
-            # as the stack's own (the compose `load` profile). Not one holding tables loadlab
-            # did not make: the reset empties its tables.
-            postgres.wait_ready(settings.database_url, settings.ready_timeout)
-            postgres.apply_schema(settings.database_url)
-            return Driven(external, settings.database_url, settings.scale, False)
+            # as the stack's own (the compose `load` profile).
+            database = postgres.given_database(settings.database_url, settings.ready_timeout)
+            return Driven(external, database, settings.scale, False)
         return Driven(external, None, None, False)
     found, state = local_targets(settings, variants)
     return Driven(found, state.direct_database_url, state.scale, state.pgbouncer)

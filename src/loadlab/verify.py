@@ -19,7 +19,7 @@ import httpx
 
 from loadlab.errors import GateFailed, UsageError
 from loadlab.settings import StackSettings
-from loadlab.stack import procs, seed, services
+from loadlab.stack import postgres, procs, seed, services
 from services.common import instrument
 
 CLOCK_FIELDS = {"last_seen", "created_at"}
@@ -378,7 +378,8 @@ def given_services(settings: StackSettings, targets: list[str]) -> tuple[str, di
     found.sort(key=lambda t: t.name != REFERENCE)
     if len(found) < 2:
         raise UsageError("verify compares stacks: give at least two --target NAME=URL")
-    return settings.database_url, {t.name: t.url for t in found}
+    database = postgres.given_database(settings.database_url, settings.ready_timeout)
+    return database, {t.name: t.url for t in found}
 
 
 def run(

@@ -259,6 +259,13 @@ def test_up_refuses_a_database_holding_tables_it_did_not_create(
             cur.execute("INSERT INTO users VALUES (1, 41)")
         up = loadlab("up", *port_flags(tmp_path / "state"), env={"DATABASE_URL": theirs})
         _assert_usage_error(up, "already holds tables loadlab did not create (users)")
+        # Services loadlab did not start, with that database behind them: verify and run
+        # would reset it, so they refuse it the same way.
+        targets = [f"--target={name}={url}" for name, url in stack.urls.items()]
+        verify = loadlab("verify", "--database-url", theirs, *targets)
+        _assert_usage_error(verify, "already holds tables loadlab did not create (users)")
+        run = loadlab("run", "--duration", "1s", *targets, env={"DATABASE_URL": theirs})
+        _assert_usage_error(run, "already holds tables loadlab did not create (users)")
         with conn, conn.cursor() as cur:
             cur.execute("SELECT id, visits FROM users")
             assert cur.fetchall() == [(1, 41)]

@@ -23,8 +23,7 @@ def variant_summary(result: dict[str, Any]) -> dict[str, Any]:
     # neither inflate nor dilute it.
     seconds = max(result["measure_end"] - start, 1e-9)
     started_inside = requests - recorder.started_before
-    # The window ends when the run began to stop; requests still in flight then are answered
-    # after it, and the timeline runs on to the last of them so every counted request is in it.
+    # The timeline runs on to the last answer, so every counted request is in it.
     end = int(result["measure_end"])
     timeline = _timeline(recorder, int(start), max(end, recorder.last_second() or end))
     rates = [row["rps"] for row in timeline[1:-1]] or [0.0]  # first/last seconds are partial

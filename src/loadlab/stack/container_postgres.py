@@ -15,6 +15,7 @@ come from the `seed` job, as `up` does them after the server is ready.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,7 +61,8 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    passfile = Path(tempfile.mkdtemp()) / "passfile"
+    folder = Path(tempfile.mkdtemp())
+    passfile = folder / "passfile"  # for the set-up only: no password stays on disk
     credentials.keep_password(passfile, postgres.ADMIN, password)
     try:
         postgres.wait_ready(postgres.url(PORT, "postgres", passfile=passfile), 60)
@@ -71,6 +73,8 @@ def main() -> int:
         server.send_signal(signal.SIGINT)
         server.wait()
         return 2
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     READY.touch()
     print(f"loadlab's PostgreSQL is ready on port {PORT}", flush=True)
     return server.wait()

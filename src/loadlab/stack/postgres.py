@@ -230,3 +230,12 @@ def fetch_one(database_url: str, sql: str) -> tuple[Any, ...]:
 def server_version(database_url: str) -> str:
     row = fetch_one(database_url, "SHOW server_version")
     return str(row[0]) if row else "unknown"
+
+
+def given_database(database_url: str, timeout: float) -> str:
+    """A database given for services loadlab did not start (`--target` with
+    `--database-url`), which runs and verify reset: answering, and holding no tables loadlab
+    did not make (apply_schema refuses those: the reset empties its tables)."""
+    wait_ready(database_url, timeout)
+    apply_schema(database_url)
+    return database_url
