@@ -23,6 +23,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from loadlab.load import batch
+
 HIGHEST_US = 120_000_000
 DIGITS = 3
 # The seconds a master keeps whole (the last ones, which workers may still report to);
@@ -32,6 +34,10 @@ KEEP_WHOLE_S = 30
 # plus the Server-Timing parts.
 SPARE_MAX = 64
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9}
+# Requests held in lists before they enter the histograms in one numpy pass (`_flush`):
+# a few thousand, so a process that is never read (a worker between its 3 s reports, a
+# local run between its status lines) holds a few hundred KB at most.
+FLUSH_AT = 4096
 
 
 def new_histogram() -> HdrHistogram:
@@ -50,18 +56,23 @@ def outcome(status: int) -> str:
 
 @dataclass
 class Recorder:
-    """Histograms of one process (a worker, or the master after merging)."""
+    """Histograms of one process (a worker, or the master after merging).
 
-    total: HdrHistogram = field(default_factory=new_histogram)
-    uncorrected: HdrHistogram = field(default_factory=new_histogram)
-    per_second: dict[int, HdrHistogram] = field(default_factory=dict)
+    `total`, `uncorrected`, `per_second` and `server` are read through properties: a
+    request's values wait in lists and enter the histograms in one numpy pass when any of
+    them is read, when the recorder exports, or every FLUSH_AT requests (load/batch.py says
+    why)."""
+
+    _total: HdrHistogram = field(default_factory=new_histogram)
+    _uncorrected: HdrHistogram = field(default_factory=new_histogram)
+    _per_second: dict[int, HdrHistogram] = field(default_factory=dict)
     # Seconds long past, as [requests, p50 µs, p99 µs]: a histogram per second (~150 KB)
     # would grow a long run's generator by half a GB an hour (`compact`).
     seconds_done: dict[int, list[int]] = field(default_factory=dict)
     failures_per_second: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     # The services' own Server-Timing parts (app, conn, sql), measured like `total`.
-    server: dict[str, HdrHistogram] = field(default_factory=dict)
+    _server: dict[str, HdrHistogram] = field(default_factory=dict)
     # (request name, outcome) -> count, for the whole run: never cleared by the warm-up.
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     # Every order answered 201, as answered (order_as_acknowledged), warm-up included: the
@@ -88,6 +99,33 @@ class Recorder:
     # after a simulated 30-minute run, ~6 MB with reuse.
     _spare: list[HdrHistogram] = field(default_factory=list, repr=False)
     _window: HdrHistogram = field(default_factory=new_histogram, repr=False)
+    # Not yet in the histograms (`_flush`): each request's latency from its intended start
+    # and from its send (ms), the time it finished (the master's clock), and the
+    # Server-Timing parts (ms) by name.
+    _latencies: list[float] = field(default_factory=list, repr=False)
+    _sent_latencies: list[float] = field(default_factory=list, repr=False)
+    _finished_at: list[float] = field(default_factory=list, repr=False)
+    _parts: dict[str, list[float]] = field(default_factory=dict, repr=False)
+
+    @property
+    def total(self) -> HdrHistogram:
+        self._flush()
+        return self._total
+
+    @property
+    def uncorrected(self) -> HdrHistogram:
+        self._flush()
+        return self._uncorrected
+
+    @property
+    def per_second(self) -> dict[int, HdrHistogram]:
+        self._flush()
+        return self._per_second
+
+    @property
+    def server(self) -> dict[str, HdrHistogram]:
+        self._flush()
+        return self._server
 
     def now(self) -> float:
         """The time on the master's clock."""
@@ -108,20 +146,18 @@ class Recorder:
     ) -> None:
         """One finished request; `error` is its failure kind, None if it passed. In an open
         run `latency_ms` counts from the intended start, `uncorrected_ms` from the send."""
-        micros = _micros(latency_ms)
         now = self.now()
-        second = int(now)
         if self.measure_start is not None and now - latency_ms / 1000 < self.measure_start:
             self.started_before += 1
-        self.total.record_value(micros)
-        self.uncorrected.record_value(micros if uncorrected_ms is None else _micros(uncorrected_ms))
-        if second not in self.per_second:
-            self.per_second[second] = self._fresh()
-        self.per_second[second].record_value(micros)
+        self._latencies.append(latency_ms)
+        self._sent_latencies.append(latency_ms if uncorrected_ms is None else uncorrected_ms)
+        self._finished_at.append(now)
         if error is not None:
             self.errors[error] += 1
-            self.failures_per_second[second] += 1
+            self.failures_per_second[int(now)] += 1
         self.outcomes[(name, outcome(status))] += 1
+        if len(self._latencies) >= FLUSH_AT:
+            self._flush()
 
     def record_server(self, timing: dict[str, float], client_ms: float | None = None) -> None:
         """The parts of one response's Server-Timing header (ms), and three derived from them
@@ -139,9 +175,28 @@ class Recorder:
         if {"app", "conn", "sql"} <= timing.keys():
             timing["rest"] = max(timing["app"] - timing["conn"] - timing["sql"], 0.0)
         for part, ms in timing.items():
-            if part not in self.server:
-                self.server[part] = self._fresh()
-            self.server[part].record_value(_micros(ms))
+            if part in self._parts:
+                self._parts[part].append(ms)
+            else:
+                self._parts[part] = [ms]
+
+    def _flush(self) -> None:
+        """Put the values waiting in lists into the histograms."""
+        if self._latencies:
+            latencies = batch.micros(self._latencies, HIGHEST_US)
+            batch.add_values(self._total, latencies)
+            batch.add_values(self._uncorrected, batch.micros(self._sent_latencies, HIGHEST_US))
+            seconds = batch.whole_seconds(self._finished_at)
+            for second in batch.distinct(seconds):
+                if second not in self._per_second:
+                    self._per_second[second] = self._fresh()
+                batch.add_values(self._per_second[second], latencies[seconds == second])
+            self._latencies, self._sent_latencies, self._finished_at = [], [], []
+        for part, values in self._parts.items():
+            if part not in self._server:
+                self._server[part] = self._fresh()
+            batch.add_values(self._server[part], batch.micros(values, HIGHEST_US))
+        self._parts = {}
 
     def record_generator_delay(self, ms: float, cpu_wait_ms: float | None = None) -> None:
         self.generator_delay.record_value(_micros(ms))
@@ -158,25 +213,27 @@ class Recorder:
     def compact(self, before: int) -> None:
         """Keep only the timeline's figures of the seconds before `before` (the master does
         this for seconds every worker has long reported); the whole-run histograms stay."""
-        for second in [s for s in self.per_second if s < before]:
-            histogram = self.per_second.pop(second)
+        self._flush()
+        for second in [s for s in self._per_second if s < before]:
+            histogram = self._per_second.pop(second)
             self._add_done(second, _timeline_figures(histogram))
             self._retire(histogram)
 
     def recent(self, seconds: int) -> HdrHistogram:
         """The latencies of the last `seconds` whole seconds, merged into a histogram this
         recorder reuses: read it before the next call."""
-        self._window.reset()
+        self._flush()
+        batch.reset(self._window)
         now = int(self.now())
         for second in range(now - seconds, now):
-            if second in self.per_second:
-                self._window.add(self.per_second[second])
+            if second in self._per_second:
+                self._window.add(self._per_second[second])
         return self._window
 
     def _fresh(self) -> HdrHistogram:
         if self._spare:
             histogram = self._spare.pop()
-            histogram.reset()
+            batch.reset(histogram)
             return histogram
         return new_histogram()
 
@@ -187,21 +244,23 @@ class Recorder:
     def _clear_measured(self) -> None:
         """Empty the measured histograms in place and retire the per-second and per-part ones."""
         for histogram in (
-            self.total,
-            self.uncorrected,
+            self._total,
+            self._uncorrected,
             self.generator_delay,
             self.generator_cpu_wait,
         ):
-            histogram.reset()
-        for histogram in [*self.per_second.values(), *self.server.values()]:
+            batch.reset(histogram)
+        for histogram in [*self._per_second.values(), *self._server.values()]:
             self._retire(histogram)
-        self.per_second.clear()
-        self.server.clear()
+        self._per_second.clear()
+        self._server.clear()
         self.seconds_done.clear()
         self.failures_per_second.clear()
         self.errors.clear()
         self.arrivals.clear()
         self.started_before = 0
+        self._latencies, self._sent_latencies, self._finished_at = [], [], []
+        self._parts = {}
 
     def _add_done(self, second: int, row: list[int]) -> None:
         """A second's [requests, p50, p99]; a second already summarised (a report later than
@@ -213,7 +272,8 @@ class Recorder:
 
     def timeline_second(self, second: int) -> tuple[int, float | None, float | None]:
         """(requests, p50 ms, p99 ms) of one second, from its histogram or its summary."""
-        histogram = self.per_second.get(second)
+        self._flush()
+        histogram = self._per_second.get(second)
         if histogram is not None:
             count, p50, p99 = _timeline_figures(histogram)
             if second in self.seconds_done:
@@ -226,7 +286,8 @@ class Recorder:
 
     def last_second(self) -> int | None:
         """The last second in which a request finished (None: none did)."""
-        return max([*self.per_second, *self.seconds_done], default=None)
+        self._flush()
+        return max([*self._per_second, *self.seconds_done], default=None)
 
     def start_measuring(self) -> None:
         """The warm-up is over: clear the measured histograms (outcomes stay)."""
@@ -235,18 +296,19 @@ class Recorder:
 
     def export(self) -> dict[str, Any]:
         """Everything recorded since the last export, as JSON-safe data; then start afresh."""
+        self._flush()
         data = {
-            "total": _encode(self.total),
-            "uncorrected": _encode(self.uncorrected),
+            "total": _encode(self._total),
+            "uncorrected": _encode(self._uncorrected),
             "generator_delay": _encode(self.generator_delay),
             "generator_cpu_wait": _encode(self.generator_cpu_wait),
             "arrivals": dict(self.arrivals),
             "started_before": self.started_before,
-            "per_second": {str(s): _encode(h) for s, h in self.per_second.items()},
+            "per_second": {str(s): _encode(h) for s, h in self._per_second.items()},
             "seconds_done": {str(s): row for s, row in self.seconds_done.items()},
             "failures_per_second": {str(s): n for s, n in self.failures_per_second.items()},
             "errors": dict(self.errors),
-            "server": {part: _encode(h) for part, h in self.server.items()},
+            "server": {part: _encode(h) for part, h in self._server.items()},
             "outcomes": [[name, kind, n] for (name, kind), n in self.outcomes.items()],
             "orders": self.orders,
         }
@@ -259,8 +321,8 @@ class Recorder:
         """Add what another process exported."""
         # .get: results written before these fields existed still merge.
         for mine, field_name in (
-            (self.total, "total"),
-            (self.uncorrected, "uncorrected"),
+            (self._total, "total"),
+            (self._uncorrected, "uncorrected"),
             (self.generator_delay, "generator_delay"),
             (self.generator_cpu_wait, "generator_cpu_wait"),
         ):
@@ -270,19 +332,19 @@ class Recorder:
         self.started_before += data.get("started_before", 0)
         for second, encoded in data["per_second"].items():
             key = int(second)
-            if key not in self.per_second:
-                self.per_second[key] = self._fresh()
-            _decode_add(self.per_second[key], encoded)
+            if key not in self._per_second:
+                self._per_second[key] = self._fresh()
+            _decode_add(self._per_second[key], encoded)
         for second, row in data.get("seconds_done", {}).items():
             self._add_done(int(second), row)
         for second, n in data["failures_per_second"].items():
             self.failures_per_second[int(second)] += n
         self.errors.update(data["errors"])
         for part, encoded in data.get("server", {}).items():
-            if part not in self.server:
-                self.server[part] = self._fresh()
+            if part not in self._server:
+                self._server[part] = self._fresh()
             if encoded:
-                _decode_add(self.server[part], encoded)
+                _decode_add(self._server[part], encoded)
         for name, kind, n in data["outcomes"]:
             self.outcomes[(name, kind)] += n
         self.orders.extend(data.get("orders", []))
