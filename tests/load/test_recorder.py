@@ -175,11 +175,12 @@ def test_an_export_leaves_the_recorder_empty_and_keeps_what_it_exported() -> Non
 
 
 def test_the_fast_mean_is_hdrhs_mean() -> None:
-    """recorder.mean_us replaces hdrh's bucket walk (tens of ms a histogram) by a dot
+    """hdr.mean replaces hdrh's bucket walk (tens of ms a histogram) by a dot
     product: the same value, to the last digit, for few and many values, near and far."""
     import random
 
-    from loadlab.load.recorder import mean_us, new_histogram
+    from loadlab.load.hdr import mean as mean_us
+    from loadlab.load.recorder import new_histogram
 
     rng = random.Random(5)
     for n, scale in ((1, 5.0), (10, 20_000.0), (5_000, 20_000.0), (2_000, 3e7)):

@@ -7,7 +7,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from loadlab.load.recorder import Recorder, latency_ms, mean_us, percentile_curve
+from loadlab.load import hdr
+from loadlab.load.recorder import Recorder, latency_ms, percentile_curve
 
 
 def variant_summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +58,8 @@ def _delay(histogram: HdrHistogram, cpu_wait: HdrHistogram) -> dict[str, float |
     if histogram.get_total_count() == 0:
         return None
     figures = latency_ms(histogram)
-    late = mean_us(histogram) * histogram.get_total_count()
-    waited = mean_us(cpu_wait) * cpu_wait.get_total_count()
+    late = hdr.mean(histogram) * histogram.get_total_count()
+    waited = hdr.mean(cpu_wait) * cpu_wait.get_total_count()
     return {
         "p50": figures["p50"],
         "p99": figures["p99"],

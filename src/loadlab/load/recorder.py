@@ -14,7 +14,6 @@ and `uncorrected` from its actual send; in a closed-model run the two are the sa
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from loadlab.load import batch
+from loadlab.load import hdr
 
 HIGHEST_US = 120_000_000
 DIGITS = 3
@@ -60,7 +59,7 @@ class Recorder:
 
     `total`, `uncorrected`, `per_second` and `server` are read through properties: a
     request's values wait in lists and enter the histograms in one numpy pass when any of
-    them is read, when the recorder exports, or every FLUSH_AT requests (load/batch.py says
+    them is read, when the recorder exports, or every FLUSH_AT requests (load/hdr.py says
     why)."""
 
     _total: HdrHistogram = field(default_factory=new_histogram)
@@ -183,19 +182,19 @@ class Recorder:
     def _flush(self) -> None:
         """Put the values waiting in lists into the histograms."""
         if self._latencies:
-            latencies = batch.micros(self._latencies, HIGHEST_US)
-            batch.add_values(self._total, latencies)
-            batch.add_values(self._uncorrected, batch.micros(self._sent_latencies, HIGHEST_US))
-            seconds = batch.whole_seconds(self._finished_at)
-            for second in batch.distinct(seconds):
+            latencies = hdr.micros(self._latencies, HIGHEST_US)
+            hdr.add_values(self._total, latencies)
+            hdr.add_values(self._uncorrected, hdr.micros(self._sent_latencies, HIGHEST_US))
+            seconds = hdr.whole_seconds(self._finished_at)
+            for second in hdr.distinct(seconds):
                 if second not in self._per_second:
                     self._per_second[second] = self._fresh()
-                batch.add_values(self._per_second[second], latencies[seconds == second])
+                hdr.add_values(self._per_second[second], latencies[seconds == second])
             self._latencies, self._sent_latencies, self._finished_at = [], [], []
         for part, values in self._parts.items():
             if part not in self._server:
                 self._server[part] = self._fresh()
-            batch.add_values(self._server[part], batch.micros(values, HIGHEST_US))
+            hdr.add_values(self._server[part], hdr.micros(values, HIGHEST_US))
         self._parts = {}
 
     def record_generator_delay(self, ms: float, cpu_wait_ms: float | None = None) -> None:
@@ -223,7 +222,7 @@ class Recorder:
         """The latencies of the last `seconds` whole seconds, merged into a histogram this
         recorder reuses: read it before the next call."""
         self._flush()
-        batch.reset(self._window)
+        hdr.reset(self._window)
         now = int(self.now())
         for second in range(now - seconds, now):
             if second in self._per_second:
@@ -233,7 +232,7 @@ class Recorder:
     def _fresh(self) -> HdrHistogram:
         if self._spare:
             histogram = self._spare.pop()
-            batch.reset(histogram)
+            hdr.reset(histogram)
             return histogram
         return new_histogram()
 
@@ -249,7 +248,7 @@ class Recorder:
             self.generator_delay,
             self.generator_cpu_wait,
         ):
-            batch.reset(histogram)
+            hdr.reset(histogram)
         for histogram in [*self._per_second.values(), *self._server.values()]:
             self._retire(histogram)
         self._per_second.clear()
@@ -364,7 +363,7 @@ def _timeline_figures(histogram: HdrHistogram) -> list[int]:
     count = histogram.get_total_count()
     if not count:
         return [0, 0, 0]
-    return [count, *(histogram.get_value_at_percentile(p) for p in (50.0, 99.0))]
+    return [count, *hdr.values_at(histogram, (50.0, 99.0))]
 
 
 def order_as_acknowledged(body: dict[str, Any]) -> list[Any]:
@@ -406,41 +405,15 @@ def _encode(histogram: HdrHistogram) -> str:
     return histogram.encode().decode() if histogram.get_total_count() else ""
 
 
-@functools.cache
-def _bucket_middles(counts_len: int) -> Any:
-    """The value hdrh's mean counts for each bucket of a loadlab histogram (the middle of
-    the values it holds), computed once per process. (numpy is imported here, not at the
-    top: Locust's processes import this module and never need it.)"""
-    import numpy as np
-
-    layout = new_histogram()
-    assert layout.counts_len == counts_len
-    return np.array(
-        [layout._hdr_median_equiv_value(layout.get_value_from_index(i)) for i in range(counts_len)],
-        dtype=np.float64,
-    )
-
-
-def mean_us(histogram: HdrHistogram) -> float:
-    """hdrh's get_mean_value, as one dot product: hdrh walks every bucket in Python, 20-80
-    ms a histogram, paid for a dozen histograms at the end of every run."""
-    total = histogram.get_total_count()
-    if not total:
-        return 0.0
-    import numpy as np
-
-    counts = np.ctypeslib.as_array(histogram.counts)
-    return float(np.dot(counts, _bucket_middles(histogram.counts_len)) / total)
-
-
 def latency_ms(histogram: HdrHistogram, mean: bool = True) -> dict[str, float]:
     """p50 .. p99.9, max and mean of a histogram, in milliseconds."""
     if histogram.get_total_count() == 0:
         return {key: 0.0 for key in [*PERCENTILES, "max", *(["mean"] if mean else [])]}
-    values = {key: histogram.get_value_at_percentile(p) / 1000 for key, p in PERCENTILES.items()}
+    at = hdr.values_at(histogram, PERCENTILES.values())
+    values = {key: us / 1000 for key, us in zip(PERCENTILES, at, strict=True)}
     values["max"] = histogram.get_max_value() / 1000
     if mean:
-        values["mean"] = round(mean_us(histogram) / 1000, 3)
+        values["mean"] = round(hdr.mean(histogram) / 1000, 3)
     return values
 
 
@@ -448,8 +421,7 @@ def percentile_curve(histogram: HdrHistogram) -> list[tuple[float, float]]:
     """(percentile, latency ms) points from p0 to p99.99, spaced for a log-scale chart."""
     if histogram.get_total_count() == 0:
         return []
-    points = []
-    for nines in range(0, 41):  # 1 - 10^(-nines/10): 0%, 20.6%, ..., 99.99%
-        p = 100 * (1 - 10 ** (-nines / 10))
-        points.append((round(p, 4), histogram.get_value_at_percentile(p) / 1000))
-    return points
+    # 1 - 10^(-nines/10): 0%, 20.6%, ..., 99.99%
+    percentiles = [100 * (1 - 10 ** (-nines / 10)) for nines in range(0, 41)]
+    at = hdr.values_at(histogram, percentiles)
+    return [(round(p, 4), us / 1000) for p, us in zip(percentiles, at, strict=True)]

@@ -32,6 +32,7 @@ from loadlab import ROOT
 from loadlab.analysis import repeats
 from loadlab.environment import describe
 from loadlab.errors import UsageError
+from loadlab.load import hdr
 from loadlab.load.experiment import Baseline, Target, baseline, plan_dict, summarise
 from loadlab.load.monitor import GENERATOR, Monitor
 from loadlab.load.recorder import KEEP_WHOLE_S, PERCENTILES, Recorder, latency_ms
@@ -266,7 +267,7 @@ class Session:
                 "failures": sum(self.recorder.errors.values()),
             },
             "server_p50_ms": {
-                part: round(h.get_value_at_percentile(50) / 1000, 3)
+                part: round(hdr.values_at(h, [50.0])[0] / 1000, 3)
                 for part, h in sorted(self.recorder.server.items())
             },
             "generator_delay_ms": _percentiles(self.recorder.generator_delay),

@@ -1,4 +1,5 @@
-"""The recorder's batch path puts every value in the bucket hdrh's own record_value would."""
+"""hdrh's loops done by numpy (load/hdr.py) give hdrh's own answers: the buckets a value goes
+into, percentiles, the mean."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadlab.load import batch
+from loadlab.load import hdr
 from loadlab.load.recorder import FLUSH_AT, HIGHEST_US, Recorder, _micros, new_histogram
 
 
@@ -24,7 +25,7 @@ def test_add_values_fills_the_buckets_record_value_fills(values: list[int]) -> N
     one_by_one, at_once = new_histogram(), new_histogram()
     for value in values:
         one_by_one.record_value(value)
-    batch.add_values(at_once, np.array(values, dtype=np.int64))
+    hdr.add_values(at_once, np.array(values, dtype=np.int64))
     _same(one_by_one, at_once)
     for p in (0.0, 50.0, 99.0, 100.0):
         assert at_once.get_value_at_percentile(p) == one_by_one.get_value_at_percentile(p)
@@ -41,14 +42,37 @@ def test_add_values_fills_the_buckets_record_value_fills(values: list[int]) -> N
     )
 )
 def test_micros_rounds_as_the_one_value_path_does(ms: list[float]) -> None:
-    assert batch.micros(ms, HIGHEST_US).tolist() == [_micros(v) for v in ms]
+    assert hdr.micros(ms, HIGHEST_US).tolist() == [_micros(v) for v in ms]
 
 
 def test_a_value_that_is_not_a_number_is_kept_as_the_highest() -> None:
-    assert batch.micros([float("nan"), float("inf"), float("-inf")], HIGHEST_US).tolist() == [
+    assert hdr.micros([float("nan"), float("inf"), float("-inf")], HIGHEST_US).tolist() == [
         HIGHEST_US,
         HIGHEST_US,
         1,
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=HIGHEST_US), max_size=200),
+    st.lists(st.floats(min_value=0.0, max_value=100.0), min_size=1, max_size=8),
+)
+def test_percentiles_are_hdrhs(values: list[int], percentiles: list[float]) -> None:
+    histogram = new_histogram()
+    for value in values:
+        histogram.record_value(value)
+    wanted = [*percentiles, 0.0, 50.0, 99.0, 99.99, 100.0]
+    assert hdr.values_at(histogram, wanted) == [
+        histogram.get_value_at_percentile(p) for p in wanted
+    ]
+
+
+def test_bucket_middles_are_hdrhs_for_every_bucket() -> None:
+    h = new_histogram()
+    middles = hdr.bucket_middles(h.counts_len, h.unit_magnitude, h.sub_bucket_half_count_magnitude)
+    assert middles.tolist() == [
+        float(h._hdr_median_equiv_value(h.get_value_from_index(i))) for i in range(h.counts_len)
     ]
 
 
@@ -56,7 +80,7 @@ def test_reset_empties_a_histogram_as_hdrh_does() -> None:
     used, pristine = new_histogram(), new_histogram()
     for value in (1, 999, 5_000_000):
         used.record_value(value)
-    batch.reset(used)
+    hdr.reset(used)
     _same(used, pristine)
     assert used.get_min_value() == pristine.get_min_value()
 
