@@ -30,10 +30,14 @@ def _watch(seconds: float, work: object = None) -> tuple[float, float]:
     return sum(late for late, _ in found), sum(cpu or 0.0 for _, cpu in found)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a real-time priority needs root")
 def test_a_busy_event_loop_is_lateness_without_cpu_wait() -> None:
     """A greenlet that holds the loop 30 ms at a time (as a burst of answers does): the
-    watcher wakes late, and most of it is not explained by waiting for a CPU (on a machine
-    busy with other work some is: the hog itself waits too)."""
+    watcher wakes late, and most of it is not explained by waiting for a CPU. On a shared
+    machine other processes would make the hog itself wait for a CPU (and rightly count as
+    CPU wait), so this process watches at a real-time priority on one CPU: nothing but the
+    loop's own work can make it late. The hog busies ~85% of that CPU for one second, under
+    the kernel's 95% real-time limit."""
 
     def hog() -> None:
         while True:
@@ -42,18 +46,29 @@ def test_a_busy_event_loop_is_lateness_without_cpu_wait() -> None:
                 pass
             gevent.sleep(0.005)
 
-    late, cpu = _watch(0.6, hog)
+    own = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(own)})
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    try:
+        late, cpu = _watch(1.0, hog)
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        os.sched_setaffinity(0, own)
     assert late > 100
-    assert late - cpu > 100, (late, cpu)
+    assert late - cpu > 0.8 * late, (late, cpu)
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 1, reason="needs a CPU")
+@pytest.mark.skipif(os.geteuid() != 0, reason="raising the hogs' priority needs root")
 def test_a_process_short_of_cpu_is_lateness_waiting_for_it() -> None:
     """This process and three busy processes on one CPU: the watcher's lateness is mostly
-    the time it waited in the run queue."""
+    the time it waited in the run queue. The hogs run at nice -15 (in this process's
+    autogroup, where nice weighs): at equal priority the kernel wakes a sleeper almost at
+    once, so its lateness is a few ms, much of it timer slack, and the split is a coin toss
+    (CI once saw 0.3 ms waited of 3.3 ms late)."""
     cpu = min(os.sched_getaffinity(0))
     own = os.sched_getaffinity(0)
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    spin = "import os\nos.nice(-15)\nwhile True: pass"
+    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(3)]
     try:
         for hog in hogs:
             os.sched_setaffinity(hog.pid, {cpu})
@@ -64,8 +79,8 @@ def test_a_process_short_of_cpu_is_lateness_waiting_for_it() -> None:
         for hog in hogs:
             hog.kill()
             hog.wait()
-    assert waited > 0
-    assert waited >= 0.5 * late, (late, waited)
+    assert late > 20, (late, waited)
+    assert waited >= 0.7 * late, (late, waited)
 
 
 def test_the_recorder_keeps_the_cpu_wait_and_merges_it() -> None:
