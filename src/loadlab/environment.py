@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from loadlab import ROOT
@@ -36,21 +37,22 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _run(argv: list[str]) -> str:
+def _run(argv: list[str], cwd: Path = ROOT) -> str:
     try:
         return subprocess.run(
-            argv, capture_output=True, text=True, timeout=10, cwd=ROOT
+            argv, capture_output=True, text=True, timeout=10, cwd=cwd
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return ""
 
 
-def uncommitted() -> bool:
+def uncommitted(root: Path = ROOT) -> bool:
     """Whether tracked code differs from HEAD. Report folders are output, not code: a new
-    or removed report does not make a run dirty."""
-    return bool(
-        _run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!reports"])
-    )
+    or removed report does not make a run dirty. Nor does a tuned profile: `tune` writes it
+    (`make evidence` tunes, then runs the tuned duel), and every report run under it records
+    its knobs in each variant's `setup`."""
+    argv = ["git", "status", "--porcelain", "--untracked-files=no", "--", "."]
+    return bool(_run([*argv, ":!reports", ":!profiles/*.tuned.json"], root))
 
 
 def git_commit() -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,27 @@ def test_the_results_page_is_the_reports_own() -> None:
     for entry in json.loads((ROOT / "reports" / "evidence.json").read_text())["experiments"]:
         assert f"`{entry['command']}`" in page  # every experiment made so far is on it
     assert page.replace("0.00%", "0.01%", 1) != evidence.results()  # a hand edit would fail
+
+
+def test_a_tuned_profile_or_a_report_leaves_the_tree_clean_and_code_does_not(tmp_path) -> None:
+    """make evidence tunes and then runs the tuned duel: the profile a tune wrote is output
+    (each report records its knobs), but any other tracked change makes a run dirty."""
+
+    from loadlab import environment
+
+    repo = tmp_path / "repo"
+    for folder in ("profiles", "reports", "src"):
+        (repo / folder).mkdir(parents=True)
+    (repo / "profiles" / "flask_sync.tuned.json").write_text("{}")
+    (repo / "reports" / "old.json").write_text("{}")
+    (repo / "src" / "code.py").write_text("x = 1\n")
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+
+    (repo / "profiles" / "flask_sync.tuned.json").write_text('{"web_workers": 3}')
+    shutil.rmtree(repo / "reports")
+    assert not environment.uncommitted(repo)
+    (repo / "src" / "code.py").write_text("x = 2\n")
+    assert environment.uncommitted(repo)
