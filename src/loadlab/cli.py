@@ -846,7 +846,7 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
             return 0
         if not args.results:
             out = Path(args.out) if args.out else None
-            print(f"evidence: {evidence.run(args.only, args.quick, out, settings.state_dir)}")
+            print(f"evidence: {evidence.run(args.only, args.quick, out, settings)}")
             if out is not None:
                 return 0  # a folder of its own: docs/results.md stays the committed set's
         evidence.RESULTS.write_text(evidence.results())

@@ -25,6 +25,7 @@ from typing import Any
 
 from loadlab import ROOT, environment
 from loadlab.errors import UsageError
+from loadlab.settings import StackSettings
 
 # Small sizes for --quick: seconds, not minutes, and every command still does its whole job.
 _SHORT = ("--users", "20", "--spawn-rate", "20", "--duration", "3s", "--warmup", "1s")
@@ -187,8 +188,12 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def run(only: list[str] | None, quick: bool, out: Path | None, state_dir: Path) -> Path:
-    """Run the experiments in order; returns the manifest written beside their reports."""
+def run(only: list[str] | None, quick: bool, out: Path | None, settings: StackSettings) -> Path:
+    """Run the experiments in order; returns the manifest written beside their reports. The
+    stack is started if it is not up (calibrate, run and tune need it; loadtest would start
+    it itself) and stopped after, as `loadtest` does, only if this command started it."""
+    from loadlab.stack import lifecycle
+
     experiments = chosen(only)
     if quick and out is None:
         raise UsageError("--quick makes small reports, not evidence: give --out DIR for them")
@@ -200,6 +205,31 @@ def run(only: list[str] | None, quick: bool, out: Path | None, state_dir: Path) 
         )
     folder.mkdir(parents=True, exist_ok=True)
     commit = environment.git_commit()
+    _, started = lifecycle.up(settings)
+    try:
+        made = _each(experiments, quick, out, folder, settings.state_dir, commit)
+    finally:
+        if started:
+            lifecycle.down(settings)
+    manifest = folder / "evidence.json"
+    # Experiments not run this time keep their entries (--only): the manifest says, for every
+    # experiment, the newest command that made its reports and at which commit.
+    kept = json.loads(manifest.read_text())["experiments"] if manifest.exists() else []
+    entries = {e["name"]: e for e in kept} | {e["name"]: e for e in made}
+    ordered = [entries[e.name] for e in EXPERIMENTS if e.name in entries]
+    manifest.write_text(json.dumps({"quick": quick, "experiments": ordered}, indent=1) + "\n")
+    return manifest
+
+
+def _each(
+    experiments: list[Experiment],
+    quick: bool,
+    out: Path | None,
+    folder: Path,
+    state_dir: Path,
+    commit: str,
+) -> list[dict[str, Any]]:
+    """Each experiment's command in a process of its own, in order: what each made."""
     made = []
     for number, e in enumerate(experiments, 1):
         args = e.quick if quick else e.args
@@ -232,14 +262,7 @@ def run(only: list[str] | None, quick: bool, out: Path | None, state_dir: Path) 
                 "minutes": round((time.monotonic() - started) / 60, 1),
             }
         )
-    manifest = folder / "evidence.json"
-    # Experiments not run this time keep their entries (--only): the manifest says, for every
-    # experiment, the newest command that made its reports and at which commit.
-    kept = json.loads(manifest.read_text())["experiments"] if manifest.exists() else []
-    entries = {e["name"]: e for e in kept} | {e["name"]: e for e in made}
-    ordered = [entries[e.name] for e in EXPERIMENTS if e.name in entries]
-    manifest.write_text(json.dumps({"quick": quick, "experiments": ordered}, indent=1) + "\n")
-    return manifest
+    return made
 
 
 RESULTS = ROOT / "docs" / "results.md"

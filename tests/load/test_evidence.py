@@ -13,7 +13,9 @@ from loadlab import ROOT, evidence
 from loadlab.cli import build_parser, main
 from loadlab.errors import UsageError
 from loadlab.report import schema
-from tests.conftest import Stack
+from loadlab.settings import StackSettings
+from loadlab.stack import lifecycle
+from tests.conftest import Stack, stack_settings
 
 
 @pytest.mark.parametrize("e", evidence.EXPERIMENTS, ids=lambda e: e.name)
@@ -50,12 +52,12 @@ def test_quick_reports_never_go_into_reports(capsys: pytest.CaptureFixture[str])
 def test_a_dirty_tree_is_refused_for_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(evidence.environment, "uncommitted", lambda: True)
     with pytest.raises(UsageError, match="uncommitted changes: commit them first"):
-        evidence.run(["headline"], quick=False, out=None, state_dir=Path("unused"))
+        evidence.run(["headline"], quick=False, out=None, settings=StackSettings())
 
 
 def test_a_quick_experiment_runs_and_is_recorded(stack: Stack, tmp_path: Path) -> None:
     out = tmp_path / "evidence"
-    manifest = evidence.run(["soak"], quick=True, out=out, state_dir=stack.settings.state_dir)
+    manifest = evidence.run(["soak"], quick=True, out=out, settings=stack.settings)
     entries = json.loads(manifest.read_text())["experiments"]
     assert [e["name"] for e in entries] == ["soak"]
     (page,) = entries[0]["reports"]  # outside the repository: kept absolute
@@ -99,3 +101,14 @@ def test_a_tuned_profile_or_a_report_leaves_the_tree_clean_and_code_does_not(tmp
     assert not environment.uncommitted(repo)
     (repo / "src" / "code.py").write_text("x = 2\n")
     assert environment.uncommitted(repo)
+
+
+def test_evidence_starts_the_stack_it_needs_and_stops_it(own_state_dir: Path) -> None:
+    """On a fresh clone nothing is up: calibrate (the first experiment) needs the stack, so
+    evidence starts it, and stops it after since it started it."""
+    settings = stack_settings(own_state_dir, variants="fastapi_async")
+    out = own_state_dir.parent / "evidence"
+    manifest = evidence.run(["calibration"], quick=True, out=out, settings=settings)
+    (entry,) = json.loads(manifest.read_text())["experiments"]
+    assert entry["name"] == "calibration" and entry["reports"]
+    assert lifecycle.status(settings) == []  # stopped: nothing left running
