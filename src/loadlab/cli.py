@@ -199,6 +199,15 @@ def _load_options(parser: argparse.ArgumentParser) -> None:
     _locust_html_option(parser)
 
 
+def _junit_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--junit",
+        metavar="FILE",
+        help="also write the checks as JUnit XML for CI: each gate, integrity rule and "
+        "figure (or, for compare, each tested figure) a test case, failed as the exit code is",
+    )
+
+
 def _locust_html_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--locust-html",
@@ -282,8 +291,7 @@ def _cmd_sweep(settings: StackSettings, args: argparse.Namespace) -> int:
     names = _variant_names(args)
     out = Path(args.out) if args.out else None
     code, index = sweep.run(settings, plan, names, args.target, out)
-    print(f"report: {index}")
-    return code
+    return _reported(args, code, index)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -340,18 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
         "one report: copies of the services, the running ones left as they are",
     )
     run.add_argument("--out", help=OUT_HELP)
+    _junit_option(run)
     sweep = sub.add_parser(
         "sweep", help="step the arrival rate up at each variant: its capacity at an objective"
     )
     _stack_options(sweep)
     _placement_options(sweep)
     _sweep_options(sweep)
+    _junit_option(sweep)
     loadtest = sub.add_parser("loadtest", help="up, verify, run both variants, report, down")
     _stack_options(loadtest)
     _placement_options(loadtest)
     _up_options(loadtest)
     _load_options(loadtest)
     loadtest.add_argument("--out", help=OUT_HELP)
+    _junit_option(loadtest)
     loadtest.add_argument(
         "--tuned",
         action="store_true",
@@ -458,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="worse by more than this (relative) is a regression, exit 1 (default: 10%%)",
     )
     compare.add_argument("--out", help="the page to write (default: NEW/compare.html)")
+    _junit_option(compare)
     micro = sub.add_parser(
         "micro", help="re-run the article's experiments on the database; write the findings"
     )
@@ -618,7 +630,17 @@ def _cmd_run(settings: StackSettings, args: argparse.Namespace) -> int:
     if args.compare_pgbouncer or args.profiles is not None:
         plan = _side_by_side(settings, args, plan, names)
     code, index = duel.run(settings, plan, names, args.target, Path(args.out) if args.out else None)
+    return _reported(args, code, index)
+
+
+def _reported(args: argparse.Namespace, code: int, index: Path) -> int:
+    """Say where the report is, and write its checks as JUnit XML with --junit."""
     print(f"report: {index}")
+    if args.junit:
+        from loadlab.report import junit
+
+        cases, properties = junit.for_report(index.parent)
+        print(f"junit: {junit.write(Path(args.junit), args.command, cases, properties)}")
     return code
 
 
@@ -787,6 +809,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         tmp.write_text(text)
         tmp.replace(target)
     print(f"compare: {page}")
+    if args.junit:
+        from loadlab.report import junit
+
+        cases = junit.compare_cases(result)
+        properties = {"old": result["old"], "new": result["new"]}
+        print(f"junit: {junit.write(Path(args.junit), 'compare', cases, properties)}")
     if result["regressions"]:
         named = ", ".join(f"{r['variant']} {r['figure']}" for r in result["regressions"])
         raise GateFailed(f"worse beyond {args.threshold:.0%}: {named}")
@@ -892,7 +920,8 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         from loadlab.stack.services import names
 
         plan = _auto_repeat(_plan(args, settings.scale), args, names(args.variants))
-        return duel.loadtest(settings, plan, out, budget)
+        code, index = duel.loadtest(settings, plan, out, budget)
+        return _reported(args, code, index)
     if args.command == "ui":
         from loadlab import duel
 
@@ -918,6 +947,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _on_interrupt)
     try:
         settings = settings_from(args)
+        if getattr(args, "junit", None):
+            from loadlab.report import junit
+
+            junit.check_target(Path(args.junit))  # said before anything starts
         if args.command in PLACED:
             from loadlab.stack import placement
 

@@ -224,7 +224,7 @@ def loadtest(
     plan: LoadPlan,
     out: Path | None = None,
     tune_budget: float | None = None,
-) -> int:
+) -> tuple[int, Path]:
     """up -> verify -> run the variants -> report -> down (if this command started the stack).
     With `tune_budget`, best against best: each variant without a "tuned" profile is tuned
     first (that long each, at this load), then every variant runs its tuned profile."""
@@ -245,8 +245,7 @@ def loadtest(
             _, held = lifecycle.down(settings)
             for sentence in held:
                 print(f"  ! {sentence}: stop it by hand", file=sys.stderr)
-    print(f"report: {index}")
-    return code
+    return code, index
 
 
 def _tuned(

@@ -20,6 +20,7 @@ from loadlab.load.experiment import Target, run_variant
 from loadlab.load.recorder import latency_ms, new_histogram
 from loadlab.load.runner import LoadPlan
 from tests.load.reference_servers import serve, steady_arrivals_percentile
+from tests.report.test_junit import _parsed
 from tests.stack.test_cli import loadlab
 
 
@@ -178,6 +179,8 @@ def test_a_run_that_breaks_its_slo_exits_1_and_names_it(tmp_path: Path) -> None:
             "p50<1ms,errors<1%",
             "--out",
             str(tmp_path / "broken"),
+            "--junit",
+            str(tmp_path / "broken.xml"),
         )
         kept = loadlab(
             *common,
@@ -187,6 +190,8 @@ def test_a_run_that_breaks_its_slo_exits_1_and_names_it(tmp_path: Path) -> None:
             "p99<5s,errors<1%",
             "--out",
             str(tmp_path / "kept"),
+            "--junit",
+            str(tmp_path / "kept.xml"),
         )
     assert broken.returncode == 1, broken.stdout + broken.stderr
     assert "FAIL ref: p50<1ms broken: measured" in broken.stdout
@@ -195,6 +200,13 @@ def test_a_run_that_breaks_its_slo_exits_1_and_names_it(tmp_path: Path) -> None:
     assert "Gates: 1 broken" in page
     assert kept.returncode == 0, kept.stdout + kept.stderr
     assert "Gates: every objective holds" in (tmp_path / "kept" / "index.html").read_text()
+    # --junit: the same verdicts as test cases, for CI
+    _, broken_cases = _parsed(tmp_path / "broken.xml")
+    assert (broken_cases["ref: p50<1ms"] or "").startswith("measured ")
+    assert broken_cases["ref: errors<1%"] is None and broken_cases["ref: the figures stand"] is None
+    _, kept_cases = _parsed(tmp_path / "kept.xml")
+    assert "ref: p99<5s" in kept_cases and len(kept_cases) == len(broken_cases)
+    assert not any(kept_cases.values())
 
 
 def test_open_rounds_keep_their_schedule_figures(tmp_path: Path) -> None:

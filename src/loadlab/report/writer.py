@@ -25,6 +25,12 @@ def run_id(scenario: str, load: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{scenario}-{load}"
 
 
+def expected_failure(variant: dict[str, Any]) -> str | None:
+    """Why a leg of a side-by-side run is expected to fail, if it is (side-by-side reports
+    before the field said it in their leg)."""
+    return variant.get("expected_failure") or (variant.get("leg") or {}).get("expected_failure")
+
+
 def flags(variants: dict[str, Any]) -> list[str]:
     """Warnings for the top of the report; those starting with FAIL fail the run. With
     several rounds every round is checked: a failure is named by its round, a warning is
@@ -32,10 +38,7 @@ def flags(variants: dict[str, Any]) -> list[str]:
     found = []
     for name, variant in variants.items():
         rounds = variant.get("rounds") or [variant]
-        # (Side-by-side reports before the field said it in their leg.)
-        expected = variant.get("expected_failure") or (variant.get("leg") or {}).get(
-            "expected_failure"
-        )
+        expected = expected_failure(variant)
         for number, v in enumerate(rounds, 1):
             which = name if len(rounds) == 1 else f"{name} round {number}"
             found.extend(run_failures(which, v, expected))
@@ -221,8 +224,14 @@ MAX_ERROR_RATE = 0.5  # above it a run measures failures, not the service
 
 
 def run_failures(name: str, v: dict[str, Any], expected_failure: str | None = None) -> list[str]:
-    """FAIL lines for a run whose figures cannot stand. A leg run to show a known failure
-    (side_by_side: asyncpg's defaults behind PgBouncer) says its error rate instead."""
+    """FAIL lines for a run whose figures cannot stand, or whose data is not whole."""
+    return figure_failures(name, v, expected_failure) + integrity_failures(name, v)
+
+
+def figure_failures(name: str, v: dict[str, Any], expected_failure: str | None = None) -> list[str]:
+    """FAIL lines for a run's figures: all or most requests failed, or the two recorders
+    counted differently. A leg run to show a known failure (side_by_side: asyncpg's
+    defaults behind PgBouncer) says its error rate instead."""
     found = []
     if expected_failure:
         found.append(
@@ -245,6 +254,11 @@ def run_failures(name: str, v: dict[str, Any], expected_failure: str | None = No
             f"FAIL {name}: the exact recorder counted {v['requests']:,} requests, "
             f"Locust {v['locust_requests']:,}"
         )
+    return found
+
+
+def integrity_failures(name: str, v: dict[str, Any]) -> list[str]:
+    found = []
     for c in v.get("integrity") or []:
         if not c["holds"]:
             found.append(
