@@ -13,9 +13,12 @@ command -v chromium >/dev/null || missing+=(chromium)
 # Debian packages) and debootstrap for a base image where no registry is reachable.
 # Optional: without them (and no root to install them) those tests are skipped, saying why.
 optional=()
+# LOADLAB_NO_DOCKER=1 (the GitHub workflow): none of them, not even to try.
+[ "${LOADLAB_NO_DOCKER:-}" = 1 ] || {
 command -v dockerd >/dev/null || docker info >/dev/null 2>&1 || optional+=(docker.io)
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || optional+=(docker-compose)
 command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || optional+=(debootstrap)
+}
 
 [ ${#missing[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && exit 0
 

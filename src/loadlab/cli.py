@@ -457,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--quick", action="store_true", help="each at a small size: checks, not figures")
     add("--out", help="where the reports go (default: reports/, which needs a clean tree)")
     add("--results", action="store_true", help="write docs/results.md from reports/ only")
+    add("--where", metavar="NAME", help="print the committed report folder(s) of one experiment")
     compare = sub.add_parser(
         "compare", help="how each variant's figures changed from one report to another"
     )
@@ -871,6 +872,9 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
 
         if args.list:
             print("\n".join(evidence.listing(evidence.chosen(args.only))))
+            return 0
+        if args.where:
+            print("\n".join(evidence.where(args.where)))
             return 0
         if not args.results:
             out = Path(args.out) if args.out else None

@@ -265,6 +265,19 @@ def _each(
     return made
 
 
+def where(name: str, reports: Path = ROOT / "reports") -> list[str]:
+    """The report folders the committed manifest names for one experiment (the CI workflow
+    compares against the headline's, whatever its folder is called this time)."""
+    if name not in BY_NAME:
+        raise UsageError(f"--where {name!r}: one of {', '.join(BY_NAME)}")
+    manifest = reports / "evidence.json"
+    entries = json.loads(manifest.read_text())["experiments"] if manifest.exists() else []
+    found = [str(Path(page).parent) for e in entries if e["name"] == name for page in e["reports"]]
+    if not found:
+        raise UsageError(f"--where {name}: {manifest} names no report of it (make evidence)")
+    return found
+
+
 RESULTS = ROOT / "docs" / "results.md"
 
 

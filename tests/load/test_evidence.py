@@ -112,3 +112,15 @@ def test_evidence_starts_the_stack_it_needs_and_stops_it(own_state_dir: Path) ->
     (entry,) = json.loads(manifest.read_text())["experiments"]
     assert entry["name"] == "calibration" and entry["reports"]
     assert lifecycle.status(settings) == []  # stopped: nothing left running
+
+
+def test_where_names_an_experiments_committed_folders_and_refuses_the_unknown(
+    tmp_path: Path,
+) -> None:
+    entry = {"name": "headline", "reports": ["reports/20261203-064209-x/index.html"]}
+    (tmp_path / "evidence.json").write_text(json.dumps({"experiments": [entry]}))
+    assert evidence.where("headline", tmp_path) == ["reports/20261203-064209-x"]
+    with pytest.raises(UsageError, match="names no report of it"):
+        evidence.where("soak", tmp_path)
+    with pytest.raises(UsageError, match="--where 'nope': one of calibration"):
+        evidence.where("nope", tmp_path)
