@@ -458,6 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", help="where the reports go (default: reports/, which needs a clean tree)")
     add("--results", action="store_true", help="write docs/results.md from reports/ only")
     add("--where", metavar="NAME", help="print the committed report folder(s) of one experiment")
+    add(
+        "--retire",
+        action="store_true",
+        help="remove the reports evidence.json does not name (their summaries stay in "
+        "reports/history/ for the trends), then rebuild reports/index.html",
+    )
     compare = sub.add_parser(
         "compare", help="how each variant's figures changed from one report to another"
     )
@@ -875,6 +881,10 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
             return 0
         if args.where:
             print("\n".join(evidence.where(args.where)))
+            return 0
+        if args.retire:
+            gone = evidence.retire()
+            print(f"retired {len(gone)} report(s): {', '.join(gone) or 'none'}")
             return 0
         if not args.results:
             out = Path(args.out) if args.out else None

@@ -15,6 +15,7 @@ report, at which commit.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -276,6 +277,28 @@ def where(name: str, reports: Path = ROOT / "reports") -> list[str]:
     if not found:
         raise UsageError(f"--where {name}: {manifest} names no report of it (make evidence)")
     return found
+
+
+def retire(reports: Path = ROOT / "reports") -> list[str]:
+    """Remove the report folders the manifest does not name: superseded by a newer run of
+    their experiment, or made by hand. Each run's summary.json stays, as
+    reports/history/<folder>.json, so that reports/index.html keeps its trends."""
+    from loadlab.report import history, writer
+
+    manifest = json.loads((reports / "evidence.json").read_text())
+    named = {Path(page).parent.name for e in manifest["experiments"] for page in e["reports"]}
+    kept = reports / history.RETIRED
+    gone = []
+    for folder in sorted(p for p in reports.iterdir() if p.is_dir() and p != kept):
+        if folder.name in named:
+            continue
+        if (folder / "summary.json").exists():
+            kept.mkdir(exist_ok=True)
+            shutil.copyfile(folder / "summary.json", kept / f"{folder.name}.json")
+        shutil.rmtree(folder)
+        gone.append(folder.name)
+    writer.write_index(reports)
+    return gone
 
 
 RESULTS = ROOT / "docs" / "results.md"

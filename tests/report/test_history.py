@@ -102,3 +102,29 @@ def test_report_without_folders_or_index_is_one_line_and_exit_2() -> None:
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert "--index" in line
+
+
+def test_retired_reports_leave_their_summaries_and_the_trend_stays(tmp_path: Path) -> None:
+    """evidence --retire: the folders the manifest does not name go, each run's summary
+    stays in reports/history/, and the index's trend still has all three runs."""
+    from loadlab import evidence
+
+    reports = _reports(tmp_path)
+    newest = "20261103-100000-select_update-200u"
+    before = (reports / "20261101-100000-select_update-200u" / "summary.json").read_text()
+    manifest = {"experiments": [{"name": "headline", "reports": [f"reports/{newest}/index.html"]}]}
+    (reports / "evidence.json").write_text(json.dumps(manifest))
+    gone = evidence.retire(reports)
+    assert gone == [
+        "20261101-100000-select_update-200u",
+        "20261102-100000-select_update-200u",
+        "20261104-100000-findings",
+    ]
+    assert sorted(p.name for p in reports.iterdir() if p.is_dir()) == [newest, "history"]
+    kept = reports / "history" / "20261101-100000-select_update-200u.json"
+    assert kept.read_text() == before
+    page = (reports / "index.html").read_text()
+    assert "select_update: 200 users: 3 reports" in page
+    assert 'href="history/20261101-100000-select_update-200u.json"' in page
+    assert f'href="{newest}/index.html"' in page
+    assert "20261101-100000" not in page[page.index("Every report") :]  # listed no more

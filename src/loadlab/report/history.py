@@ -45,6 +45,7 @@ class Run:
     created_at: str
     figures: dict[str, dict[str, float | None]]  # variant -> metric -> value
     differs: list[str] = field(default_factory=list)
+    page: str = ""  # its page, from reports/: the report's own, or a retired one's summary
 
 
 @dataclass
@@ -144,9 +145,15 @@ def _other_setup(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     return a["profile"] != b["profile"] or any(a["knobs"][k] != b["knobs"][k] for k in both)
 
 
-def groups(summaries: list[tuple[str, dict[str, Any]]]) -> list[Group]:
+RETIRED = "history"  # reports/history/<folder>.json: the summaries of superseded reports
+
+
+def groups(
+    summaries: list[tuple[str, dict[str, Any]]], retired: frozenset[str] = frozenset()
+) -> list[Group]:
     """The history of (folder, summary) pairs: groups with two or more runs, each with its
-    runs in date order and a chart per headline figure."""
+    runs in date order and a chart per headline figure. A retired report (its folder gone,
+    its summary kept in reports/history/) links to that summary."""
     by_key: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for folder, s in summaries:
         key = _group_key(s)
@@ -161,7 +168,8 @@ def groups(summaries: list[tuple[str, dict[str, Any]]]) -> list[Group]:
         group = Group(title, SWEEP_METRICS if kind == "sweep" else RUN_METRICS)
         for folder, s in members:
             differs = _differences(_conditions(s), newest)
-            group.runs.append(Run(folder, s["created_at"], _figures(s), differs))
+            page = f"{RETIRED}/{folder}.json" if folder in retired else f"{folder}/index.html"
+            group.runs.append(Run(folder, s["created_at"], _figures(s), differs, page))
         group.charts = [_chart(group, key, label, unit) for key, label, unit in group.metrics]
         found.append(group)
     return found

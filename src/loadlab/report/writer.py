@@ -432,10 +432,11 @@ def write_index(reports: Path) -> Path:
                 "cells": [", ".join(f"{n} {v}" for v, n in tally.most_common())],
             }
         )
+    retired = sorted((reports / history.RETIRED).glob("*.json"))
+    summaries += [(p.stem, json.loads(p.read_text())) for p in retired]
     runs.sort(key=lambda r: r["folder"], reverse=True)
-    page = ENV.get_template("index.html").render(
-        title="runs", runs=runs, history=history.groups(summaries)
-    )
+    trends = history.groups(summaries, frozenset(p.stem for p in retired))
+    page = ENV.get_template("index.html").render(title="runs", runs=runs, history=trends)
     tmp = reports / ".index.html.tmp"
     tmp.write_text(page)
     tmp.replace(reports / "index.html")
