@@ -1,5 +1,6 @@
-"""`run --fault KIND --fault-at T`: every fault kind, injected while measuring, against both
-default services on a stack of its own behind PgBouncer (two web workers each). Each service
+"""`run --fault KIND --fault-at T`: every fault kind, injected while measuring, against the
+duel's services and the two stacks beside them (FastAPI's def handlers, Flask on gevent), on
+a stack of its own behind PgBouncer (two web workers each). Each service
 recovers by itself, every request stays counted, and the data keeps its integrity."""
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def loadlab(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("variant", ["flask_sync", "fastapi_async"])
+@pytest.mark.parametrize("variant", ["flask_sync", "fastapi_async", "fastapi_sync", "flask_gevent"])
 def test_every_fault_kind_is_survived_and_nothing_is_lost(
     bouncer_stack: StackSettings, tmp_path: Path, variant: str
 ) -> None:

@@ -38,7 +38,22 @@ KNOBS = {
     k.name: k
     for k in (
         Knob("web_workers", "WEB_WORKERS", "server worker processes", 1, 32, (1, 2, 3, 4)),
-        Knob("web_threads", "WEB_THREADS", "threads per gunicorn worker", 1, 256, (8, 15, 30, 60)),
+        Knob(
+            "web_threads",
+            "WEB_THREADS",
+            "threads per worker process: gunicorn's, or Starlette's thread pool for def handlers",
+            1,
+            256,
+            (8, 15, 30, 60),
+        ),
+        Knob(
+            "web_connections",
+            "WEB_CONNECTIONS",
+            "connections (greenlets) per gevent worker",
+            1,
+            10000,
+            (50, 200, 1000),
+        ),
         Knob(
             "db_pool_size", "DB_POOL_SIZE", "pooled connections per worker", 1, 200, (5, 10, 25, 50)
         ),
@@ -207,6 +222,41 @@ VARIANTS = {
             driver="asyncpg",
         ),
     )
+}
+# The two choices teams weigh beside the duel: FastAPI without an async rewrite of the data
+# layer, and Flask made concurrent by gevent instead.
+VARIANTS = {
+    **VARIANTS,
+    **{
+        v.name: v
+        for v in (
+            Variant(
+                "fastapi_sync",
+                "FastAPI, def handlers on sync SQLAlchemy (psycopg2, uvicorn, thread pool)",
+                8005,
+                _uvicorn("services.fastapi_sync.app:create_app"),
+                # Threads as Flask's: each holds at most one connection, so 15 per worker
+                # never wait for the pool (10 + 5).
+                {**_POOL, "web_threads": 15},
+            ),
+            Variant(
+                "flask_gevent",
+                "Flask + sync SQLAlchemy on gevent (psycopg2 via psycogreen, gunicorn)",
+                8006,
+                (
+                    "gunicorn",
+                    "-c",
+                    "{root}/services/flask_gevent/gunicorn_conf.py",
+                    "--bind",
+                    "{host}:{port}",
+                    "services.flask_sync.app:create_app()",
+                ),
+                # gunicorn's default worker_connections: the pool, not the greenlets, limits
+                # the queries in flight.
+                {**_POOL, "web_connections": 1000},
+            ),
+        )
+    },
 }
 # What `up`, `run` and `loadtest` take when no --variants is given: the article's duel.
 DUEL = ("flask_sync", "fastapi_async")

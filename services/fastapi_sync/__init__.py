@@ -1,0 +1,1 @@
+"""FastAPI with plain def endpoints on sync SQLAlchemy, in Starlette's thread pool."""
