@@ -26,8 +26,9 @@ import gevent
 from locust import FastHttpUser, constant, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import StatsError
 
-from loadlab.load import hdr
+from loadlab.load import hdr, plain_users
 from loadlab.load.arrivals import KINDS, Arrivals, watch_generator
 from loadlab.load.recorder import KEEP_WHOLE_S, Recorder, parse_server_timing
 from loadlab.load.ui_config import CONFIG_ENV
@@ -182,8 +183,11 @@ def _record(
 ) -> None:
     status = getattr(response, "status_code", 0) or 0
     error = None if exception is None else (str(exception) or type(exception).__name__)
-    # From the intended start in the open model: the wait before the send counts too.
-    late_ms = (context or {}).get("late_ms", 0.0)
+    # From the intended start in the open model: the wait before the send counts too (a
+    # plain user's is its task's, load/plain_users.py).
+    late_ms = (context or {}).get("late_ms")
+    if late_ms is None:
+        late_ms = plain_users.late_ms()
     RECORDER.record(f"{request_type} {name}", status, response_time + late_ms, error, response_time)
 
 
@@ -293,6 +297,8 @@ def _start_measuring(environment: Environment, msg: Any = None, **_: Any) -> Non
 
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
+    # A team's own plain Locust users take the open model's starts without a rewrite.
+    plain_users.wrap(environment.user_classes, lambda: ARRIVALS, LoadlabUser)
     if isinstance(environment.runner, WorkerRunner):
         environment.runner.register_message(MEASURE_MESSAGE, _start_measuring)
     if environment.web_ui is not None and IN_WEB_UI:
@@ -336,12 +342,21 @@ def _write_result(environment: Environment, **_: Any) -> None:
     out = os.environ.get("LOADLAB_RESULT")
     if not out or isinstance(environment.runner, WorkerRunner) or environment.runner is None:
         return
-    total = environment.runner.stats.total
+    stats = environment.runner.stats
     result = {
         "measure_start": RECORDER.measure_start,
         "measure_end": STOPPED_AT[0] if STOPPED_AT else RECORDER.now(),
-        "locust_requests": total.num_requests,
-        "locust_failures": total.num_failures,
+        "locust_requests": stats.total.num_requests,
+        "locust_failures": stats.total.num_failures,
+        # Locust's own statistics of the measured window, per request and per failure, taken
+        # as it quits: its CSV files are rewritten once a second and may miss the last one.
+        "locust_by_request": {
+            f"{e.method} {e.name}": [e.num_requests, e.num_failures] for e in stats.entries.values()
+        },
+        "locust_errors": [
+            [e.method, e.name, StatsError.parse_error(e.error), e.occurrences]
+            for e in stats.errors.values()
+        ],
         "recorder": RECORDER.export(),
     }
     tmp = Path(out + ".tmp")

@@ -607,7 +607,7 @@ def test_a_users_own_locustfile_and_several_targets_in_one_report(
     ("args", "said"),
     [
         (["--locustfile", "nowhere.py"], "--locustfile nowhere.py: cannot read it"),
-        (["--arrival-rate", "10"], "its users must subclass LoadlabUser"),
+        (["--locustfile", "NO_USERS"], "no user class in it"),
         (
             ["--target", "http://127.0.0.1:9", "--target", "b=http://127.0.0.1:9"],
             "give each a name",
@@ -619,6 +619,10 @@ def test_bad_locustfile_or_targets_are_one_line_exit_2(
 ) -> None:
     own = Path(__file__).parent / "own_locustfile.py"
     flags = args if args[0] == "--locustfile" else ["--locustfile", str(own), *args]
+    if "NO_USERS" in flags:  # a Locust file with tasks but no user class to run them
+        empty = tmp_path / "no_users.py"
+        empty.write_text("from locust import task\n\n\n@task\ndef alone(user):\n    pass\n")
+        flags = ["--locustfile", str(empty)]
     result = _loadlab("run", "--state-dir", str(stack.settings.state_dir), *flags,
                       "--out", str(tmp_path / "r"))  # fmt: skip
     assert result.returncode == 2, result.stderr

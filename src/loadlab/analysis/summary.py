@@ -39,6 +39,9 @@ def variant_summary(result: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": latency_ms(recorder.total),
         "locust_requests": result["locust_requests"],
         "locust_failures": result["locust_failures"],
+        # Locust's own per request and per failure (reports before them have neither).
+        "locust_by_request": result.get("locust_by_request"),
+        "locust_errors": result.get("locust_errors"),
         "percentile_curve": percentile_curve(recorder.total),
         # The services' Server-Timing parts (None: the target sends no such header).
         "server_ms": {

@@ -120,7 +120,7 @@ class LoadPlan:
 
     def __post_init__(self) -> None:
         if self.locustfile is not None:
-            _check_locustfile(Path(self.locustfile), self.arrival_rate is not None)
+            _check_locustfile(Path(self.locustfile))
         elif self.scenario not in scenarios():
             raise UsageError(
                 f"unknown scenario {self.scenario!r}: choose one of {', '.join(scenarios())}"
@@ -149,26 +149,26 @@ class LoadPlan:
             )
 
 
-def _check_locustfile(file: Path, open_model: bool) -> None:
-    """A readable Python file; for the open model, users that take their start times from
-    loadlab's schedule (a subclass of LoadlabUser: plain Locust users would send closed-loop
-    and the schedule would count every request as not sent)."""
+def _check_locustfile(file: Path) -> None:
+    """A readable Python file that defines at least one user class (a class whose base is
+    named like Locust's: User, HttpUser, FastHttpUser, LoadlabUser, or another user class of
+    the file). Plain users take the open model's starts too (load/plain_users.py)."""
     try:
         tree = ast.parse(file.read_text())
     except (OSError, UnicodeDecodeError, SyntaxError) as exc:
         raise UsageError(f"--locustfile {file}: cannot read it as Python ({exc})") from None
     if file.suffix != ".py" or file.name == "common.py":
         raise UsageError(f"--locustfile {file}: give a .py file not named common.py")
-    subclasses = [
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ClassDef)
-        and any(getattr(b, "id", getattr(b, "attr", None)) == "LoadlabUser" for b in node.bases)
-    ]
-    if open_model and not subclasses:
+    users: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
+            if any(b.endswith("User") or b in users for b in bases):
+                users.add(node.name)
+    if not users:
         raise UsageError(
-            f"--arrival-rate with --locustfile {file.name}: its users must subclass LoadlabUser "
-            "(from common import LoadlabUser) to take their start times from the schedule"
+            f"--locustfile {file}: no user class in it (a subclass of HttpUser, FastHttpUser "
+            "or User, as Locust's documentation writes them)"
         )
 
 
