@@ -183,11 +183,8 @@ def _record(
 ) -> None:
     status = getattr(response, "status_code", 0) or 0
     error = None if exception is None else (str(exception) or type(exception).__name__)
-    # From the intended start in the open model: the wait before the send counts too (a
-    # plain user's is its task's, load/plain_users.py).
-    late_ms = (context or {}).get("late_ms")
-    if late_ms is None:
-        late_ms = plain_users.late_ms()
+    # From the intended start in the open model: the wait before the send counts too.
+    late_ms = (context or {}).get("late_ms", 0.0)
     RECORDER.record(f"{request_type} {name}", status, response_time + late_ms, error, response_time)
 
 

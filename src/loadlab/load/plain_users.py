@@ -6,7 +6,8 @@ the wrapper takes one start per task, before it runs: the user's `on_start` wait
 first, its `wait_time` for each next one (its own think time is not used in the open model,
 where the schedule is the think time). Each request the task sends counts from that start: a
 task of one request (Locust's usual shape) is corrected exactly for coordinated omission; in a
-task of several, each is corrected by how late the task itself started.
+task of several, each is corrected by how late the task itself started. The lateness rides in
+each request's `context`, as a LoadlabUser's does: the user's client passes it on.
 
 In the closed model nothing changes: the user's own `wait_time` and `on_start` run as written.
 """
@@ -27,6 +28,23 @@ LATE_ATTRIBUTE = "loadlab_late_ms"  # on the user's greenlet: how late its task 
 def late_ms() -> float:
     """How late the current task started against its schedule (0 in the closed model)."""
     return getattr(gevent.getcurrent(), LATE_ATTRIBUTE, 0.0)
+
+
+def _carry_lateness(user: Any) -> None:
+    """The user's client adds the task's lateness to each request's context (Locust hands the
+    context to the request event, where loadlab's recorder reads it). HttpSession's and
+    FastHttpSession's get, post and the rest all go through `request`."""
+    client = getattr(user, "client", None)
+    if client is None or getattr(client, "_loadlab_late", False):
+        return
+    send = client.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        kwargs["context"] = {**(kwargs.get("context") or {}), "late_ms": late_ms()}
+        return send(method, url, *args, **kwargs)
+
+    client.request = request
+    client._loadlab_late = True
 
 
 def _take(schedule: Arrivals) -> None:
@@ -58,6 +76,7 @@ def wrap(
         def on_start(user: Any, own_start: Any = own_start) -> None:
             schedule = arrivals()
             if schedule is not None:
+                _carry_lateness(user)
                 _take(schedule)
             own_start(user)
 
