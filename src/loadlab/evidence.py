@@ -252,8 +252,13 @@ def _each(
                 print(line, end="", flush=True)
                 if line.startswith("report:"):
                     reports.append(_relative(Path(line.split(":", 1)[1].strip())))
-        if child.returncode != 0:
+        # Exit 1 is a finding, not a failure of the experiment: a gate broken, a check that
+        # failed (the open-model example's gate is meant to show one); its report is the
+        # evidence. Anything else (2: bad usage, a crash, an interrupt) stops the set.
+        if child.returncode not in (0, 1) or not reports:
             raise UsageError(f"evidence stopped: {e.name} exited {child.returncode}")
+        if child.returncode == 1:
+            print(f"evidence: {e.name} exited 1 (a gate or check failed): kept as its finding")
         made.append(
             {
                 "name": e.name,
@@ -261,6 +266,7 @@ def _each(
                 "reports": reports,
                 "git_commit": commit,
                 "minutes": round((time.monotonic() - started) / 60, 1),
+                "exit_code": child.returncode,
             }
         )
     return made

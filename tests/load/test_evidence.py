@@ -124,3 +124,23 @@ def test_where_names_an_experiments_committed_folders_and_refuses_the_unknown(
         evidence.where("soak", tmp_path)
     with pytest.raises(UsageError, match="--where 'nope': one of calibration"):
         evidence.where("nope", tmp_path)
+
+
+@pytest.mark.parametrize(("code", "kept"), [(0, True), (1, True), (2, False), (1, "no report")])
+def test_a_broken_gate_is_a_finding_and_anything_else_stops_the_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, kept: object
+) -> None:
+    """The open-model example exits 1 on purpose (its gate breaks): that report is kept and
+    the set goes on. Exit 2, or exit 1 with no report made, stops it."""
+    said = "" if kept == "no report" else f"echo 'report: {tmp_path}/r/index.html'; "
+    fake = tmp_path / "fake-python"
+    fake.write_text(f"#!/bin/sh\n{said}exit {code}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(evidence.sys, "executable", str(fake))
+    experiment = evidence.BY_NAME["open-model"]
+    if kept is True:
+        (entry,) = evidence._each([experiment], False, None, tmp_path, tmp_path, "abc")
+        assert entry["exit_code"] == code and entry["reports"] == [f"{tmp_path}/r/index.html"]
+    else:
+        with pytest.raises(UsageError, match=f"evidence stopped: open-model exited {code}"):
+            evidence._each([experiment], False, None, tmp_path, tmp_path, "abc")
