@@ -959,6 +959,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_interrupt)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored one stays so
         signal.signal(signal.SIGINT, _on_interrupt)
+    if getattr(args, "out", None):
+        # Locust runs in loadlab's root and writes its results under the report folder: a
+        # relative --out means the user's folder, so it is made absolute here, once.
+        args.out = str(Path(args.out).resolve())
     try:
         settings = settings_from(args)
         if getattr(args, "junit", None):

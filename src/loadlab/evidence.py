@@ -279,7 +279,11 @@ def where(name: str, reports: Path = ROOT / "reports") -> list[str]:
         raise UsageError(f"--where {name!r}: one of {', '.join(BY_NAME)}")
     manifest = reports / "evidence.json"
     entries = json.loads(manifest.read_text())["experiments"] if manifest.exists() else []
-    found = [str(Path(page).parent) for e in entries if e["name"] == name for page in e["reports"]]
+    # From the repository's root (reports/'s parent), so that the path works from any folder.
+    root = reports.parent
+    found = [
+        str((root / page).parent) for e in entries if e["name"] == name for page in e["reports"]
+    ]
     if not found:
         raise UsageError(f"--where {name}: {manifest} names no report of it (make evidence)")
     return found
@@ -341,6 +345,8 @@ def results(reports: Path = ROOT / "reports") -> str:
 
 def _run_table(folder: Path, name: str) -> list[str]:
     summary = json.loads((folder / "summary.json").read_text())
+    if summary.get("kind") == "sweep":
+        return _sweep_table(summary, name)
     rows = [
         f"[{name}](../reports/{name}/index.html)",
         "",
@@ -357,6 +363,20 @@ def _run_table(folder: Path, name: str) -> list[str]:
             f"{_mean(v, 'error_rate', v['error_rate']):.2%} |"
         )
     rows += ["", *(f"- {verdict}" for verdict in summary.get("verdicts") or [])]
+    return rows
+
+
+def _sweep_table(summary: dict[str, Any], name: str) -> list[str]:
+    rows = [
+        f"[{name}](../reports/{name}/index.html)",
+        "",
+        f"| stack | capacity within {summary['sweep']['slo']} | stopped at |",
+        "|---|---|---|",
+    ]
+    for variant, v in summary["variants"].items():
+        capacity = v["capacity_rps"]
+        said = f"{capacity:,.0f} req/s" if capacity else "below the first rate"
+        rows.append(f"| {variant} | {said} | {v['stopped_by'] or 'held at every rate'} |")
     return rows
 
 

@@ -119,7 +119,9 @@ def test_where_names_an_experiments_committed_folders_and_refuses_the_unknown(
 ) -> None:
     entry = {"name": "headline", "reports": ["reports/20261203-064209-x/index.html"]}
     (tmp_path / "evidence.json").write_text(json.dumps({"experiments": [entry]}))
-    assert evidence.where("headline", tmp_path) == ["reports/20261203-064209-x"]
+    assert evidence.where("headline", tmp_path) == [
+        str(tmp_path.parent / "reports/20261203-064209-x")
+    ]
     with pytest.raises(UsageError, match="names no report of it"):
         evidence.where("soak", tmp_path)
     with pytest.raises(UsageError, match="--where 'nope': one of calibration"):
