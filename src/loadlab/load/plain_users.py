@@ -55,7 +55,7 @@ def _take(schedule: Arrivals) -> None:
 
 
 def wrap(
-    user_classes: Iterable[type], arrivals: Callable[[], Arrivals | None], own: type
+    user_classes: Iterable[Any], arrivals: Callable[[], Arrivals | None], own: type
 ) -> list[str]:
     """Make each user class that is not a subclass of `own` (LoadlabUser) take its starts
     from `arrivals()` whenever that is a schedule; the names of the classes wrapped."""
