@@ -893,6 +893,8 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
                 return 0  # a folder of its own: docs/results.md stays the committed set's
         evidence.RESULTS.write_text(evidence.results())
         print(f"results: {evidence.RESULTS}")
+        for page in evidence.update_pages():
+            print(f"updated: {page}")
         return 0
     if args.command == "bench":
         from loadlab import bench

@@ -15,6 +15,7 @@ report, at which commit.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -347,6 +348,8 @@ def _run_table(folder: Path, name: str) -> list[str]:
     summary = json.loads((folder / "summary.json").read_text())
     if summary.get("kind") == "sweep":
         return _sweep_table(summary, name)
+    if summary.get("kind") == "tune":
+        return _tune_table(summary, name)
     rows = [
         f"[{name}](../reports/{name}/index.html)",
         "",
@@ -378,6 +381,67 @@ def _sweep_table(summary: dict[str, Any], name: str) -> list[str]:
         said = f"{capacity:,.0f} req/s" if capacity else "below the first rate"
         rows.append(f"| {variant} | {said} | {v['stopped_by'] or 'held at every rate'} |")
     return rows
+
+
+def _tune_table(summary: dict[str, Any], name: str) -> list[str]:
+    """Each trial: why it ran, its knobs' changes from the defaults, and its figures."""
+    plan = summary["tune"]
+    rows = [
+        f"[{name}](../reports/{name}/index.html): {plan['variant']} at "
+        f"{plan['arrival_rate']:g} req/s, {len(summary['trials'])} trials within {plan['slo']}; "
+        f"chosen: {', '.join(f'{k}={v}' for k, v in summary['chosen'].items())}"
+        + ("" if summary["met_objective"] else " (no trial met the objective)"),
+        "",
+        "| trial | why | req/s | p50 ms | p99 ms | errors | within the objective |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in summary["trials"]:
+        rows.append(
+            f"| {t['trial']} | {t['why']} | {t['throughput_rps']:,.1f} | "
+            f"{t['latency_ms']['p50']:,.1f} | {t['latency_ms']['p99']:,.1f} | "
+            f"{t['error_rate']:.2%} | {'yes' if t['held'] else 'no'} |"
+        )
+    return rows
+
+
+BLOCK = re.compile(r"(<!-- generated: evidence ([a-z-]+) -->\n)(.*?)(<!-- end -->)", re.S)
+
+
+def experiment_block(name: str, reports: Path = ROOT / "reports") -> str:
+    """One experiment's command, commit and tables, for a docs page (links from docs/)."""
+    manifest = json.loads((reports / "evidence.json").read_text())
+    entry = next((e for e in manifest["experiments"] if e["name"] == name), None)
+    if entry is None:
+        return f'`make evidence ARGS="--only {name}"` has not made this yet.\n'
+    lines = [
+        f"`{entry['command']}`, commit {entry['git_commit'][:7]}, {entry['minutes']:g} minutes:"
+    ]
+    for page in entry["reports"]:
+        folder = Path(page).parent.name
+        if page.endswith("bench.json"):
+            from loadlab.bench import quoted
+
+            lines += ["", quoted(reports, folder, "../reports/").rstrip("\n")]
+        else:
+            lines += ["", *_run_table(reports / folder, folder)]
+    return "\n".join(lines) + "\n"
+
+
+def fill_blocks(text: str, reports: Path = ROOT / "reports") -> str:
+    """A page with each `<!-- generated: evidence NAME -->` block made from the reports."""
+    return BLOCK.sub(lambda m: m[1] + experiment_block(m[2], reports) + m[4], text)
+
+
+def update_pages(docs: Path = ROOT / "docs") -> list[Path]:
+    """Fill every docs page's generated blocks from the committed reports; the pages changed."""
+    changed = []
+    for page in sorted(docs.glob("*.md")):
+        text = page.read_text()
+        filled = fill_blocks(text)
+        if filled != text:
+            page.write_text(filled)
+            changed.append(page)
+    return changed
 
 
 def _mean(variant: dict[str, Any], key: str, whole: float) -> float:

@@ -4,6 +4,7 @@ hold exactly what the reports' JSON gives today."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from loadlab import ROOT, bench
 from loadlab.analysis import agreement, noise
@@ -96,3 +97,34 @@ def test_the_compose_runs_output_is_its_reports_own() -> None:
     shown = block.splitlines()
     assert [line for line in expected if line not in shown] == []
     assert f"report: /app/reports/{folder}/index.html" in shown
+
+
+def _evidence_pages() -> list[tuple[Path, str]]:
+    from loadlab import evidence
+
+    pages = [(p, p.read_text()) for p in sorted((ROOT / "docs").glob("*.md"))]
+    return [(p, text) for p, text in pages if evidence.BLOCK.search(text)]
+
+
+def test_every_evidence_block_in_the_docs_is_the_reports_own() -> None:
+    """Each `<!-- generated: evidence NAME -->` block holds what the committed reports of
+    that experiment give today (evidence --results writes them)."""
+    from loadlab import evidence
+
+    pages = _evidence_pages()
+    assert len(pages) >= 4, "the docs lost their generated evidence blocks"
+    for page, text in pages:
+        assert evidence.fill_blocks(text) == text, (
+            f"{page.name}: regenerate with `python -m loadlab evidence --results`"
+        )
+
+
+def test_an_evidence_figure_changed_by_hand_fails() -> None:
+    from loadlab import evidence
+
+    page, text = next((p, t) for p, t in _evidence_pages() if "| flask_sync |" in t)
+    start = text.index("| flask_sync |")
+    changed = text[:start] + re.sub(
+        r"\d", lambda m: str((int(m[0]) + 1) % 10), text[start:], count=1
+    )
+    assert changed != text and evidence.fill_blocks(changed) != changed, page.name
