@@ -333,6 +333,7 @@ def results(reports: Path = ROOT / "reports") -> str:
         lines += ["", f"## {e.name}: {e.what}", ""]
         lines.append(
             f"`{entry['command']}`, commit {entry['git_commit'][:7]}, {entry['minutes']:g} minutes."
+            + _exit_said(entry)
         )
         for page in entry["reports"]:
             folder = Path(page).parent.name
@@ -342,6 +343,14 @@ def results(reports: Path = ROOT / "reports") -> str:
             else:
                 lines += _run_table(reports / folder, folder)
     return "\n".join(lines) + "\n"
+
+
+def _exit_said(entry: dict[str, Any]) -> str:
+    return (
+        " It exited 1: a gate or check failed, as its page says (kept as its finding)."
+        if entry.get("exit_code") == 1
+        else ""
+    )
 
 
 def _run_table(folder: Path, name: str) -> list[str]:
@@ -414,7 +423,12 @@ def experiment_block(name: str, reports: Path = ROOT / "reports") -> str:
     if entry is None:
         return f'`make evidence ARGS="--only {name}"` has not made this yet.\n'
     lines = [
-        f"`{entry['command']}`, commit {entry['git_commit'][:7]}, {entry['minutes']:g} minutes:"
+        f"`{entry['command']}`, commit {entry['git_commit'][:7]}, {entry['minutes']:g} minutes"
+        + (
+            "; it exited 1, a gate or check failed, as its page says:"
+            if entry.get("exit_code") == 1
+            else ":"
+        )
     ]
     for page in entry["reports"]:
         folder = Path(page).parent.name
