@@ -1,1 +1,0 @@
-"""Flask on gunicorn's gevent worker, psycopg2 made cooperative (psycogreen)."""
