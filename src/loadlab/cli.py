@@ -263,6 +263,12 @@ def _sweep_options(parser: argparse.ArgumentParser) -> None:
     add("--rates", default="100:1000:100", help="start:stop:step or a list (default: %(default)s)")
     add("--step-duration", type=duration, default=20.0, help="seconds per rate (default: 20s)")
     add("--warmup", type=duration, default=10.0, help="before each variant's first step (10s)")
+    add(
+        "--tries",
+        type=int,
+        default=2,
+        help="runs at one rate, all broken, before a variant stops (default: %(default)s)",
+    )
     add("--slo", default="p99<500ms,errors<1%", help="the objective (default: %(default)s)")
     add("--users", type=int, default=200, help="most requests in flight (default: %(default)s)")
     add("--arrivals", choices=("constant", "poisson"), default="constant")
@@ -287,6 +293,7 @@ def _cmd_sweep(settings: StackSettings, args: argparse.Namespace) -> int:
         workers=args.workers,
         scale=state.scale if state else settings.scale,
         locust_html=args.locust_html,
+        tries=args.tries,
     )
     names = _variant_names(args)
     out = Path(args.out) if args.out else None

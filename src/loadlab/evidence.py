@@ -388,7 +388,11 @@ def _sweep_table(summary: dict[str, Any], name: str) -> list[str]:
     for variant, v in summary["variants"].items():
         capacity = v["capacity_rps"]
         said = f"{capacity:,.0f} req/s" if capacity else "below the first rate"
-        rows.append(f"| {variant} | {said} | {v['stopped_by'] or 'held at every rate'} |")
+        stop = v["stopped_by"] or "held at every rate"
+        again = v.get("broke_then_held") or []
+        if again:
+            stop += f"; broke once and held when run again at {', '.join(f'{r:g}' for r in again)}"
+        rows.append(f"| {variant} | {said} | {stop} |")
     return rows
 
 

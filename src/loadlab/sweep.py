@@ -1,10 +1,12 @@
 """`loadlab sweep`: each variant's capacity at a service-level objective.
 
 The arrival rate steps up (open model, load/arrivals.py) for one variant at a time, with the
-data reset before each variant and a short warm-up before its first step. A variant stops
-after the first step that breaks the objective, or whose answered rate falls below 95% of the
-offered one; its capacity is the highest offered rate it held. One step is one Locust run of
-`step_duration` seconds; integrity is checked over all of a variant's steps together.
+data reset before each variant and a short warm-up before its first step. A step that breaks
+the objective, or whose answered rate falls below 95% of the offered one, is run once more at
+the same rate before the variant stops: one p99 spike on a shared machine must not decide a
+capacity (the page says where a step broke and then held). Its capacity is the highest offered
+rate it held. One step is one Locust run of `step_duration` seconds; integrity is checked over
+all of a variant's steps together.
 """
 
 from __future__ import annotations
@@ -65,11 +67,14 @@ class SweepPlan:
     workers: int = 0
     scale: float = 1.0
     locust_html: bool = False
+    tries: int = 2  # runs at one rate, all broken, before a variant stops
 
     def __post_init__(self) -> None:
         if not self.step_duration >= MIN_STEP_SECONDS:
             raise UsageError(f"--step-duration must be at least {MIN_STEP_SECONDS:.0f}s")
         slo.parse(self.slo)
+        if self.tries < 1:
+            raise UsageError("a sweep needs at least one try per rate")
         self.step(0)  # the rest (scenario, users, warm-up) is checked as a run's plan is
 
     def step(self, index: int) -> LoadPlan:
@@ -104,6 +109,12 @@ def step_verdict(plan: SweepPlan, name: str, step: dict[str, Any]) -> str | None
     return None
 
 
+def broke_then_held(steps: list[dict[str, Any]]) -> list[float]:
+    """The rates at which a step broke and a later try at the same rate held: where one
+    sweep alone would have called the capacity lower."""
+    return sorted({s["rate"] for s in steps if s["held"] and s.get("attempt", 1) > 1})
+
+
 def sweep_variant(
     plan: SweepPlan, target: Target, database_url: str | None, out: Path, live: bool
 ) -> dict[str, Any]:
@@ -114,20 +125,29 @@ def sweep_variant(
     steps: list[dict[str, Any]] = []
     stopped_by = None
     for index, rate in enumerate(plan.rates):
-        print(f"  {target.name}: {rate:g} req/s for {plan.step_duration:.0f} s", flush=True)
-        step = run_variant(
-            plan.step(index), target, database_url, out / f"{rate:g}rps", live=live, fresh=False
-        )
-        step["rate"] = rate
-        stopped_by = step_verdict(plan, target.name, step)
-        step["held"] = stopped_by is None
-        steps.append(step)
-        print(
-            f"    answered {step['achieved_rps']:8.1f} req/s  p50 {step['latency_ms']['p50']:7.1f}"
-            f"  p99 {step['latency_ms']['p99']:8.1f} ms  errors {step['error_rate']:.2%}  "
-            + ("held" if stopped_by is None else f"stop: {stopped_by}"),
-            flush=True,
-        )
+        for attempt in range(1, plan.tries + 1):
+            again = "" if attempt == 1 else f" (try {attempt}: the last one broke)"
+            print(
+                f"  {target.name}: {rate:g} req/s for {plan.step_duration:.0f} s{again}", flush=True
+            )
+            folder = out / (f"{rate:g}rps" if attempt == 1 else f"{rate:g}rps-try{attempt}")
+            step = run_variant(
+                plan.step(index), target, database_url, folder, live=live, fresh=False
+            )
+            step["rate"] = rate
+            step["attempt"] = attempt
+            stopped_by = step_verdict(plan, target.name, step)
+            step["held"] = stopped_by is None
+            steps.append(step)
+            latency = step["latency_ms"]
+            print(
+                f"    answered {step['achieved_rps']:8.1f} req/s  p50 {latency['p50']:7.1f}"
+                f"  p99 {latency['p99']:8.1f} ms  errors {step['error_rate']:.2%}  "
+                + ("held" if stopped_by is None else f"broke: {stopped_by}"),
+                flush=True,
+            )
+            if stopped_by is None:
+                break
         if stopped_by is not None:
             break
     held = [s["rate"] for s in steps if s["held"]]
@@ -142,6 +162,7 @@ def sweep_variant(
         "setup": target.setup,
         "capacity_rps": max(held) if held else None,
         "stopped_by": None if stopped_by is None else f"{steps[-1]['rate']:g} req/s: {stopped_by}",
+        "broke_then_held": broke_then_held(steps),
         "integrity": checks,
         "steps": steps,
     }

@@ -43,6 +43,7 @@ def test_a_sweep_finds_each_capacity_and_keeps_every_step(swept: Path) -> None:
         # 80 req/s is far below either service's limit: every step holds.
         assert v["capacity_rps"] == 80 and v["stopped_by"] is None
         assert [s["rate"] for s in v["steps"]] == [20, 40, 80]
+        assert [s["attempt"] for s in v["steps"]] == [1, 1, 1] and v["broke_then_held"] == []
         for step in v["steps"]:
             assert step["held"]
             assert step["offered_rps"] == pytest.approx(step["rate"], rel=0.05)
@@ -85,6 +86,40 @@ def test_a_step_that_breaks_the_objective_or_falls_behind_ends_the_sweep() -> No
     assert sweep.step_verdict(plan, "a", slow) == "p99<500ms broken (800.0 ms)"
     behind = {**held, "achieved_rps": 90.0}
     assert sweep.step_verdict(plan, "a", behind).startswith("answered 90.0 of 100.0 req/s")
+
+
+def test_a_broken_step_is_run_again_before_the_sweep_stops(stack: Stack, tmp_path: Path) -> None:
+    # No request is answered within 0.1 ms: both tries at the first rate break.
+    plan = sweep.SweepPlan(
+        "select_update", (20.0, 40.0), 5, 1, "p99<0.1ms", 10, scale=stack.settings.scale
+    )
+    code, _ = sweep.run(stack.settings, plan, ["fastapi_async"], None, tmp_path / "s", live=False)
+    assert code == 0  # a broken objective is the sweep's finding, not a failure
+    v = json.loads((tmp_path / "s" / "summary.json").read_text())["variants"]["fastapi_async"]
+    assert [(s["rate"], s["attempt"], s["held"]) for s in v["steps"]] == [
+        (20, 1, False),
+        (20, 2, False),
+    ]
+    assert v["capacity_rps"] is None and v["stopped_by"].startswith("20 req/s: p99<0.1ms broken")
+    assert (tmp_path / "s" / "fastapi_async" / "20rps-try2" / "locust_stats.csv").exists()
+    assert "(try 2)" in (tmp_path / "s" / "index.html").read_text()
+
+
+def test_a_rate_that_broke_and_then_held_is_named_and_counts_as_held() -> None:
+    steps = [
+        {"rate": 100.0, "attempt": 1, "held": True},
+        {"rate": 200.0, "attempt": 1, "held": False},
+        {"rate": 200.0, "attempt": 2, "held": True},
+        {"rate": 300.0, "attempt": 1, "held": False},
+        {"rate": 300.0, "attempt": 2, "held": False},
+    ]
+    assert sweep.broke_then_held(steps) == [200.0]
+    assert sweep.broke_then_held(steps[:2]) == []
+
+
+def test_a_sweep_needs_a_try_per_rate() -> None:
+    with pytest.raises(UsageError, match="at least one try"):
+        sweep.SweepPlan("select_update", (100.0,), 5, 0, "p99<500ms", 50, tries=0)
 
 
 @pytest.mark.parametrize(

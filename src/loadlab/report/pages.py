@@ -268,7 +268,8 @@ def _sweep_charts(variants: dict[str, Any]) -> list[Markup]:
     cpu: dict[str, list[tuple[float, float]]] = {}
     rates: set[float] = set()
     for name, v in variants.items():
-        steps = v["steps"]
+        # A rate tried twice is drawn at its last try; the table below keeps every try.
+        steps = list({s["rate"]: s for s in v["steps"]}.values())
         rates |= {s["rate"] for s in steps}
         latency[f"{name} p99"] = [(s["rate"], s["latency_ms"]["p99"]) for s in steps]
         latency[f"{name} p50"] = [(s["rate"], s["latency_ms"]["p50"]) for s in steps]
@@ -311,7 +312,7 @@ def _sweep_charts(variants: dict[str, Any]) -> list[Markup]:
 def render_sweep(summary: dict[str, Any]) -> str:
     variants = summary["variants"]
     at_capacity = {
-        name: next((s for s in v["steps"] if s["rate"] == v["capacity_rps"]), None)
+        name: next((s for s in v["steps"] if s["rate"] == v["capacity_rps"] and s["held"]), None)
         for name, v in variants.items()
     }
     components = sorted({c for s in at_capacity.values() if s for c in s["cpu_ms_per_request"]})
