@@ -27,6 +27,7 @@ from typing import Any
 
 from loadlab import ROOT, environment
 from loadlab.errors import UsageError
+from loadlab.load.monitor import SOAK_SECONDS
 from loadlab.settings import StackSettings
 
 # Small sizes for --quick: seconds, not minutes, and every command still does its whole job.
@@ -290,10 +291,30 @@ def where(name: str, reports: Path = ROOT / "reports") -> list[str]:
     return found
 
 
+# Reports the docs quote that `make evidence` does not make, kept by --retire: each with why.
+KEPT = {
+    "20261202-185057-select_update-200u": "the compose stack's load run, made in Docker by the "
+    "steps docs/distributed.md shows (a test checks its output there)",
+}
+# What a retired report's summary loses: the per-second and per-request detail its page drew.
+# The history page, the duel tables and the calibration table need only the figures.
+DETAIL = frozenset({"timeline", "cpu_timeline", "percentile_curve", "outcomes"})
+
+
+def slim(value: Any) -> Any:
+    """A summary without its DETAIL keys, at any depth."""
+    if isinstance(value, dict):
+        return {k: slim(v) for k, v in value.items() if k not in DETAIL}
+    if isinstance(value, list):
+        return [slim(v) for v in value]
+    return value
+
+
 def retire(reports: Path = ROOT / "reports") -> list[str]:
-    """Remove the report folders the manifest does not name: superseded by a newer run of
-    their experiment, or made by hand. Each run's summary.json stays, as
-    reports/history/<folder>.json, so that reports/index.html keeps its trends."""
+    """Remove the report folders neither the manifest nor KEPT names: superseded by a newer
+    run of their experiment, or made by hand. Each run's summary stays, without its DETAIL,
+    as reports/history/<folder>.json, so that reports/index.html keeps its trends and the
+    docs' tables of older runs still regenerate."""
     from loadlab.report import history, writer
 
     manifest = json.loads((reports / "evidence.json").read_text())
@@ -301,11 +322,12 @@ def retire(reports: Path = ROOT / "reports") -> list[str]:
     kept = reports / history.RETIRED
     gone = []
     for folder in sorted(p for p in reports.iterdir() if p.is_dir() and p != kept):
-        if folder.name in named:
+        if folder.name in named or folder.name in KEPT:
             continue
         if (folder / "summary.json").exists():
             kept.mkdir(exist_ok=True)
-            shutil.copyfile(folder / "summary.json", kept / f"{folder.name}.json")
+            summary = slim(json.loads((folder / "summary.json").read_text()))
+            (kept / f"{folder.name}.json").write_text(json.dumps(summary, separators=(",", ":")))
         shutil.rmtree(folder)
         gone.append(folder.name)
     writer.write_index(reports)
@@ -374,7 +396,98 @@ def _run_table(folder: Path, name: str) -> list[str]:
             f"{_mean(v, 'p99', latency['p99']):,.1f} | "
             f"{_mean(v, 'error_rate', v['error_rate']):.2%} |"
         )
-    rows += ["", *(f"- {verdict}" for verdict in summary.get("verdicts") or [])]
+    rows += _open_table(summary["variants"])
+    rows += _faults_table(summary["variants"])
+    rows += _memory_table(summary["variants"])
+    rows += ["", *_kept_lines(summary["variants"])]
+    rows += [f"- {verdict}" for verdict in summary.get("verdicts") or []]
+    rows += [f"- flag: {flag}" for flag in summary.get("flags") or []]
+    return rows
+
+
+def _faults_table(variants: dict[str, Any]) -> list[str]:
+    """Each fault a run injected: when, the requests it failed, the seconds to no errors."""
+    rows = [(variant, f) for variant, v in variants.items() for f in v.get("faults") or []]
+    if not rows:
+        return []
+    return [
+        "",
+        "| stack | fault | at s | failed requests | back to no errors in |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {variant} | {f['kind']}: {f['detail']} | {f['at_s']:.0f} | "
+            f"{f['failed_requests']:,} | {f['recovery_s']:.1f} s |"
+            for variant, f in rows
+        ),
+    ]
+
+
+def _memory_table(variants: dict[str, Any]) -> list[str]:
+    """A soak's memory: each component's growth per 10 minutes, whole window and last third
+    (near 0 once it levelled off), and its most."""
+    soaks = {n: v for n, v in variants.items() if v.get("measured_seconds", 0) >= SOAK_SECONDS}
+    if not soaks:
+        return []
+    rows = [
+        "",
+        "| stack | component | memory growth MB / 10 min, whole window | last third | most MB |",
+        "|---|---|---|---|---|",
+    ]
+    for variant, v in soaks.items():
+        for component, r in v["resources"].items():
+            rows.append(
+                f"| {variant} | {component} | {r['memory_growth_mb_per_10min']:,.2f} | "
+                f"{r['memory_growth_last_third_mb_per_10min']:,.2f} | {r['memory_max_mb']:,.0f} |"
+            )
+    return rows
+
+
+def _kept_lines(variants: dict[str, Any]) -> list[str]:
+    """What failed, by kind, and whether every acknowledged write was in the database."""
+    lines = []
+    for variant, v in variants.items():
+        if v.get("errors"):
+            kinds = "; ".join(f"{kind} {count:,}" for kind, count in v["errors"].items())
+            lines.append(f"- {variant} failed, by kind: {kinds}")
+        raised = (v.get("leg") or {}).get("driver_exceptions")
+        if raised:
+            said = "; ".join(f"{name} {count:,}" for name, count in raised.items())
+            lines.append(f"- {variant}: its service's log, driver exceptions by class: {said}")
+    for variant, v in variants.items():
+        cost = v.get("cpu_ms_per_request")
+        if cost:
+            said = ", ".join(f"{part} {ms:.2f}" for part, ms in cost.items())
+            lines.append(f"- {variant}, CPU ms per answered request: {said}")
+    checks = [(n, c) for n, v in variants.items() for c in v.get("integrity") or []]
+    broken = [f"{n} ({c['request']})" for n, c in checks if not c["holds"]]
+    if checks:
+        lines.append(
+            "- integrity: every acknowledged write was applied, none lost or doubled, in "
+            "every stack"
+            if not broken
+            else f"- integrity BROKEN in {', '.join(broken)}"
+        )
+    return lines
+
+
+def _open_table(variants: dict[str, Any]) -> list[str]:
+    """An open-model run's schedule: offered against answered, what was sent late or never,
+    and the p99 from the intended start beside the p99 from the send."""
+    opened = {n: v for n, v in variants.items() if "offered_rps" in v}
+    if not opened:
+        return []
+    rows = [
+        "",
+        "| stack | offered req/s | answered req/s | late starts | not sent "
+        "| p99 from the intended start ms | p99 from the send ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant, v in opened.items():
+        rows.append(
+            f"| {variant} | {v['offered_rps']:,.1f} | {v['achieved_rps']:,.1f} | "
+            f"{v['arrivals']['late']:,} | {v['arrivals']['not_sent']:,} | "
+            f"{v['latency_ms']['p99']:,.1f} | {v['latency_uncorrected_ms']['p99']:,.1f} |"
+        )
     return rows
 
 
@@ -393,6 +506,21 @@ def _sweep_table(summary: dict[str, Any], name: str) -> list[str]:
         if again:
             stop += f"; broke once and held when run again at {', '.join(f'{r:g}' for r in again)}"
         rows.append(f"| {variant} | {said} | {stop} |")
+    rows += [
+        "",
+        "| stack | offered req/s | try | answered req/s | p50 ms | p99 ms "
+        "| p99 from the send ms | errors | not sent | the step |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, v in summary["variants"].items():
+        for step in v["steps"]:
+            rows.append(
+                f"| {variant} | {step['rate']:,.0f} | {step.get('attempt', 1)} | "
+                f"{step['achieved_rps']:,.1f} | {step['latency_ms']['p50']:,.1f} | "
+                f"{step['latency_ms']['p99']:,.1f} | "
+                f"{step['latency_uncorrected_ms']['p99']:,.1f} | {step['error_rate']:.2%} | "
+                f"{step['arrivals']['not_sent']:,} | {'held' if step['held'] else 'broke'} |"
+            )
     return rows
 
 
@@ -403,14 +531,18 @@ def _tune_table(summary: dict[str, Any], name: str) -> list[str]:
         f"[{name}](../reports/{name}/index.html): {plan['variant']} at "
         f"{plan['arrival_rate']:g} req/s, {len(summary['trials'])} trials within {plan['slo']}; "
         f"chosen: {', '.join(f'{k}={v}' for k, v in summary['chosen'].items())}"
-        + ("" if summary["met_objective"] else " (no trial met the objective)"),
+        + (
+            "" if summary["met_objective"] else " (no knob set met the objective in all its trials)"
+        ),
         "",
         "| trial | why | req/s | p50 ms | p99 ms | errors | within the objective |",
         "|---|---|---|---|---|---|---|",
     ]
     for t in summary["trials"]:
+        first = next(f["trial"] for f in summary["trials"] if f["knobs"] == t["knobs"])
+        why = t["why"] if first == t["trial"] else f"{t['why']}: trial {first}'s knobs"
         rows.append(
-            f"| {t['trial']} | {t['why']} | {t['throughput_rps']:,.1f} | "
+            f"| {t['trial']} | {why} | {t['throughput_rps']:,.1f} | "
             f"{t['latency_ms']['p50']:,.1f} | {t['latency_ms']['p99']:,.1f} | "
             f"{t['error_rate']:.2%} | {'yes' if t['held'] else 'no'} |"
         )
@@ -445,15 +577,41 @@ def experiment_block(name: str, reports: Path = ROOT / "reports") -> str:
     return "\n".join(lines) + "\n"
 
 
+STORY = re.compile(r"(<!-- generated: story ([a-z-]+) -->\n)(.*?)(<!-- end -->)", re.S)
+
+
 def fill_blocks(text: str, reports: Path = ROOT / "reports") -> str:
-    """A page with each `<!-- generated: evidence NAME -->` block made from the reports."""
-    return BLOCK.sub(lambda m: m[1] + experiment_block(m[2], reports) + m[4], text)
+    """A page with each `<!-- generated: evidence NAME -->` block made from the reports, and
+    each `<!-- generated: story NAME -->` (what a run showed, in bullets: report/story.py)."""
+    from loadlab.report import story
+
+    text = BLOCK.sub(lambda m: m[1] + experiment_block(m[2], reports) + m[4], text)
+    text = AGREEMENT.sub(lambda m: m[1] + agreement_block(m[2].split(), reports) + m[4], text)
+    return STORY.sub(lambda m: m[1] + story.block(m[2], reports) + m[4], text)
+
+
+AGREEMENT = re.compile(r"(<!-- generated: agreement ([a-z -]+) -->\n)(.*?)(<!-- end -->)", re.S)
+
+
+def agreement_block(names: list[str], reports: Path = ROOT / "reports") -> str:
+    """The verdicts of the newest report of each named repeated experiment side by side, and
+    whether they agree (analysis/agreement.py): the same duel under two profiles, say."""
+    from loadlab.analysis import agreement
+
+    manifest = json.loads((reports / "evidence.json").read_text())
+    newest = {e["name"]: Path(e["reports"][-1]).parent.name for e in manifest["experiments"]}
+    missing = [n for n in names if n not in newest]
+    if missing:
+        return f'`make evidence ARGS="--only {" ".join(missing)}"` has not made this yet.\n'
+    return agreement.table(reports, [newest[n] for n in names], link_prefix="../reports/")
 
 
 def update_pages(docs: Path = ROOT / "docs") -> list[Path]:
-    """Fill every docs page's generated blocks from the committed reports; the pages changed."""
+    """Fill the generated blocks of every docs page and of the README from the committed
+    reports; the pages changed."""
     changed = []
-    for page in sorted(docs.glob("*.md")):
+    readme = docs.parent / "README.md"
+    for page in [readme] * readme.exists() + sorted(docs.glob("*.md")):
         text = page.read_text()
         filled = fill_blocks(text)
         if filled != text:

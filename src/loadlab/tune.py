@@ -273,7 +273,9 @@ def run(settings: StackSettings, plan: TunePlan, out: Path | None, live: bool = 
             "chosen": chosen,
             "met_objective": met,
             # As a run's page: a warning at the top (and a mark in reports/index.html).
-            "flags": [] if met else [f"No trial met {plan.slo}: the lowest p99 was chosen."],
+            "flags": []
+            if met
+            else [f"No knob set met {plan.slo} in all its trials: the lowest mean p99 was chosen."],
             "trials": found.trials,
             "skipped": found.skipped,
             "connection_limit": CONNECTION_LIMIT,
@@ -313,7 +315,8 @@ def run(settings: StackSettings, plan: TunePlan, out: Path | None, live: bool = 
     print(
         f"chosen: {', '.join(f'{k}={v}' for k, v in chosen.items())} "
         f"({'changed: ' + ', '.join(changed) if changed else 'the defaults were best'}"
-        f"{'' if met else '; NO trial met ' + plan.slo + ': the lowest p99 was chosen'})"
+        + ("" if met else f"; NO knob set met {plan.slo} in all its trials: lowest mean p99")
+        + ")"
     )
     print(f"profile: {saved}")
     print(f"report: {final / 'index.html'}")

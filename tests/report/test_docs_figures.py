@@ -13,6 +13,10 @@ STATISTICS = ROOT / "docs" / "statistics.md"
 BLOCK = re.compile(r"<!-- generated: noise.table -->\n(.*?)<!-- end -->", re.S)
 
 
+# A report's page, or the summary `evidence --retire` kept of it in reports/history/.
+CALIBRATIONS = re.compile(r"\(\.\./reports/(?:history/)?([^/]+?)(?:/index\.html|\.json)\)")
+
+
 def _calibration_block() -> str:
     found = BLOCK.search(STATISTICS.read_text())
     assert found, "docs/statistics.md lost its generated calibration table"
@@ -21,7 +25,7 @@ def _calibration_block() -> str:
 
 def test_the_calibration_table_is_the_reports_own() -> None:
     block = _calibration_block()
-    folders = re.findall(r"\(\.\./reports/([^/]+)/index\.html\)", block)
+    folders = CALIBRATIONS.findall(block)
     assert folders, "the table names no report"
     expected = noise.table(ROOT / "reports", folders)
     assert block == expected, f"regenerate the table in docs/statistics.md:\n{expected}"
@@ -30,7 +34,7 @@ def test_the_calibration_table_is_the_reports_own() -> None:
 def test_a_figure_changed_by_hand_fails(tmp_path: object) -> None:
     """The check above is not vacuous: one digit changed in the table no longer matches."""
     block = _calibration_block()
-    folders = re.findall(r"\(\.\./reports/([^/]+)/index\.html\)", block)
+    folders = CALIBRATIONS.findall(block)
     changed = re.sub(r"\| (\d)", lambda m: f"| {(int(m[1]) + 1) % 10}", block, count=1)
     assert changed != block
     assert changed != noise.table(ROOT / "reports", folders)
@@ -43,7 +47,8 @@ DUELS = re.compile(r"<!-- generated: agreement.table -->\n(.*?)<!-- end -->", re
 def _duels_block() -> tuple[str, list[str]]:
     found = DUELS.search(README.read_text())
     assert found, "README.md lost its generated table of the three headline duels"
-    folders = re.findall(r"\]\(reports/([^/]+)/index\.html\)", found[1])
+    # A run's page, or the summary `evidence --retire` kept of it.
+    folders = re.findall(r"\]\(reports/(?:history/)?([^/]+?)(?:/index\.html|\.json)\)", found[1])
     assert len(folders) >= 3, "the table names fewer than three duels"
     return found[1], folders
 
@@ -128,3 +133,20 @@ def test_an_evidence_figure_changed_by_hand_fails() -> None:
         r"\d", lambda m: str((int(m[0]) + 1) % 10), text[start:], count=1
     )
     assert changed != text and evidence.fill_blocks(changed) != changed, page.name
+
+
+STORY_BLOCK = re.compile(r"<!-- generated: story headline -->\n(.*?)<!-- end -->", re.S)
+
+
+def test_the_readmes_story_of_the_headline_is_its_reports_own() -> None:
+    from loadlab import evidence
+
+    text = README.read_text()
+    found = STORY_BLOCK.search(text)
+    assert found, "README.md lost its generated story of the headline run"
+    assert evidence.fill_blocks(text) == text, "regenerate: python -m loadlab evidence --results"
+    start = found.start(1) + found[1].index("- ")  # past the link line, into the bullets
+    changed = text[:start] + re.sub(
+        r"\d", lambda m: str((int(m[0]) + 1) % 10), text[start:], count=1
+    )
+    assert evidence.fill_blocks(changed) != changed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,10 +122,38 @@ def test_retired_reports_leave_their_summaries_and_the_trend_stays(tmp_path: Pat
         "20261104-100000-findings",
     ]
     assert sorted(p.name for p in reports.iterdir() if p.is_dir()) == [newest, "history"]
-    kept = reports / "history" / "20261101-100000-select_update-200u.json"
-    assert kept.read_text() == before
+    kept = json.loads((reports / "history" / "20261101-100000-select_update-200u.json").read_text())
+    assert kept == evidence.slim(json.loads(before))  # the figures, without the per-second detail
     page = (reports / "index.html").read_text()
     assert "select_update: 200 users: 3 reports" in page
     assert 'href="history/20261101-100000-select_update-200u.json"' in page
     assert f'href="{newest}/index.html"' in page
     assert "20261101-100000" not in page[page.index("Every report") :]  # listed no more
+
+
+def test_a_retired_summary_keeps_its_figures_and_drops_the_per_second_detail() -> None:
+    from loadlab import evidence
+
+    summary = {
+        "variants": {
+            "a": {
+                "latency_ms": {"p99": 9.0},
+                "timeline": [{"t": 0}],
+                "rounds": [{"throughput_rps": 5.0, "cpu_timeline": {"a": [1.0]}}],
+            }
+        }
+    }
+    assert evidence.slim(summary) == {
+        "variants": {"a": {"latency_ms": {"p99": 9.0}, "rounds": [{"throughput_rps": 5.0}]}}
+    }
+
+
+def test_a_report_the_docs_quote_but_evidence_does_not_make_is_kept(tmp_path: Path) -> None:
+    from loadlab import evidence
+
+    reports = _reports(tmp_path)
+    compose = reports / next(iter(evidence.KEPT))
+    shutil.copytree(reports / "20261101-100000-select_update-200u", compose)
+    (reports / "evidence.json").write_text(json.dumps({"experiments": []}))
+    gone = evidence.retire(reports)
+    assert compose.is_dir() and compose.name not in gone

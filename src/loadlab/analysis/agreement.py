@@ -8,7 +8,6 @@ reports' summary.json (tests/report/test_docs_figures.py checks the README holds
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -44,19 +43,22 @@ def _held(judged: list[repeats.Judgement]) -> str:
     )
 
 
-def _runs(reports: Path, folders: list[str]) -> list[dict[str, Any]]:
-    return [json.loads((reports / f / "summary.json").read_text()) for f in folders]
+def _runs(reports: Path, folders: list[str]) -> list[tuple[dict[str, Any], str]]:
+    from loadlab.report.history import kept_summary
+
+    return [kept_summary(reports, f) for f in folders]
 
 
 def table(reports: Path, folders: list[str], link_prefix: str = "reports/") -> str:
     """A markdown table: one row per figure of the runs' family, one column per run (the
     means, Welch's p, the verdict at 5% familywise), and whether the verdict held in all."""
-    runs = _runs(reports, folders)
+    kept = _runs(reports, folders)
+    runs = [summary for summary, _ in kept]
     judged = [{j.key: j for j in repeats.judge(s["variants"])} for s in runs]
     keys = [k for k in judged[0] if all(k in j for j in judged)]
     head = ["figure"] + [
-        f"[{f[:4]}-{f[4:6]}-{f[6:8]} {f[9:11]}:{f[11:13]}]({link_prefix}{f}/index.html)"
-        for f in folders
+        f"[{f[:4]}-{f[4:6]}-{f[6:8]} {f[9:11]}:{f[11:13]}]({link_prefix}{page})"
+        for f, (_, page) in zip(folders, kept, strict=True)
     ]
     rounds = ["rounds a side, commit"] + [
         f"{next(iter(s['variants'].values()))['across_rounds']['p50']['n']}, "

@@ -134,9 +134,11 @@ TABLE_HEAD = (
 def table(reports: Path, folders: list[str]) -> str:
     """The markdown table docs/statistics.md shows of these calibrations: generated from
     their summary.json (tests/report/test_docs_figures.py checks the page holds it)."""
+    from loadlab.report.history import kept_summary
+
     rows = []
     for folder in folders:
-        s = json.loads((reports / folder / "summary.json").read_text())
+        s, page = kept_summary(reports, folder)
         c = s["calibration"]["figures"]
         sides = list(s["variants"].values())
         rounds = [r for v in sides for r in v.get("rounds") or [v]]
@@ -153,7 +155,7 @@ def table(reports: Path, folders: list[str]) -> str:
             str(c[k]["rounds_needed"]["10%"] or ">200") for k in ("throughput_rps", "p50", "p99")
         )
         rows.append(
-            f"| [{folder[:15]}](../reports/{folder}/index.html) | {stack} | {mode} | "
+            f"| [{folder[:15]}](../reports/{page}) | {stack} | {mode} | "
             f"{c['throughput_rps']['mean']:,.0f} | {c['p99']['mean']:,.0f} | {spread} | "
             f"{needed} | {statistics.median(delays):,.1f} ({delays[0]:,.1f}-{delays[-1]:,.1f}) | "
             + (f"{statistics.fmean(shares):.0%} |" if shares else "- |")

@@ -5,7 +5,9 @@ that a reader does not compare what cannot be compared."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
@@ -146,6 +148,15 @@ def _other_setup(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 
 
 RETIRED = "history"  # reports/history/<folder>.json: the summaries of superseded reports
+
+
+def kept_summary(reports: Path, folder: str) -> tuple[dict[str, Any], str]:
+    """A committed run's summary and its page under reports/: the run's folder, or, once
+    `evidence --retire` removed it, the summary kept in reports/history/FOLDER.json."""
+    retired = reports / RETIRED / f"{folder}.json"
+    if not (reports / folder).is_dir() and retired.exists():
+        return json.loads(retired.read_text()), f"{RETIRED}/{folder}.json"
+    return json.loads((reports / folder / "summary.json").read_text()), f"{folder}/index.html"
 
 
 def groups(

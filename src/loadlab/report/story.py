@@ -1,0 +1,139 @@
+"""What one headline run showed, as markdown bullets made from its summary.json.
+
+The README tells the headline duel's story in words; every figure in that story comes from
+here, so that a rerun rewrites it (`evidence --results`) and a test fails when it drifts.
+One run gives figures for this machine, not verdicts: the bullets never say "faster".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from loadlab.report import claims, pages
+
+SHORT = {"flask_sync": "Flask", "fastapi_async": "FastAPI"}
+
+
+def _name(variant: str) -> str:
+    return SHORT.get(variant, variant)
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def _parts(server: dict[str, Any], key: str) -> str:
+    part = server[key]
+    return f"p50 {_ms(part['p50'])}, p99 {_ms(part['p99'])}, max {_ms(part['max'])} ms"
+
+
+def _failures(variants: dict[str, Any]) -> str:
+    said = [
+        f"{_name(n)} {v['failures']:,} of {v['requests']:,} ({v['error_rate']:.2%})"
+        for n, v in variants.items()
+    ]
+    if all(v["failures"] == 0 for v in variants.values()):
+        return "Neither stack failed a request"
+    return "Requests failed: " + ", ".join(said)
+
+
+def _against_article(variants: dict[str, Any]) -> str:
+    article = claims.HEADLINE["variants"]
+    ratios = []
+    for n, v in variants.items():
+        if n in article:
+            p50, theirs = v["latency_ms"]["p50"], article[n]["p50"]
+            ratios.append(
+                f"{_ms(p50)} ms for {_name(n)}, {p50 / theirs:.1f} times the article's {theirs:g}"
+            )
+    return "the medians were " + "; ".join(ratios) if ratios else ""
+
+
+def _where_the_tail_is(variants: dict[str, Any]) -> list[str]:
+    lines = []
+    for row in pages._queues(variants):
+        server = variants[row["name"]]["server_ms"]
+        seen = [f"{label}: {_parts(server, key)}" for key, label in pages.QUEUES if key in server]
+        lines.append(
+            f"{_name(row['name'])}'s largest part of the tail: *{row['tail']}*, p99 "
+            f"{_ms(row['tail_p99'])} ms of the client's {_ms(row['client_p99'])} ms. Each part, "
+            "per request: " + "; ".join(seen[1:] if "queue" in server else seen) + "."
+        )
+    return lines
+
+
+def _overhead(variants: dict[str, Any]) -> str:
+    said = []
+    for n, v in variants.items():
+        server, db = v.get("server_ms") or {}, v.get("database_time")
+        if "bridge" not in server or not db:
+            continue
+        said.append(
+            f"{_name(n)} {server['bridge']['mean']:.2f} ms a request (p99 "
+            f"{_ms(server['bridge']['p99'])} ms), with {server['sql']['mean']:,.1f} ms in the "
+            f"driver's calls against PostgreSQL's own {db['exec_ms_per_request']:.2f} ms"
+        )
+    return (
+        "The article's \"invisible overhead\", each session call timed whole minus the driver's "
+        "time and the pool wait inside it: " + "; ".join(said)
+        if said
+        else ""
+    )
+
+
+def _ceiling(variants: dict[str, Any]) -> str:
+    said = [
+        f"{_name(n)} {v['ceiling']['share']:.0%} ({v['ceiling']['ms_per_request']:.2f} ms of the "
+        f"machine a request against {v['ceiling']['ceiling_ms_per_request']:.2f} ms)"
+        for n, v in variants.items()
+        if v.get("ceiling")
+    ]
+    if not said:
+        return ""
+    c = next(v["ceiling"] for v in variants.values() if v.get("ceiling"))
+    return (
+        f"Of what pgbench does with the same transaction at {c['connections']} connections "
+        f"({c['tps']:,.0f} transactions/s), the stacks served: " + "; ".join(said)
+    )
+
+
+def _generator(variants: dict[str, Any]) -> str:
+    said = []
+    for n, v in variants.items():
+        delay = v.get("generator_delay_ms")
+        if delay:
+            waited = delay.get("cpu_wait_share")
+            said.append(
+                f"during {_name(n)}'s run p99 {delay['p99']:.1f} ms (max {_ms(delay['max'])} ms"
+                + (f", {waited:.0%} of it waiting for a CPU" if waited is not None else "")
+                + f"; the machine {v['machine_cpu_mean']:.0f}% busy)"
+            )
+    return "The load generator's own scheduler delay: " + "; ".join(said) if said else ""
+
+
+def bullets(summary: dict[str, Any]) -> str:
+    """The run's story, one bullet per finding, every figure from `summary`."""
+    variants = summary["variants"]
+    first = _failures(variants)
+    article = _against_article(variants)
+    found = [first + ("; " + article if article else "") + "."]
+    found += _where_the_tail_is(variants)
+    found += [s + "." for s in (_overhead(variants), _ceiling(variants), _generator(variants)) if s]
+    return "".join(f"- {line}\n" for line in found)
+
+
+def block(name: str, reports: Path) -> str:
+    """The bullets of experiment NAME's newest committed run, as reports/evidence.json names
+    it, with a link to its page (links from the repository's root: the README)."""
+    manifest = json.loads((reports / "evidence.json").read_text())
+    entry = next((e for e in manifest["experiments"] if e["name"] == name), None)
+    if entry is None:
+        return f'`make evidence ARGS="--only {name}"` has not made this yet.\n'
+    page = entry["reports"][-1]
+    summary = json.loads((reports / Path(page).parent.name / "summary.json").read_text())
+    return (
+        f"From [{Path(page).parent.name}]({page}), commit {entry['git_commit'][:7]}:\n\n"
+        + bullets(summary)
+    )
