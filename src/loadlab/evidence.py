@@ -340,8 +340,6 @@ RESULTS = ROOT / "docs" / "results.md"
 def results(reports: Path = ROOT / "reports") -> str:
     """docs/results.md: for each experiment reports/evidence.json lists, its command, commit
     and each stack's headline figures, from the reports' JSON (a test checks the page)."""
-    from loadlab.bench import quoted
-
     manifest = json.loads((reports / "evidence.json").read_text())
     lines = [
         "# Results: what `make evidence` made",
@@ -358,13 +356,52 @@ def results(reports: Path = ROOT / "reports") -> str:
             + _exit_said(entry)
         )
         for page in entry["reports"]:
-            folder = Path(page).parent.name
-            lines.append("")
-            if page.endswith("bench.json"):
-                lines.append(quoted(reports, folder, "../reports/").rstrip("\n"))
-            else:
-                lines += _run_table(reports / folder, folder)
+            lines += ["", *_report_lines(reports, page)]
     return "\n".join(lines) + "\n"
+
+
+def _report_lines(reports: Path, page: str) -> list[str]:
+    """One committed report's tables, by what it is (a bench, findings, a run, sweep or tune)."""
+    folder = Path(page).parent.name
+    if page.endswith("bench.json"):
+        from loadlab.bench import quoted
+
+        return [quoted(reports, folder, "../reports/").rstrip("\n")]
+    if page.endswith("findings.html"):
+        return _findings_table(reports / folder, folder)
+    return _run_table(reports / folder, folder)
+
+
+def _findings_table(folder: Path, name: str) -> list[str]:
+    """Each claim of the article and the guides beside ours: the median and its spread (the
+    passes' min-max, or the 95% interval of a ratio over a duel's rounds), and the word."""
+    from loadlab.report.pages import _number
+
+    document = json.loads((folder / "findings.json").read_text())
+    rows = [
+        f"[{name}](../reports/{name}/findings.html)",
+        "",
+        "| claim | source | theirs | ours | spread | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in document["claims"]:
+        theirs = "-" if c["theirs"] is None else f"{_number(c['theirs'])} {c['unit']}"
+        if c["ours"]:
+            ours = f"{_number(c['ours']['median'])} {c['unit']}"
+            spread = (
+                "one run"
+                if c.get("spread") == "one run"
+                else f"{_number(c['ours']['min'])}-{_number(c['ours']['max'])}"
+                + (f" ({c['spread']})" if c.get("spread") else "")
+            )
+        else:
+            ours, spread = (c["seen"] or "-").replace("|", "/"), ""
+        rows.append(
+            f"| {c['claim']} | {'the article' if c['source'].startswith('000') else 'a guide'}"
+            f", {c['section']} | {theirs} | {ours} | "
+            f"{spread} | {c['verdict']} |"
+        )
+    return rows
 
 
 def _exit_said(entry: dict[str, Any]) -> str:
@@ -567,13 +604,7 @@ def experiment_block(name: str, reports: Path = ROOT / "reports") -> str:
         )
     ]
     for page in entry["reports"]:
-        folder = Path(page).parent.name
-        if page.endswith("bench.json"):
-            from loadlab.bench import quoted
-
-            lines += ["", quoted(reports, folder, "../reports/").rstrip("\n")]
-        else:
-            lines += ["", *_run_table(reports / folder, folder)]
+        lines += ["", *_report_lines(reports, page)]
     return "\n".join(lines) + "\n"
 
 

@@ -146,3 +146,42 @@ def test_a_broken_gate_is_a_finding_and_anything_else_stops_the_set(
     else:
         with pytest.raises(UsageError, match=f"evidence stopped: open-model exited {code}"):
             evidence._each([experiment], False, None, tmp_path, tmp_path, "abc")
+
+
+def _committed(name: str) -> Path:
+    manifest = json.loads((ROOT / "reports" / "evidence.json").read_text())
+    page = next(e for e in manifest["experiments"] if e["name"] == name)["reports"][-1]
+    return (ROOT / page).parent
+
+
+def test_a_fault_runs_block_has_a_row_per_fault_and_says_what_failed() -> None:
+    folder = _committed("faults")
+    summary = json.loads((folder / "summary.json").read_text())
+    lines = evidence._run_table(folder, folder.name)
+    faults = [f for v in summary["variants"].values() for f in v["faults"]]
+    rows = [line for line in lines if any(f"| {f['kind']}: " in line for f in faults)]
+    assert len(rows) == len(faults) >= 4
+    for name, v in summary["variants"].items():
+        if v["errors"]:
+            assert any(line.startswith(f"- {name} failed, by kind: ") for line in lines)
+
+
+def test_an_open_model_block_counts_what_was_never_sent() -> None:
+    folder = _committed("open-model")
+    summary = json.loads((folder / "summary.json").read_text())
+    text = "\n".join(evidence._run_table(folder, folder.name))
+    assert "| not sent |" in text
+    for name, v in summary["variants"].items():
+        assert f"| {name} | {v['offered_rps']:,.1f} | {v['achieved_rps']:,.1f} | " in text
+
+
+def test_the_findings_block_has_a_row_per_claim() -> None:
+    manifest = json.loads((ROOT / "reports" / "evidence.json").read_text())
+    if not any(e["name"] == "findings" for e in manifest["experiments"]):
+        pytest.skip("make evidence has not made the findings yet")
+    folder = _committed("findings")
+    claims = json.loads((folder / "findings.json").read_text())["claims"]
+    lines = evidence._findings_table(folder, folder.name)
+    assert len([line for line in lines if line.startswith("| ") and "---" not in line]) == (
+        len(claims) + 1  # and the header
+    )
