@@ -77,6 +77,36 @@ def result_lines(figures: dict[str, Any], repeat: int) -> list[str]:
     return lines
 
 
+def closing_lines(summary: dict[str, Any]) -> list[str]:
+    """What a run prints after its load, from its summary alone: the flags, each stack's
+    figures, each fault, the verdicts of rounds and the database's ceiling (docs quote these
+    lines, and a test compares a quote with its report's JSON)."""
+    figures, repeat = summary["variants"], summary["plan"]["repeat"]
+    width = max(16, *map(len, figures))  # the names' column
+    lines = [f"  ! {line}" for line in summary["flags"]]
+    lines += result_lines(figures, repeat)
+    for name, v in figures.items():
+        for f in v.get("faults") or []:
+            back = (
+                "still failing at the end"
+                if f["recovery_s"] is None
+                else (f"no errors again after {f['recovery_s']:.1f} s")
+            )
+            lines.append(
+                f"  {name:<{width}} {f['kind']} at {f['at_s']:.1f} s ({f['detail']}): "
+                f"{f['failed_requests']:,} failed, {back}"
+            )
+    lines += [f"  {sentence}" for sentence in summary["verdicts"] if repeat > 1]
+    for name, v in figures.items() if summary.get("ceilings") else []:
+        c = v["ceiling"]
+        share = "" if c["share"] is None else f"{c['share']:.0%} of "
+        lines.append(
+            f"  {name:<{width}} {share}the database's ceiling: {c['tps']:,.0f} "
+            f"transactions/s by pgbench at {c['connections']} connections"
+        )
+    return lines
+
+
 def what_to_drive(
     settings: StackSettings, variants: list[str], targets: list[str] | None
 ) -> Driven:
@@ -149,31 +179,8 @@ def run(
     except BaseException:
         writer.discard(tmp)
         raise
-    for line in summary["flags"]:
-        print(f"  ! {line}")
-    width = max(16, *map(len, figures))  # the names' column
-    for line in result_lines(figures, plan.repeat):
+    for line in closing_lines(summary):
         print(line)
-    for name, v in figures.items():
-        for f in v.get("faults") or []:
-            back = (
-                "still failing at the end"
-                if f["recovery_s"] is None
-                else (f"no errors again after {f['recovery_s']:.1f} s")
-            )
-            print(
-                f"  {name:<{width}} {f['kind']} at {f['at_s']:.1f} s ({f['detail']}): "
-                f"{f['failed_requests']:,} failed, {back}"
-            )
-    for sentence in summary["verdicts"] if plan.repeat > 1 else []:
-        print(f"  {sentence}")
-    for name, v in figures.items() if ceilings else []:
-        c = v["ceiling"]
-        share = "" if c["share"] is None else f"{c['share']:.0%} of "
-        print(
-            f"  {name:<{width}} {share}the database's ceiling: {c['tps']:,.0f} "
-            f"transactions/s by pgbench at {c['connections']} connections"
-        )
     return (1 if writer.failed(summary) else 0), index
 
 

@@ -3,6 +3,7 @@ hold exactly what the reports' JSON gives today."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -83,25 +84,58 @@ DISTRIBUTED = ROOT / "docs" / "distributed.md"
 COMPOSE_RUN = re.compile(r"<!-- compose-run: reports/([^ ]+) -->\n(.*?)<!-- end -->", re.S)
 
 
+def _shown_lines_are_the_reports(folder: str, block: str) -> dict:
+    """A run's output quoted in the docs: its closing lines (flags, each stack's figures,
+    faults, verdicts, the ceiling) are what its committed report's JSON gives; returns the
+    report's summary."""
+    from loadlab.duel import closing_lines
+
+    summary = json.loads((ROOT / "reports" / folder / "summary.json").read_text())
+    shown = block.splitlines()
+    missing = [line for line in closing_lines(summary) if line not in shown]
+    assert missing == [], f"reports/{folder}: the quoted output lacks these lines"
+    return summary
+
+
 def test_the_compose_runs_output_is_its_reports_own() -> None:
-    """docs/distributed.md shows a real `--profile load` run's output: its closing lines
-    (flags and each stack's figures) are what its committed report's JSON gives, and the
-    image it ran in was built from a commit with no uncommitted changes."""
-    import json
-
-    from loadlab.duel import result_lines
-
+    """docs/distributed.md shows a real `--profile load` run's output, and the image it ran
+    in was built from a commit with no uncommitted changes."""
     found = COMPOSE_RUN.search(DISTRIBUTED.read_text())
     assert found, "docs/distributed.md lost the output of its compose run"
     folder, block = found[1], found[2]
-    summary = json.loads((ROOT / "reports" / folder / "summary.json").read_text())
+    summary = _shown_lines_are_the_reports(folder, block)
     commit = summary["environment"]["git_commit"]
     assert commit != "unknown" and "uncommitted" not in commit, commit
-    expected = [f"  ! {flag}" for flag in summary["flags"]]
-    expected += result_lines(summary["variants"], summary["plan"]["repeat"])
-    shown = block.splitlines()
-    assert [line for line in expected if line not in shown] == []
-    assert f"report: /app/reports/{folder}/index.html" in shown
+    assert f"report: /app/reports/{folder}/index.html" in block.splitlines()
+
+
+HEADLINE_RUN = re.compile(r"<!-- headline-run: reports/([^ ]+) -->\n(.*?)<!-- end -->", re.S)
+
+
+def test_the_readmes_headline_output_is_its_reports_own() -> None:
+    """The README quotes `make loadtest`'s output: its closing lines are its report's, and
+    the report is the headline `make evidence` made last."""
+    found = HEADLINE_RUN.search(README.read_text())
+    assert found, "README.md lost the output of its headline run"
+    folder, block = found[1], found[2]
+    _shown_lines_are_the_reports(folder, block)
+    assert f"/reports/{folder}/index.html" in block
+    manifest = json.loads((ROOT / "reports" / "evidence.json").read_text())
+    headline = next(e for e in manifest["experiments"] if e["name"] == "headline")
+    assert f"reports/{folder}/index.html" in headline["reports"]
+
+
+def test_a_changed_line_of_a_quoted_output_fails() -> None:
+    found = HEADLINE_RUN.search(README.read_text())
+    assert found
+    block = found[2]
+    line = next(x for x in block.splitlines() if " req/s  p50 " in x)
+    changed = block.replace(line, line.replace(" req/s", "0 req/s", 1))
+    try:
+        _shown_lines_are_the_reports(found[1], changed)
+    except AssertionError:
+        return
+    raise AssertionError("a figure changed in the quoted output went unseen")
 
 
 def _evidence_pages() -> list[tuple[Path, str]]:
