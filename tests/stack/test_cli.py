@@ -181,7 +181,7 @@ def test_stale_state_folder(tmp_path: Path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     stale = procs.State(
-        components=[procs.Component(name="postgres", url="x", pid=dead.pid, create_time=1.0)]
+        components=[procs.Component(name="postgres", url="x", pid=dead.pid, started_after_boot=1.0)]
     )
     procs.save_state(tmp_path, stale)
     _assert_usage_error(loadlab("up", *port_flags(tmp_path)), "loadlab down")

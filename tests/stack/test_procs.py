@@ -82,3 +82,22 @@ def test_the_runtime_folder_is_unguessable_and_checked_before_reuse(tmp_path: Pa
             folder.unlink()
         elif folder.exists():
             folder.rmdir()
+
+
+def test_a_living_process_stays_ours_when_the_wall_clock_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psutil's create_time() is the boot time from /proc/stat plus the process's start, and
+    the boot time moves with the wall clock (NTP, a resumed VM): a component must not be
+    taken for dead, its PID for reused, and its port left held, when the clock steps."""
+    import psutil._pslinux
+
+    sleeper = procs.start("sleeper", ["sleep", "30"], url="-", log=tmp_path / "sleeper.log")
+    try:
+        assert sleeper.alive()
+        stepped = psutil._pslinux.boot_time() + 7.0
+        monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: stepped)
+        assert sleeper.alive() and sleeper.leftovers() != []
+    finally:
+        procs.stop(sleeper)
+    assert not sleeper.alive()

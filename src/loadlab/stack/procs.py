@@ -39,7 +39,10 @@ class Component:
     name: str
     url: str  # how to reach it, without any password
     pid: int | None = None  # None: not started by loadlab (an existing database)
-    create_time: float | None = None
+    # When the process started, in seconds since boot: unlike psutil's create_time() (boot
+    # time read from /proc/stat plus that), no change of the wall clock (NTP, a VM resumed)
+    # can move it, so a living leader is never taken for a reused PID.
+    started_after_boot: float | None = None
     stop_signal: int = signal.SIGTERM
     log: str | None = None
     # PostgreSQL's data directory: its postmaster.pid names the server that runs there now,
@@ -71,11 +74,22 @@ class Component:
     def _leader_is_ours(self) -> bool:
         """False when the recorded PID now belongs to another process (PIDs are reused)."""
         try:
-            return psutil.Process(self.pid).create_time() == self.create_time
+            return self.pid is not None and started_after_boot(self.pid) == self.started_after_boot
         except psutil.NoSuchProcess:
             return True  # gone: its group, if any is left, is still ours (see group_members)
         except psutil.Error:
             return False
+
+
+def started_after_boot(pid: int) -> float:
+    """Field 22 of /proc/PID/stat (starttime, in clock ticks since boot), in seconds; raises
+    psutil.NoSuchProcess when the process is gone, as psutil would."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        raise psutil.NoSuchProcess(pid) from None
+    after_name = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces and ")"
+    return int(after_name[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def _running(pid: int) -> bool:
@@ -299,7 +313,7 @@ def start(
         name=name,
         url=url,
         pid=proc.pid,
-        create_time=psutil.Process(proc.pid).create_time(),
+        started_after_boot=started_after_boot(proc.pid),
         stop_signal=int(stop_signal),
         log=str(log),
         data_dir=str(data_dir) if data_dir is not None else None,
