@@ -209,11 +209,18 @@ def run(only: list[str] | None, quick: bool, out: Path | None, settings: StackSe
     folder.mkdir(parents=True, exist_ok=True)
     commit = environment.git_commit()
     _, started = lifecycle.up(settings)
+    made: list[dict[str, Any]] = []
     try:
-        made = _each(experiments, quick, out, folder, settings.state_dir, commit)
+        _each(experiments, quick, out, folder, settings.state_dir, commit, made)
     finally:
         if started:
             lifecycle.down(settings)
+        # Also when a later experiment stopped the set: what the earlier ones made is recorded.
+        _write_manifest(folder, quick, made)
+    return folder / "evidence.json"
+
+
+def _write_manifest(folder: Path, quick: bool, made: list[dict[str, Any]]) -> None:
     manifest = folder / "evidence.json"
     # Experiments not run this time keep their entries (--only): the manifest says, for every
     # experiment, the newest command that made its reports and at which commit.
@@ -221,7 +228,6 @@ def run(only: list[str] | None, quick: bool, out: Path | None, settings: StackSe
     entries = {e["name"]: e for e in kept} | {e["name"]: e for e in made}
     ordered = [entries[e.name] for e in EXPERIMENTS if e.name in entries]
     manifest.write_text(json.dumps({"quick": quick, "experiments": ordered}, indent=1) + "\n")
-    return manifest
 
 
 def _each(
@@ -231,9 +237,10 @@ def _each(
     folder: Path,
     state_dir: Path,
     commit: str,
-) -> list[dict[str, Any]]:
-    """Each experiment's command in a process of its own, in order: what each made."""
-    made = []
+    made: list[dict[str, Any]],
+) -> None:
+    """Each experiment's command in a process of its own, in order; what each made is
+    appended to `made` as it finishes."""
     for number, e in enumerate(experiments, 1):
         args = e.quick if quick else e.args
         if args is None:
@@ -252,7 +259,8 @@ def _each(
             assert child.stdout is not None
             for line in child.stdout:
                 print(line, end="", flush=True)
-                if line.startswith("report:"):
+                # `micro` names its page "findings: PATH"; every other command "report: PATH".
+                if line.startswith(("report:", "findings:")):
                     reports.append(_relative(Path(line.split(":", 1)[1].strip())))
         # Exit 1 is a finding, not a failure of the experiment: a gate broken, a check that
         # failed (the open-model example's gate is meant to show one); its report is the
@@ -271,7 +279,6 @@ def _each(
                 "exit_code": child.returncode,
             }
         )
-    return made
 
 
 def where(name: str, reports: Path = ROOT / "reports") -> list[str]:

@@ -140,12 +140,39 @@ def test_a_broken_gate_is_a_finding_and_anything_else_stops_the_set(
     fake.chmod(0o755)
     monkeypatch.setattr(evidence.sys, "executable", str(fake))
     experiment = evidence.BY_NAME["open-model"]
+    made: list[dict] = []
     if kept is True:
-        (entry,) = evidence._each([experiment], False, None, tmp_path, tmp_path, "abc")
+        evidence._each([experiment], False, None, tmp_path, tmp_path, "abc", made)
+        (entry,) = made
         assert entry["exit_code"] == code and entry["reports"] == [f"{tmp_path}/r/index.html"]
     else:
         with pytest.raises(UsageError, match=f"evidence stopped: open-model exited {code}"):
-            evidence._each([experiment], False, None, tmp_path, tmp_path, "abc")
+            evidence._each([experiment], False, None, tmp_path, tmp_path, "abc", made)
+
+
+def test_the_findings_page_is_recorded_and_a_late_stop_keeps_what_was_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`micro` names its page "findings: PATH"; and when an experiment stops the set, the
+    manifest still records those made before it (the whole set takes two hours)."""
+    fake = tmp_path / "fake-python"
+    fake.write_text(
+        "#!/bin/sh\ncase \"$*\" in *micro*) echo 'findings: /x/f/findings.html'; exit 0;;\n"
+        "*bench*) exit 2;; esac\necho 'report: /x/r/index.html'\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(evidence.sys, "executable", str(fake))
+    monkeypatch.setattr(evidence.environment, "uncommitted", lambda *a: False)
+    from loadlab.stack import lifecycle
+
+    monkeypatch.setattr(lifecycle, "up", lambda settings: (None, False))
+    made: list[dict] = []
+    evidence._each([evidence.BY_NAME["findings"]], False, None, tmp_path, tmp_path, "c", made)
+    assert made[0]["reports"] == ["/x/f/findings.html"]
+    with pytest.raises(UsageError, match="evidence stopped: bench exited 2"):
+        evidence.run(["soak", "bench"], False, tmp_path / "out", stack_settings(tmp_path))
+    manifest = json.loads((tmp_path / "out" / "evidence.json").read_text())
+    assert [e["name"] for e in manifest["experiments"]] == ["soak"]
 
 
 def _committed(name: str) -> Path:
