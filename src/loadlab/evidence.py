@@ -382,7 +382,7 @@ def _report_lines(reports: Path, page: str) -> list[str]:
 def _findings_table(folder: Path, name: str) -> list[str]:
     """Each claim of the article and the guides beside ours: the median and its spread (the
     passes' min-max, or the 95% interval of a ratio over a duel's rounds), and the word."""
-    from loadlab.report.pages import _number
+    from loadlab.report.pages import number
 
     document = json.loads((folder / "findings.json").read_text())
     rows = [
@@ -392,13 +392,13 @@ def _findings_table(folder: Path, name: str) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for c in document["claims"]:
-        theirs = "-" if c["theirs"] is None else f"{_number(c['theirs'])} {c['unit']}"
+        theirs = "-" if c["theirs"] is None else f"{number(c['theirs'])} {c['unit']}"
         if c["ours"]:
-            ours = f"{_number(c['ours']['median'])} {c['unit']}"
+            ours = f"{number(c['ours']['median'])} {c['unit']}"
             spread = (
                 "one run"
                 if c.get("spread") == "one run"
-                else f"{_number(c['ours']['min'])}-{_number(c['ours']['max'])}"
+                else f"{number(c['ours']['min'])}-{number(c['ours']['max'])}"
                 + (f" ({c['spread']})" if c.get("spread") else "")
             )
         else:

@@ -510,7 +510,7 @@ def test_the_queue_table_shows_where_each_request_waited(report: Path) -> None:
 
 def test_the_queue_table_of_a_report_made_before_the_split_shows_before_whole() -> None:
     """Reports committed before the services sent `queue` keep `before` as one column."""
-    from loadlab.report.pages import _queue_columns, _queues
+    from loadlab.report.pages import _queue_columns, tail_parts
 
     def part(p99: float) -> dict[str, float]:
         return {"p50": p99 / 2, "p99": p99, "max": p99 * 2, "mean": p99 / 3, "count": 10}
@@ -528,12 +528,12 @@ def test_the_queue_table_of_a_report_made_before_the_split_shows_before_whole() 
         "sql",
         "rest",
     ]
-    [row] = _queues({"old": old})
+    [row] = tail_parts({"old": old})
     assert row["tail"].startswith("before the app") and row["tail_p99"] == 40.0
-    [row] = _queues({"new": new})
+    [row] = tail_parts({"new": new})
     assert row["tail"].startswith("server queue") and row["tail_p99"] == 39.0
     # Mixed (an old variant beside a new one): both ways shown, each row in its own columns.
-    rows = _queues({"old": old, "new": new})
+    rows = tail_parts({"old": old, "new": new})
     assert len(rows[0]["cells"]) == len(rows[1]["cells"]) == 6
 
 

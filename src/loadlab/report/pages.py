@@ -105,7 +105,7 @@ def _queue_columns(variants: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _queues(variants: dict[str, Any]) -> list[dict[str, Any]]:
+def tail_parts(variants: dict[str, Any]) -> list[dict[str, Any]]:
     """Per variant, each part's p50, p99 and max, and the part whose p99 is largest: where
     the tail is (among parts that do not overlap: `before` only when it is not split)."""
     columns = _queue_columns(variants)
@@ -239,7 +239,7 @@ def render_run(summary: dict[str, Any]) -> str:
         measured_window=all(v.get("resources_window") == "measured" for v in variants.values()),
         charts=_run_charts(variants),
         setups=_setups(variants),
-        queues=_queues(variants),
+        queues=tail_parts(variants),
         faults=[(n, f) for n, v in variants.items() for f in v.get("faults") or []],
         legs=having("leg"),
         by_route=_ranked_by_route(variants),
@@ -361,7 +361,7 @@ def render(summary: dict[str, Any]) -> str:
     return render_sweep(summary) if summary.get("kind") == "sweep" else render_run(summary)
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
     """Three significant digits, thousands separated: 0.0123, 1.23, 1,234."""
     if value == 0 or value != value:
         return "0" if value == 0 else "-"
@@ -378,7 +378,7 @@ def render_findings(document: dict[str, Any]) -> str:
         title="findings",
         d=document,
         sections=list(sections.items()),
-        number=_number,
+        number=number,
         article="../shared/seeds/000_caf037058c97b154.txt",
         ran=_what_ran(document["environment"], {"micro": {"repeat": document["repeat"]}}),
     )

@@ -53,7 +53,7 @@ def _against_article(variants: dict[str, Any]) -> str:
 
 def _where_the_tail_is(variants: dict[str, Any]) -> list[str]:
     lines = []
-    for row in pages._queues(variants):
+    for row in pages.tail_parts(variants):
         server = variants[row["name"]]["server_ms"]
         seen = [f"{label}: {_parts(server, key)}" for key, label in pages.QUEUES if key in server]
         lines.append(
