@@ -20,6 +20,9 @@ class ServiceSettings(BaseSettings):
     db_pool_timeout: float = Field(30.0, alias="DB_POOL_TIMEOUT", gt=0)
     web_workers: int = Field(2, alias="WEB_WORKERS", ge=1)
     web_threads: int = Field(15, alias="WEB_THREADS", ge=1)
+    # flask_gevent's greenlets per worker (its gunicorn_conf reads it, as flask_sync's reads
+    # WEB_THREADS); declared here so that every service setting has one home.
+    web_connections: int = Field(1000, alias="WEB_CONNECTIONS", ge=1)
     # The async stacks' SQLAlchemy driver: asyncpg (fastapi_async) or psycopg (psycopg 3,
     # fastapi_psycopg); the same code runs on either.
     db_async_driver: Literal["asyncpg", "psycopg"] = Field("asyncpg", alias="DB_ASYNC_DRIVER")

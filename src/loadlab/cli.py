@@ -121,6 +121,19 @@ def percent(text: str) -> float:
 
 
 AUTO = 0  # --repeat auto, until the rounds are chosen (_auto_repeat)
+CAPACITY = "capacity"  # tune --arrival-rate capacity: the newest sweep's, resolved in _cmd_tune
+
+
+def rate_or_capacity(text: str) -> float | str:
+    """tune's --arrival-rate: requests per second, or the word `capacity`."""
+    if text.strip() == CAPACITY:
+        return CAPACITY
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a rate: {text!r} (a number of requests per second, or capacity)"
+        ) from None
 
 
 def _repeat(text: str) -> int:
@@ -422,7 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--variant", required=True, help=f"one of {', '.join(VARIANTS)}")
     add("--scenario", default="select_update", help="a file in locustfiles/ (default: %(default)s)")
     add("--users", type=int, default=200, help="users, or most in flight (default: %(default)s)")
-    add("--arrival-rate", type=float, help="open model: best = lowest p99 at this rate")
+    add(
+        "--arrival-rate",
+        type=rate_or_capacity,
+        help="open model: best = lowest p99 at this rate; `capacity`: the stack's capacity "
+        "at the same objective in the newest sweep of this scenario (its defaults just hold it)",
+    )
     add("--budget", type=duration, default=600.0, help="time for the whole search (default: 10m)")
     add("--trial", type=duration, default=15.0, help="measured seconds per trial (default: 15s)")
     add("--warmup", type=duration, default=5.0, help="before each trial (default: 5s)")
@@ -776,12 +794,29 @@ def _cmd_tune(settings: StackSettings, args: argparse.Namespace) -> int:
     from loadlab import tune
     from loadlab.stack import procs
 
+    rate, rate_from = args.arrival_rate, None
+    if rate == CAPACITY:
+        from loadlab import ROOT, sweep
+        from loadlab.report.writer import REPORTS
+
+        found = sweep.newest_capacity(
+            ROOT / REPORTS, args.variant, args.scenario, args.slo, os.cpu_count() or 1
+        )
+        if found is None:
+            raise UsageError(
+                f"--arrival-rate capacity: no sweep of {args.scenario} within {args.slo} on "
+                f"this machine in which {args.variant} held a rate (run `python -m loadlab "
+                "sweep` with that --slo first, or give a rate)"
+            )
+        rate, rate_from = found
+        print(f"tuning at {rate:g} req/s: {args.variant}'s capacity in reports/{rate_from}")
     state = procs.load_state(settings.state_dir)
     plan = tune.TunePlan(
         variant=args.variant,
         scenario=args.scenario,
         users=args.users,
-        arrival_rate=args.arrival_rate,
+        arrival_rate=rate,
+        rate_from=rate_from,
         budget=args.budget,
         trial=args.trial,
         warmup=args.warmup,

@@ -66,6 +66,26 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         15,
     ),
     Experiment(
+        "all-stacks",
+        "every stack at the headline's load in rounds: the drivers, the thread pool and gevent "
+        "beside the duel",
+        (
+            "loadtest",
+            "--variants",
+            "all",
+            "--repeat",
+            "auto",
+            "--budget",
+            "25m",
+            "--duration",
+            "30s",
+            "--warmup",
+            "10s",
+        ),
+        ("loadtest", "--variants", "all", *_SHORT),
+        25,
+    ),
+    Experiment(
         "open-model",
         "500 requests a second on a schedule, coordinated omission corrected, with a gate",
         ("loadtest", "--arrival-rate", "500", "--slo", "p99<100ms,errors<1%"),
@@ -74,10 +94,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     ),
     Experiment(
         "sweep",
-        "each stack's capacity at an objective: the arrival rate stepped up",
-        ("sweep", "--slo", "p99<500ms,errors<1%"),
+        "the stacks' capacity at an objective: the arrival rate stepped up",
+        ("sweep", "--variants", "all", "--slo", "p99<500ms,errors<1%"),
         ("sweep", "--rates", "20,40", "--step-duration", "3s", "--warmup", "1s"),
-        15,
+        20,
     ),
     Experiment(
         "pgbouncer",
@@ -113,15 +133,15 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     ),
     Experiment(
         "tune-flask",
-        "Flask's knobs searched for its best at 500 req/s: profiles/flask_sync.tuned.json",
-        ("tune", "--variant", "flask_sync", "--arrival-rate", "500", "--budget", "7m"),
+        "Flask's knobs searched for its best in the open model: profiles/flask_sync.tuned.json",
+        ("tune", "--variant", "flask_sync", "--arrival-rate", "capacity", "--budget", "7m"),
         None,  # a tune writes its profile into profiles/, which the tests must not change
         7,
     ),
     Experiment(
         "tune-fastapi",
         "FastAPI's knobs searched likewise: profiles/fastapi_async.tuned.json",
-        ("tune", "--variant", "fastapi_async", "--arrival-rate", "500", "--budget", "7m"),
+        ("tune", "--variant", "fastapi_async", "--arrival-rate", "capacity", "--budget", "7m"),
         None,
         7,
     ),
@@ -573,7 +593,14 @@ def _tune_table(summary: dict[str, Any], name: str) -> list[str]:
     plan = summary["tune"]
     rows = [
         f"[{name}](../reports/{name}/index.html): {plan['variant']} at "
-        f"{plan['arrival_rate']:g} req/s, {len(summary['trials'])} trials within {plan['slo']}; "
+        f"{plan['arrival_rate']:g} req/s"
+        + (
+            f" (its capacity in the sweep [{plan['rate_from']}](../reports/{plan['rate_from']}/"
+            "index.html))"
+            if plan.get("rate_from")
+            else ""
+        )
+        + f", {len(summary['trials'])} trials within {plan['slo']}; "
         f"chosen: {', '.join(f'{k}={v}' for k, v in summary['chosen'].items())}"
         + (
             "" if summary["met_objective"] else " (no knob set met the objective in all its trials)"

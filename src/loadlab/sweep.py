@@ -12,6 +12,7 @@ all of a variant's steps together.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -166,6 +167,29 @@ def sweep_variant(
         "integrity": checks,
         "steps": steps,
     }
+
+
+def newest_capacity(
+    reports: Path, variant: str, scenario: str, slo_text: str, cpu_count: int
+) -> tuple[float, str] | None:
+    """(capacity in req/s, report folder) from the newest sweep in `reports` that drove
+    `variant` under its default profile, with this scenario and objective, on a machine with
+    as many CPUs; None if there is none, or if the variant held no rate in it."""
+    for path in sorted(reports.glob("*/summary.json"), reverse=True):
+        try:
+            s = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        v = (s.get("variants") or {}).get(variant) if s.get("kind") == "sweep" else None
+        if (
+            v is not None
+            and (v.get("setup") or {}).get("profile") == "default"
+            and s["sweep"].get("scenario") == scenario
+            and s["sweep"].get("slo") == slo_text
+            and (s.get("environment") or {}).get("cpu_count") == cpu_count
+        ):
+            return (v["capacity_rps"], path.parent.name) if v.get("capacity_rps") else None
+    return None
 
 
 def run(

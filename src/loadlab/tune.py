@@ -47,6 +47,7 @@ class TunePlan:
     scenario: str = "select_update"
     users: int = 200
     arrival_rate: float | None = None
+    rate_from: str | None = None  # the sweep report whose capacity the rate is (or None)
     budget: float = 600.0  # seconds for the whole search
     trial: float = 15.0  # measured seconds per trial
     warmup: float = 5.0

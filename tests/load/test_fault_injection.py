@@ -1,5 +1,5 @@
 """`run --fault KIND --fault-at T`: every fault kind, injected while measuring, against the
-duel's services and fastapi_sync beside them (FastAPI's def handlers), on
+duel's services and the two stacks beside them (FastAPI's def handlers, Flask on gevent), on
 a stack of its own behind PgBouncer (two web workers each). Each service
 recovers by itself, every request stays counted, and the data keeps its integrity."""
 
@@ -28,7 +28,7 @@ SCHEDULE = (
     ("pg-restart", 11),
     ("pg-slow", 14),
 )
-# The stack beside the duel (FastAPI's def handlers): a connection cut
+# The stacks beside the duel (FastAPI's def handlers, Flask on gevent): a connection cut
 # under them and a worker killed, in a shorter window (make test's time is counted).
 SHORT = (("pg-terminate", 2), ("service-kill", 5))
 RECOVERY_S = 8.0  # the stated bound: no errors again within this of any fault
@@ -47,6 +47,7 @@ def loadlab(*args: str) -> subprocess.CompletedProcess[str]:
         ("flask_sync", SCHEDULE, 22),
         ("fastapi_async", SCHEDULE, 22),
         ("fastapi_sync", SHORT, 14),
+        ("flask_gevent", SHORT, 14),
     ],
 )
 def test_every_fault_kind_is_survived_and_nothing_is_lost(

@@ -159,3 +159,70 @@ def test_bad_sweep_input_is_one_line_and_exit_2(
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def _copy_with(swept: Path, reports: Path, name: str, change) -> None:
+    """The real sweep's summary under another folder name, one thing changed."""
+    summary = json.loads((swept / "summary.json").read_text())
+    change(summary)
+    (reports / name).mkdir(parents=True)
+    (reports / name / "summary.json").write_text(json.dumps(summary))
+
+
+def test_tune_at_capacity_reads_the_newest_sweep_of_the_same_scenario_and_objective(
+    swept: Path, tmp_path: Path
+) -> None:
+    summary = json.loads((swept / "summary.json").read_text())
+    held = summary["variants"]["flask_sync"]["capacity_rps"]
+    assert held, "the short sweep held a rate"
+    cpus = summary["environment"]["cpu_count"]
+    slo_text = summary["sweep"]["slo"]
+    reports = tmp_path / "reports"
+
+    def capacity(variant: str = "flask_sync", slo_text: str = slo_text) -> object:
+        return sweep.newest_capacity(reports, variant, "select_update", slo_text, cpus)
+
+    _copy_with(swept, reports, "20260101-000000-sweep-select_update", lambda s: None)
+    assert capacity() == (held, "20260101-000000-sweep-select_update")
+    assert capacity(slo_text="p99<123ms,errors<1%") is None  # another objective
+
+    def tuned(s: dict) -> None:  # newer, but under a tuned profile: not the defaults' capacity
+        s["variants"]["flask_sync"]["setup"]["profile"] = "tuned"
+        s["variants"]["flask_sync"]["capacity_rps"] = held * 10
+
+    _copy_with(swept, reports, "20260102-000000-sweep-select_update", tuned)
+    assert capacity() == (held, "20260101-000000-sweep-select_update")
+
+    def other_machine(s: dict) -> None:
+        s["environment"]["cpu_count"] = cpus + 1
+        s["variants"]["flask_sync"]["capacity_rps"] = held * 10
+
+    _copy_with(swept, reports, "20260103-000000-sweep-select_update", other_machine)
+    assert capacity() == (held, "20260101-000000-sweep-select_update")
+
+    def broke_at_once(s: dict) -> None:  # the newest says no rate held: no older one is used
+        s["variants"]["flask_sync"]["capacity_rps"] = None
+
+    _copy_with(swept, reports, "20260104-000000-sweep-select_update", broke_at_once)
+    assert capacity() is None
+    assert capacity("fastapi_async")[1] == "20260104-000000-sweep-select_update"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--arrival-rate", "fast"], "not a rate: 'fast'"),
+        (["--arrival-rate", "capacity", "--slo", "p99<123ms,errors<1%"], "no sweep of"),
+    ],
+)
+def test_a_tune_at_a_capacity_no_sweep_measured_is_one_line_and_exit_2(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    out = tmp_path / "out"
+    result = loadlab(
+        "tune", "--state-dir", str(tmp_path / "s"), "--variant", "flask_sync", "--out", str(out),
+        *flags,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()

@@ -30,17 +30,24 @@ def _variant(rows: list[tuple[float, float]]) -> dict[str, Any]:
     return {**v, "setup": {"profile": "default", "knobs": {}}}
 
 
-def _report(reports: Path, name: str, rounds: int = 1, **plan: Any) -> Path:
+def _report(
+    reports: Path, name: str, rounds: int = 1, fastapi_sync: bool = False, **plan: Any
+) -> Path:
     folder = reports / name
     folder.mkdir(parents=True)
     flask = _variant([(500.0 + 10 * n, 700.0 + n) for n in range(rounds)])
     fastapi = _variant([(300.0 + 10 * n, 760.0 - n) for n in range(rounds)])
+    variants = {"flask_sync": flask, "fastapi_async": fastapi}
+    if fastapi_sync:  # the thread pool: slower than the event loop by a fifth, a little noisy
+        variants["fastapi_sync"] = _variant(
+            [(900.0 + 10 * n, 600.0 + 3 * (-1) ** n) for n in range(rounds)]
+        )
     summary = {
         "run_id": name,
         "plan": {"scenario": "select_update", "users": 200, "duration": 60.0,
                  "repeat": rounds, "faults": [], "profiles": [], "compare_pgbouncer": False,
                  "tags": [], "locustfile": None, **plan},
-        "variants": {"flask_sync": flask, "fastapi_async": fastapi},
+        "variants": variants,
     }  # fmt: skip
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
@@ -105,3 +112,46 @@ def test_the_ratio_interval_covers_the_true_ratio_about_95_percent_of_the_time()
         low, high = significance.ratio_interval(top, bottom)
         covered += low <= 1.25 <= high
     assert 0.93 <= covered / trials <= 0.975
+
+
+def _sweep(reports: Path, name: str, capacities: dict[str, float | None]) -> None:
+    folder = reports / name
+    folder.mkdir(parents=True)
+    variants = {
+        n: {"setup": {"profile": "default", "knobs": {}}, "capacity_rps": c, "steps": []}
+        for n, c in capacities.items()
+    }
+    summary = {
+        "kind": "sweep",
+        "sweep": {"scenario": "select_update", "slo": "p99<500ms,errors<1%"},
+        "variants": variants,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_guides_event_loop_claim_is_read_from_a_run_that_drove_both_fastapi_stacks(
+    tmp_path: Path,
+) -> None:
+    """The headline duel has no fastapi_sync: no row from it. An all-stacks run at the
+    headline's load gives the 200-user row (a verdict from rounds, figures from one run);
+    the newest sweep with both held rates gives the capacity row, figures only."""
+    _report(tmp_path, "20261101-000000-duel", rounds=5)
+    assert findings.guide_rows(tmp_path) == []
+    _report(tmp_path, "20261102-000000-all-single", fastapi_sync=True)
+    (row,) = findings.guide_rows(tmp_path)
+    assert row["verdict"] == findings.ONE_RUN and row["ours"]["median"] == pytest.approx(760 / 603)
+    _report(tmp_path, "20261103-000000-all-repeated", rounds=6, fastapi_sync=True)
+    _report(tmp_path, "20261104-000000-all-soak", fastapi_sync=True, duration=1800.0)
+    (row,) = findings.guide_rows(tmp_path)
+    assert row["link"] == "../20261103-000000-all-repeated/index.html"
+    assert row["spread"] == "95% interval" and row["verdict"] == "holds"  # 1.27x, steady
+    assert row["ours"]["min"] > 1 and row["source"] == findings.TUTORIAL
+
+    _sweep(tmp_path, "20261105-000000-sweep", {"fastapi_async": 300.0, "fastapi_sync": 200.0})
+    _sweep(tmp_path, "20261106-000000-sweep", {"fastapi_async": 300.0, "fastapi_sync": None})
+    _sweep(tmp_path, "20261107-000000-sweep", {"flask_sync": 300.0, "fastapi_async": 300.0})
+    rows = {r["key"]: r for r in findings.guide_rows(tmp_path)}
+    capacity = rows["guide_capacity"]
+    assert capacity["link"] == "../20261105-000000-sweep/index.html"
+    assert capacity["ours"]["median"] == pytest.approx(1.5)
+    assert capacity["verdict"] == findings.ONE_RUN and capacity["section"] == "capacity"

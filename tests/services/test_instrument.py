@@ -12,6 +12,14 @@ from loadlab.load.recorder import Recorder, parse_server_timing
 from tests.conftest import Stack
 
 
+def _parts(stack: Stack, service_url: str, *parts: str) -> set[str]:
+    """The Server-Timing parts a stack reports. flask_gevent's greenlet waits for the hub's
+    turn before it reads the request, where no server hook sees it: it reports no `queue`,
+    and the page shows its wait unsplit (`before`: the kernel's queue and the hub's turn)."""
+    queue = () if service_url == stack.urls.get("flask_gevent") else ("queue",)
+    return {*parts, *queue}
+
+
 def test_a_database_request_reports_app_connection_and_sql_time(
     fresh: Stack, service_url: str
 ) -> None:
@@ -19,7 +27,7 @@ def test_a_database_request_reports_app_connection_and_sql_time(
     assert response.status_code == 200
     assert response.headers["X-SQL-Statements"] == "2"
     timing = parse_server_timing(response.headers["Server-Timing"])
-    assert set(timing) == {"queue", "app", "conn", "sql", "orm", "bridge"}
+    assert set(timing) == _parts(fresh, service_url, "app", "conn", "sql", "orm", "bridge")
     assert 0 < timing["sql"] <= timing["app"] and 0 <= timing["conn"] <= timing["app"]
     # The session's calls: the SELECT ... FOR UPDATE (execute) and the UPDATE (the commit's
     # flush) both go through them, so they hold all of the driver's time, and the bridge is
@@ -27,14 +35,17 @@ def test_a_database_request_reports_app_connection_and_sql_time(
     assert timing["sql"] <= timing["orm"] + 0.01 and timing["orm"] <= timing["app"] + 0.01
     assert 0 <= timing["bridge"] <= timing["orm"] - timing["sql"] + 0.01
     # One request alone: taken up by the server and handed to the app at once.
-    assert 0 <= timing["queue"] < 1000
+    assert 0 <= timing.get("queue", 0) < 1000
 
 
-def test_a_request_refused_before_the_database_reports_only_app_time(service_url: str) -> None:
+def test_a_request_refused_before_the_database_reports_only_app_time(
+    stack: Stack, service_url: str
+) -> None:
     response = httpx.get(f"{service_url}/users/abc")
     assert response.status_code == 422
     assert response.headers["X-SQL-Statements"] == "0"
-    assert set(parse_server_timing(response.headers["Server-Timing"])) == {"queue", "app"}
+    timing = parse_server_timing(response.headers["Server-Timing"])
+    assert set(timing) == _parts(stack, service_url, "app")
 
 
 def test_the_server_queue_part_is_the_wait_from_read_to_the_app() -> None:

@@ -540,20 +540,10 @@ def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
     def add(
         key: str, claim: str, theirs: float | None, unit: str, ours: Spread, source: str = ARTICLE
     ) -> None:
-        row = _row(
-            key=f"duel_{profile}_{key}",
-            source=source,
-            section="200 users",
-            claim=claim,
-            theirs=theirs,
-            unit=unit,
-            ours=ours,
-            link=f"../{folder}/index.html",
-        )
-        row["spread"] = "95% interval" if repeated else "one run"
-        if not repeated:
-            row["verdict"] = ONE_RUN
-        rows.append(row)
+        rows.append(
+            _measured_row(f"duel_{profile}_{key}", source, claim, theirs, unit, ours, folder,
+                          repeated)
+        )  # fmt: skip
 
     for variant, key, theirs in HEADLINE:
         claim = f"200 users, SELECT + UPDATE: {variant} {key} ({profile} profile)"
@@ -578,6 +568,81 @@ def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
 
 
 ONE_RUN = "one run: figures, no verdict"
+
+# The tutorial's thread pool against its event loop: FastAPI on both, the same routes.
+EVENT_LOOP, THREAD_POOL = "fastapi_async", "fastapi_sync"
+
+
+def _measured_row(
+    key: str,
+    source: str,
+    claim: str,
+    theirs: float | None,
+    unit: str,
+    ours: Spread,
+    folder: str,
+    repeated: bool,
+    section: str = "200 users",
+) -> dict[str, Any]:
+    """A row read from a committed load report: a verdict only from repeated rounds."""
+    row = _row(key, source, section, claim, theirs, unit, ours, link=f"../{folder}/index.html")
+    row["spread"] = "95% interval" if repeated else "one run"
+    if not repeated:
+        row["verdict"] = ONE_RUN
+    return row
+
+
+def guide_rows(reports: Path) -> list[dict[str, Any]]:
+    """The tutorial's claim that async handlers on the event loop raise throughput over plain
+    `def` handlers in the thread pool (the thread blocked during every query): fastapi_async
+    against fastapi_sync at 200 users (the newest plain select_update run that drove both,
+    repeated if one was) and at capacity (the newest sweep of both at one objective; one
+    sweep is one measurement, so figures, no verdict)."""
+    pair = frozenset((EVENT_LOOP, THREAD_POOL))
+    rows: list[dict[str, Any]] = []
+    found = pick_duel(reports, "default", among=pair)
+    if found is not None:
+        folder, summary = found
+        loop, pool = summary["variants"][EVENT_LOOP], summary["variants"][THREAD_POOL]
+        repeated = bool(loop.get("rounds")) and bool(pool.get("rounds"))
+        claim = (
+            "the event loop is free during database I/O, which can dramatically increase "
+            f"throughput ({EVENT_LOOP} req/s / {THREAD_POOL} req/s, 200 users)"
+        )
+        ours = _duel_ratio(loop, pool, "throughput_rps")
+        rows.append(_measured_row("guide_200u_throughput", TUTORIAL, claim, None, "x", ours,
+                                  folder, repeated))  # fmt: skip
+    swept = newest_sweep(reports, pair)
+    if swept is not None:
+        folder, summary = swept
+        capacity = [summary["variants"][n]["capacity_rps"] for n in (EVENT_LOOP, THREAD_POOL)]
+        ratio = capacity[0] / capacity[1]
+        claim = (
+            f"...and so capacity ({EVENT_LOOP} / {THREAD_POOL}, the highest rate each held "
+            f"within {summary['sweep']['slo']})"
+        )
+        rows.append(_measured_row("guide_capacity", TUTORIAL, claim, None, "x",
+                                  (ratio, ratio, ratio), folder, False, "capacity"))  # fmt: skip
+    return rows
+
+
+def newest_sweep(reports: Path, among: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
+    """The newest select_update sweep in which each of `among` ran its default profile and
+    held some rate."""
+    for path in sorted(reports.glob("*/summary.json"), reverse=True):
+        s = json.loads(path.read_text())
+        variants = s.get("variants") or {}
+        if (
+            s.get("kind") == "sweep"
+            and s["sweep"].get("scenario") == "select_update"
+            and among <= set(variants)
+            and all(
+                variants[n]["setup"].get("profile") == "default" and variants[n]["capacity_rps"]
+                for n in among
+            )
+        ):
+            return path.parent.name, s
+    return None
 
 
 def _read(key: str) -> Callable[[dict[str, Any]], float]:
@@ -605,10 +670,14 @@ def _duel_ratio(top: dict[str, Any], bottom: dict[str, Any], key: str) -> Spread
     return (value, *found) if found else (value, value, value)
 
 
-def is_duel(summary: dict[str, Any]) -> bool:
+DUEL = frozenset(("flask_sync", "fastapi_async"))
+
+
+def is_duel(summary: dict[str, Any], among: frozenset[str] | None = None) -> bool:
     """The headline duel and nothing else: select_update at 200 closed-loop users, the two
     stacks straight to PostgreSQL with the stock Locust file, no faults, no profile legs,
-    no PgBouncer legs, and not a soak."""
+    no PgBouncer legs, and not a soak. With `among`: the same load, over stacks that
+    include `among` (an all-stacks run, say)."""
     plan, variants = summary.get("plan") or {}, summary.get("variants") or {}
     return (
         summary.get("kind") in (None, "run")
@@ -621,17 +690,19 @@ def is_duel(summary: dict[str, Any]) -> bool:
         and not plan.get("locustfile")
         and not plan.get("tags")
         and float(plan.get("duration") or 0) < SOAK_SECONDS
-        and set(variants) == {"flask_sync", "fastapi_async"}
+        and (set(variants) == DUEL if among is None else among <= set(variants))
     )
 
 
-def pick_duel(reports: Path, profile: str) -> tuple[str, dict[str, Any]] | None:
+def pick_duel(
+    reports: Path, profile: str, among: frozenset[str] | None = None
+) -> tuple[str, dict[str, Any]] | None:
     """The duel the headline rows quote for `profile`: the newest repeated one (a verdict
-    needs rounds), else the newest single run."""
+    needs rounds), else the newest single run (`among`: see is_duel)."""
     duels = []
     for path in sorted(reports.glob("*/summary.json"), reverse=True):
         s = json.loads(path.read_text())
-        if is_duel(s) and all(
+        if is_duel(s, among) and all(
             (v.get("setup") or {}).get("profile") == profile for v in s["variants"].values()
         ):
             duels.append((path.parent.name, s))
@@ -700,4 +771,5 @@ def build(results: Results, reports: Path) -> list[dict[str, Any]]:
     rows = [
         _row(c.key, c.source, c.section, c.claim, c.theirs, c.unit, c.ours(results)) for c in CLAIMS
     ]
-    return rows + duel_rows(reports, "default") + duel_rows(reports, "tuned")
+    duels = duel_rows(reports, "default") + duel_rows(reports, "tuned")
+    return rows + duels + guide_rows(reports)

@@ -47,6 +47,14 @@ KNOBS = {
             (8, 15, 30, 60),
         ),
         Knob(
+            "web_connections",
+            "WEB_CONNECTIONS",
+            "connections (greenlets) per gevent worker",
+            1,
+            10000,
+            (50, 200, 1000),
+        ),
+        Knob(
             "db_pool_size", "DB_POOL_SIZE", "pooled connections per worker", 1, 200, (5, 10, 25, 50)
         ),
         Knob(
@@ -215,7 +223,8 @@ VARIANTS = {
         ),
     )
 }
-# A choice teams weigh beside the duel: FastAPI without an async rewrite of the data layer.
+# The two choices teams weigh beside the duel: FastAPI without an async rewrite of the data
+# layer, and Flask made concurrent by gevent instead.
 VARIANTS = {
     **VARIANTS,
     **{
@@ -229,6 +238,22 @@ VARIANTS = {
                 # Threads as Flask's: each holds at most one connection, so 15 per worker
                 # never wait for the pool (10 + 5).
                 {**_POOL, "web_threads": 15},
+            ),
+            Variant(
+                "flask_gevent",
+                "Flask + sync SQLAlchemy on gevent (psycopg2 via psycogreen, gunicorn)",
+                8006,
+                (
+                    "gunicorn",
+                    "-c",
+                    "{root}/services/flask_gevent/gunicorn_conf.py",
+                    "--bind",
+                    "{host}:{port}",
+                    "services.flask_sync.app:create_app()",
+                ),
+                # gunicorn's default worker_connections: the pool, not the greenlets, limits
+                # the queries in flight.
+                {**_POOL, "web_connections": 1000},
             ),
         )
     },

@@ -1,0 +1,1 @@
+"""Flask on gunicorn's gevent worker, psycopg2 made cooperative (psycogreen)."""
