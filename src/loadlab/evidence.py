@@ -14,6 +14,7 @@ report, at which commit.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
@@ -322,6 +323,11 @@ def where(name: str, reports: Path = ROOT / "reports") -> list[str]:
 KEPT = {
     "20261202-185057-select_update-200u": "the compose stack's load run, made in Docker by the "
     "steps docs/distributed.md shows (a test checks its output there)",
+    **{
+        f"20261203-{hhmmss}-select_update-200u": "the repeated headline duel at one commit "
+        "(a8a3a7d), hours apart, from a clean clone: the README's table of verdicts reads it"
+        for hhmmss in ("123717", "135154")
+    },
 }
 # What a retired report's summary loses: the per-second and per-request detail its page drew.
 # The history page, the duel tables and the calibration table need only the figures.
@@ -341,7 +347,8 @@ def retire(reports: Path = ROOT / "reports") -> list[str]:
     """Remove the report folders neither the manifest nor KEPT names: superseded by a newer
     run of their experiment, or made by hand. Each run's summary stays, without its DETAIL,
     as reports/history/<folder>.json, so that reports/index.html keeps its trends and the
-    docs' tables of older runs still regenerate."""
+    docs' tables of older runs still regenerate. The folders kept have their large raw
+    recorder files gzipped (compress_raw)."""
     from loadlab.report import history, writer
 
     manifest = json.loads((reports / "evidence.json").read_text())
@@ -357,8 +364,27 @@ def retire(reports: Path = ROOT / "reports") -> list[str]:
             (kept / f"{folder.name}.json").write_text(json.dumps(summary, separators=(",", ":")))
         shutil.rmtree(folder)
         gone.append(folder.name)
+    for folder in sorted(p for p in reports.iterdir() if p.is_dir() and p != kept):
+        compress_raw(folder)
     writer.write_index(reports)
     return gone
+
+
+RAW_KEPT_PLAIN = 16_000  # bytes: a raw file larger than this is committed gzipped
+
+
+def compress_raw(folder: Path) -> list[Path]:
+    """A committed report's raw recorder data (recorder.json, one per round: a run's own
+    pages are made from summary.json, not from it) gzipped where large, losslessly: a run
+    of six stacks in five rounds keeps 30 of them. Returns the files written."""
+    written = []
+    for raw in sorted(folder.rglob("recorder.json")):
+        if raw.stat().st_size > RAW_KEPT_PLAIN:
+            packed = raw.with_name(raw.name + ".gz")
+            packed.write_bytes(gzip.compress(raw.read_bytes(), mtime=0))
+            raw.unlink()
+            written.append(packed)
+    return written
 
 
 RESULTS = ROOT / "docs" / "results.md"
@@ -643,15 +669,18 @@ def experiment_block(name: str, reports: Path = ROOT / "reports") -> str:
 
 
 STORY = re.compile(r"(<!-- generated: story ([a-z-]+) -->\n)(.*?)(<!-- end -->)", re.S)
+RANKING = re.compile(r"(<!-- generated: ranking ([a-z-]+) -->\n)(.*?)(<!-- end -->)", re.S)
 
 
 def fill_blocks(text: str, reports: Path = ROOT / "reports") -> str:
-    """A page with each `<!-- generated: evidence NAME -->` block made from the reports, and
-    each `<!-- generated: story NAME -->` (what a run showed, in bullets: report/story.py)."""
+    """A page with each `<!-- generated: evidence NAME -->` block made from the reports, each
+    `<!-- generated: story NAME -->` (what a run showed, in bullets: report/story.py) and
+    each `<!-- generated: ranking NAME -->` (what held among several stacks: the same)."""
     from loadlab.report import story
 
     text = BLOCK.sub(lambda m: m[1] + experiment_block(m[2], reports) + m[4], text)
     text = AGREEMENT.sub(lambda m: m[1] + agreement_block(m[2].split(), reports) + m[4], text)
+    text = RANKING.sub(lambda m: m[1] + story.ranking_block(m[2], reports) + m[4], text)
     return STORY.sub(lambda m: m[1] + story.block(m[2], reports) + m[4], text)
 
 

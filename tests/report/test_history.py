@@ -157,3 +157,22 @@ def test_a_report_the_docs_quote_but_evidence_does_not_make_is_kept(tmp_path: Pa
     (reports / "evidence.json").write_text(json.dumps({"experiments": []}))
     gone = evidence.retire(reports)
     assert compose.is_dir() and compose.name not in gone
+
+
+def test_a_kept_reports_large_raw_recorder_data_is_gzipped_losslessly(tmp_path: Path) -> None:
+    import gzip
+
+    from loadlab import evidence
+
+    reports = _reports(tmp_path)
+    newest = reports / "20261103-100000-select_update-200u"
+    big = json.dumps({"recorder": list(range(evidence.RAW_KEPT_PLAIN))}).encode()
+    (newest / "a" / "round-2").mkdir(parents=True)
+    (newest / "a" / "round-2" / "recorder.json").write_bytes(big)
+    (newest / "a" / "recorder.json").write_bytes(b'{"recorder": []}')
+    manifest = {"experiments": [{"name": "headline", "reports": [f"{newest}/index.html"]}]}
+    (reports / "evidence.json").write_text(json.dumps(manifest))
+    evidence.retire(reports)
+    assert not (newest / "a" / "round-2" / "recorder.json").exists()
+    assert gzip.decompress((newest / "a" / "round-2" / "recorder.json.gz").read_bytes()) == big
+    assert (newest / "a" / "recorder.json").read_bytes() == b'{"recorder": []}'  # small: plain

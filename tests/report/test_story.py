@@ -38,3 +38,34 @@ def test_the_part_with_the_largest_p99_is_named_as_the_tail() -> None:
     server["rest"]["p99"] = 10 * max(p["p99"] for p in server.values())
     said = story.bullets(summary)
     assert "FastAPI's largest part of the tail: *rest of the app*" in said
+
+
+def _stack(throughputs: list[float], p99s: list[float]) -> dict:
+    from loadlab.analysis import repeats
+
+    rounds = [
+        {
+            "requests": 1000,
+            "failures": 0,
+            "throughput_rps": rps,
+            "latency_ms": {"p50": p99 / 4, "p95": p99 / 2, "p99": p99},
+            "error_rate": 0.0,
+        }
+        for rps, p99 in zip(throughputs, p99s, strict=True)
+    ]
+    return repeats.with_rounds(rounds)
+
+
+def test_the_ranking_names_the_best_what_it_beat_and_what_it_could_not_tell_apart() -> None:
+    """Three stacks in six rounds: A and B within each other's noise, C far behind on
+    throughput and far ahead on latency."""
+    variants = {
+        "a": _stack([500, 510, 490, 505, 495, 500], [900, 950, 870, 910, 930, 890]),
+        "b": _stack([498, 515, 485, 500, 490, 507], [905, 940, 880, 900, 925, 895]),
+        "c": _stack([300, 305, 295, 302, 298, 300], [300, 310, 290, 305, 295, 300]),
+    }
+    rows = {r.split(" | ")[0].lstrip("| "): r for r in story.ranking(variants)[2:]}
+    assert rows["throughput"].startswith("| throughput | a 500.0 req/s | c 300.0 req/s | b ")
+    assert rows["p99 latency"].startswith("| p99 latency | c 300.0 ms | b 907.5 ms, a 908.3 ms |")
+    assert rows["p99 latency"].endswith("| none |")
+    assert rows["error rate"] == "| error rate | every stack 0.00% | | |"

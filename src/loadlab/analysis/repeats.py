@@ -95,7 +95,7 @@ def with_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return figures
 
 
-def _fmt(value: float, unit: str) -> str:
+def fmt(value: float, unit: str) -> str:
     return f"{value:.2%}" if unit == "" else f"{value:,.1f} {unit}"
 
 
@@ -169,8 +169,8 @@ def verdicts(variants: dict[str, dict[str, Any]]) -> list[str]:
         if j.good["mean"] == j.bad["mean"]:
             continue
         sentence = (
-            f"{j.label}: {j.better} {_fmt(j.good['mean'], j.unit)} vs {j.worse} "
-            f"{_fmt(j.bad['mean'], j.unit)} (mean of {j.good['n']} and {j.bad['n']} rounds; "
+            f"{j.label}: {j.better} {fmt(j.good['mean'], j.unit)} vs {j.worse} "
+            f"{fmt(j.bad['mean'], j.unit)} (mean of {j.good['n']} and {j.bad['n']} rounds; "
             f"95% intervals {_span(j.good, j.unit)} vs {_span(j.bad, j.unit)}); "
             f"Welch's t-test {_p(j.p)}: "
         )
@@ -196,4 +196,4 @@ def _p(p: float) -> str:
 
 def _span(i: dict[str, Any], unit: str) -> str:
     lo, hi = i["ci95"]
-    return f"{_fmt(lo, unit)} to {_fmt(hi, unit)}"
+    return f"{fmt(lo, unit)} to {fmt(hi, unit)}"

@@ -3,8 +3,8 @@
 A claim is a number of the article's (or a behaviour it describes) and the way to read ours
 from a micro run or from the committed 200-user duel reports. Our figures keep their spread
 (the median, min and max of the repeats; for a repeated duel the rounds' 95% interval, and
-for a ratio between its stacks the 95% interval of the ratio). A single duel run gives
-figures, not a verdict.
+for a ratio between two stacks its interval at 95% over all the run's tests at once). A
+single duel run gives figures, not a verdict.
 
 The verdict, on this machine:
 - a ratio ("async is 2.3x slower"): *holds* when ours points the same way with the whole
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadlab.analysis import significance
+from loadlab.analysis import repeats, significance
 from loadlab.load.monitor import SOAK_SECONDS
 
 ARTICLE = "000_caf037058c97b154.txt"
@@ -527,7 +527,7 @@ HEADLINE = [
 def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
     """The 200-user headline claims, from the committed select_update duel at 200 closed-loop
     users where both stacks ran `profile` (see `pick_duel`). A ratio between the stacks
-    comes with the 95% interval of the ratio of the rounds' means; one run gives
+    comes with the interval of the ratio of the rounds' means (family_level); one run gives
     figures only, and its rows say so instead of a verdict."""
     found = pick_duel(reports, profile)
     if found is None:
@@ -535,6 +535,7 @@ def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
     folder, summary = found
     flask, fastapi = summary["variants"]["flask_sync"], summary["variants"]["fastapi_async"]
     repeated = bool(flask.get("rounds")) and bool(fastapi.get("rounds"))
+    level, tests = family_level(summary)
     rows: list[dict[str, Any]] = []
 
     def add(
@@ -542,7 +543,7 @@ def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
     ) -> None:
         rows.append(
             _measured_row(f"duel_{profile}_{key}", source, claim, theirs, unit, ours, folder,
-                          repeated)
+                          repeated, tests=tests)
         )  # fmt: skip
 
     for variant, key, theirs in HEADLINE:
@@ -553,7 +554,7 @@ def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
     claim = (
         f"under concurrency async wins on tail latency (Flask p99 / FastAPI p99, {profile} profile)"
     )
-    add("tail", claim, 1_840 / 142, "x", _duel_ratio(flask, fastapi, "p99"))
+    add("tail", claim, 1_840 / 142, "x", _duel_ratio(flask, fastapi, "p99", level))
     for variant, theirs in (("flask_sync", 12.0), ("fastapi_async", 0.0)):
         v = summary["variants"][variant]
         failures = sum(r["failures"] for r in v.get("rounds") or [v])  # every round's
@@ -563,11 +564,25 @@ def duel_rows(reports: Path, profile: str) -> list[dict[str, Any]]:
         "async handlers increase throughput at high concurrency (the tutorial: "
         f"'dramatically'; FastAPI req/s / Flask req/s, {profile} profile)"
     )
-    add("throughput", claim, None, "x", _duel_ratio(fastapi, flask, "throughput_rps"), TUTORIAL)
+    ours = _duel_ratio(fastapi, flask, "throughput_rps", level)
+    add("throughput", claim, None, "x", ours, TUTORIAL)
     return rows
 
 
 ONE_RUN = "one run: figures, no verdict"
+
+
+def family_level(summary: dict[str, Any]) -> tuple[float, int]:
+    """(confidence level, tests): a ratio read from a repeated run gets the interval the
+    run's own family allows, 95% over all its tests at once (Bonferroni over every pair and
+    figure), so that a row cannot call "holds" what the run itself calls noise."""
+    tests = len(repeats.family(summary["variants"]))
+    return 1 - 0.05 / tests, tests
+
+
+def _interval_said(tests: int) -> str:
+    return "95% interval" if tests == 1 else f"95% interval over the run's {tests} tests"
+
 
 # The tutorial's thread pool against its event loop: FastAPI on both, the same routes.
 EVENT_LOOP, THREAD_POOL = "fastapi_async", "fastapi_sync"
@@ -583,10 +598,12 @@ def _measured_row(
     folder: str,
     repeated: bool,
     section: str = "200 users",
+    tests: int = 1,
 ) -> dict[str, Any]:
-    """A row read from a committed load report: a verdict only from repeated rounds."""
+    """A row read from a committed load report: a verdict only from repeated rounds, its
+    interval at the run's familywise level (`tests`: see family_level)."""
     row = _row(key, source, section, claim, theirs, unit, ours, link=f"../{folder}/index.html")
-    row["spread"] = "95% interval" if repeated else "one run"
+    row["spread"] = _interval_said(tests) if repeated else "one run"
     if not repeated:
         row["verdict"] = ONE_RUN
     return row
@@ -609,9 +626,10 @@ def guide_rows(reports: Path) -> list[dict[str, Any]]:
             "the event loop is free during database I/O, which can dramatically increase "
             f"throughput ({EVENT_LOOP} req/s / {THREAD_POOL} req/s, 200 users)"
         )
-        ours = _duel_ratio(loop, pool, "throughput_rps")
+        level, tests = family_level(summary)
+        ours = _duel_ratio(loop, pool, "throughput_rps", level)
         rows.append(_measured_row("guide_200u_throughput", TUTORIAL, claim, None, "x", ours,
-                                  folder, repeated))  # fmt: skip
+                                  folder, repeated, tests=tests))  # fmt: skip
     swept = newest_sweep(reports, pair)
     if swept is not None:
         folder, summary = swept
@@ -660,13 +678,15 @@ def _duel_figure(v: dict[str, Any], key: str) -> Spread:
     return (value, value, value)
 
 
-def _duel_ratio(top: dict[str, Any], bottom: dict[str, Any], key: str) -> Spread:
-    """mean(top) / mean(bottom) over the rounds, with the 95% interval of that ratio (not
-    the intervals' ends divided crosswise); one run: the ratio alone."""
+def _duel_ratio(
+    top: dict[str, Any], bottom: dict[str, Any], key: str, level: float = 0.95
+) -> Spread:
+    """mean(top) / mean(bottom) over the rounds, with the `level` interval of that ratio
+    (not the intervals' ends divided crosswise); one run: the ratio alone."""
     a = [_read(key)(r) for r in top.get("rounds") or [top]]
     b = [_read(key)(r) for r in bottom.get("rounds") or [bottom]]
     value = statistics.fmean(a) / statistics.fmean(b)
-    found = significance.ratio_interval(a, b)
+    found = significance.ratio_interval(a, b, level)
     return (value, *found) if found else (value, value, value)
 
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from loadlab.analysis import repeats
 from loadlab.report import claims, pages
 
 SHORT = {"flask_sync": "Flask", "fastapi_async": "FastAPI"}
@@ -124,16 +125,81 @@ def bullets(summary: dict[str, Any]) -> str:
     return "".join(f"- {line}\n" for line in found)
 
 
-def block(name: str, reports: Path) -> str:
-    """The bullets of experiment NAME's newest committed run, as reports/evidence.json names
-    it, with a link to its page (links from the repository's root: the README)."""
+def _newest(name: str, reports: Path) -> tuple[str, dict[str, Any], dict[str, Any]] | str:
+    """(page, manifest entry, summary) of experiment NAME's newest committed run, or what
+    to say when `make evidence` has not made it."""
     manifest = json.loads((reports / "evidence.json").read_text())
     entry = next((e for e in manifest["experiments"] if e["name"] == name), None)
     if entry is None:
         return f'`make evidence ARGS="--only {name}"` has not made this yet.\n'
     page = entry["reports"][-1]
     summary = json.loads((reports / Path(page).parent.name / "summary.json").read_text())
-    return (
-        f"From [{Path(page).parent.name}]({page}), commit {entry['git_commit'][:7]}:\n\n"
-        + bullets(summary)
+    return page, entry, summary
+
+
+def _source(page: str, entry: dict[str, Any]) -> str:
+    return f"From [{Path(page).parent.name}]({page}), commit {entry['git_commit'][:7]}:\n\n"
+
+
+def block(name: str, reports: Path) -> str:
+    """The bullets of experiment NAME's newest committed run, as reports/evidence.json names
+    it, with a link to its page (links from the repository's root: the README)."""
+    found = _newest(name, reports)
+    if isinstance(found, str):
+        return found
+    page, entry, summary = found
+    return _source(page, entry) + bullets(summary)
+
+
+def ranking(variants: dict[str, Any]) -> list[str]:
+    """A repeated run of several stacks, one row per figure: the stack with the best mean,
+    the stacks it beat beyond round-to-round noise (Welch, Holm at 5% over every pair and
+    figure of the run), and those it could not be told apart from."""
+    judged = repeats.judge(variants)
+    rows = [
+        "| figure | best (mean of its rounds) | better than these, beyond noise "
+        "| not told apart from these |",
+        "|---|---|---|---|",
+    ]
+    for key, label, unit, higher, _read in repeats.METRICS:
+        tests = [j for j in judged if j.key == key]
+        if not tests:
+            continue
+        means = {n: v["across_rounds"][key]["mean"] for n, v in variants.items()}
+        best = (max if higher else min)(means, key=lambda n: means[n])
+        if len(set(means.values())) == 1:
+            rows.append(f"| {label} | every stack {repeats.fmt(means[best], unit)} | | |")
+            continue
+        against = [j for j in tests if best in (j.better, j.worse)]
+        beaten = [j.worse for j in against if j.real and j.better == best]
+        close = [(j.worse if j.better == best else j.better) for j in against if not j.real]
+
+        beaten_said, close_said = (_listed(n, means, unit, higher) for n in (beaten, close))
+        rows.append(
+            f"| {label} | {best} {repeats.fmt(means[best], unit)} | {beaten_said} | {close_said} |"
+        )
+    return rows
+
+
+def _listed(names: list[str], means: dict[str, float], unit: str, higher: bool) -> str:
+    """Stacks with their means, best first."""
+    ordered = sorted(names, key=lambda n: means[n], reverse=higher)
+    return ", ".join(f"{n} {repeats.fmt(means[n], unit)}" for n in ordered) or "none"
+
+
+def ranking_block(name: str, reports: Path) -> str:
+    """What held in experiment NAME's newest repeated run of several stacks (the README)."""
+    found = _newest(name, reports)
+    if isinstance(found, str):
+        return found
+    page, entry, summary = found
+    variants = summary["variants"]
+    rounds = min(len(v.get("rounds") or []) for v in variants.values())
+    if rounds < 2:
+        return _source(page, entry) + "One run of each stack: figures, no verdict.\n"
+    tests = len(repeats.family(variants))
+    said = (
+        f"{len(variants)} stacks, {rounds} rounds each; {tests} tests in the family "
+        f"(every pair, every figure), 5% familywise (Holm):\n\n"
     )
+    return _source(page, entry) + said + "\n".join(ranking(variants)) + "\n"
