@@ -326,7 +326,7 @@ KEPT = {
     **{
         f"20261203-{hhmmss}-select_update-200u": "the repeated headline duel at one commit "
         "(a8a3a7d), hours apart, from a clean clone: the README's table of verdicts reads it"
-        for hhmmss in ("123717", "135154")
+        for hhmmss in ("123717", "135154", "143227")
     },
 }
 # What a retired report's summary loses: the per-second and per-request detail its page drew.
