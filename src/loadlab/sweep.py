@@ -12,7 +12,6 @@ all of a variant's steps together.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from loadlab.duel import what_to_drive
 from loadlab.errors import UsageError
 from loadlab.load.experiment import Target, run_variant
 from loadlab.load.runner import LoadPlan
-from loadlab.report import writer
+from loadlab.report import history, writer
 from loadlab.settings import StackSettings
 from loadlab.stack import seed
 
@@ -175,11 +174,7 @@ def newest_capacity(
     """(capacity in req/s, report folder) from the newest sweep in `reports` that drove
     `variant` under its default profile, with this scenario and objective, on a machine with
     as many CPUs; None if there is none, or if the variant held no rate in it."""
-    for path in sorted(reports.glob("*/summary.json"), reverse=True):
-        try:
-            s = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
+    for folder, s in history.newest_first(reports):
         v = (s.get("variants") or {}).get(variant) if s.get("kind") == "sweep" else None
         if (
             v is not None
@@ -188,7 +183,7 @@ def newest_capacity(
             and s["sweep"].get("slo") == slo_text
             and (s.get("environment") or {}).get("cpu_count") == cpu_count
         ):
-            return (v["capacity_rps"], path.parent.name) if v.get("capacity_rps") else None
+            return (v["capacity_rps"], folder) if v.get("capacity_rps") else None
     return None
 
 

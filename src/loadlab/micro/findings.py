@@ -18,7 +18,6 @@ The verdict, on this machine:
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import Any
 
 from loadlab.analysis import repeats, significance
 from loadlab.load.monitor import SOAK_SECONDS
+from loadlab.report import history
 
 ARTICLE = "000_caf037058c97b154.txt"
 CHAPTER = "002_647cb61a1653791e.txt"
@@ -647,8 +647,7 @@ def guide_rows(reports: Path) -> list[dict[str, Any]]:
 def newest_sweep(reports: Path, among: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
     """The newest select_update sweep in which each of `among` ran its default profile and
     held some rate."""
-    for path in sorted(reports.glob("*/summary.json"), reverse=True):
-        s = json.loads(path.read_text())
+    for folder, s in history.newest_first(reports):
         variants = s.get("variants") or {}
         if (
             s.get("kind") == "sweep"
@@ -659,7 +658,7 @@ def newest_sweep(reports: Path, among: frozenset[str]) -> tuple[str, dict[str, A
                 for n in among
             )
         ):
-            return path.parent.name, s
+            return folder, s
     return None
 
 
@@ -720,12 +719,11 @@ def pick_duel(
     """The duel the headline rows quote for `profile`: the newest repeated one (a verdict
     needs rounds), else the newest single run (`among`: see is_duel)."""
     duels = []
-    for path in sorted(reports.glob("*/summary.json"), reverse=True):
-        s = json.loads(path.read_text())
+    for folder, s in history.newest_first(reports):
         if is_duel(s, among) and all(
             (v.get("setup") or {}).get("profile") == profile for v in s["variants"].values()
         ):
-            duels.append((path.parent.name, s))
+            duels.append((folder, s))
     repeated = [d for d in duels if (d[1]["plan"].get("repeat") or 1) > 1]
     chosen = repeated or duels
     return chosen[0] if chosen else None

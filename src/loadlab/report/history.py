@@ -6,6 +6,7 @@ that a reader does not compare what cannot be compared."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,16 @@ def _other_setup(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 
 
 RETIRED = "history"  # reports/history/<folder>.json: the summaries of superseded reports
+
+
+def newest_first(reports: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(folder, summary) of each report in `reports`, newest first; an unreadable summary
+    is skipped (what the tools that pick "the newest matching report" read)."""
+    for path in sorted(reports.glob("*/summary.json"), reverse=True):
+        try:
+            yield path.parent.name, json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
 
 
 def kept_summary(reports: Path, folder: str) -> tuple[dict[str, Any], str]:
