@@ -8,7 +8,8 @@ import time
 import httpx
 import pytest
 
-from loadlab.load.recorder import Recorder, parse_server_timing
+from loadlab.load.recorder import Recorder
+from loadlab.load.server_timing import parse as parse_server_timing
 from tests.conftest import Stack
 
 

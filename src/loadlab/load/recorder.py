@@ -13,16 +13,16 @@ and `uncorrected` from its actual send; in a closed-model run the two are the sa
 
 from __future__ import annotations
 
-import contextlib
-import re
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from loadlab.load import hdr
+from loadlab.load import hdr, server_timing
 
 HIGHEST_US = 120_000_000
 DIGITS = 3
@@ -37,6 +37,7 @@ PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9
 # a few thousand, so a process that is never read (a worker between its 3 s reports, a
 # local run between its status lines) holds a few hundred KB at most.
 FLUSH_AT = 4096
+NAN = math.nan
 
 
 def new_histogram() -> HdrHistogram:
@@ -105,6 +106,9 @@ class Recorder:
     _sent_latencies: list[float] = field(default_factory=list, repr=False)
     _finished_at: list[float] = field(default_factory=list, repr=False)
     _parts: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    # Server-Timing headers as they came, and the client's time of each (NaN: not known).
+    _timing_headers: list[str] = field(default_factory=list, repr=False)
+    _timing_client_ms: list[float] = field(default_factory=list, repr=False)
 
     @property
     def total(self) -> HdrHistogram:
@@ -159,25 +163,17 @@ class Recorder:
             self._flush()
 
     def record_server(self, timing: dict[str, float], client_ms: float | None = None) -> None:
-        """The parts of one response's Server-Timing header (ms), and three derived from them
-        per request: `before` (the client's time from its send minus the app's: the kernel's
-        accept queue and socket buffers, the server's worker, thread or event-loop queue, the
-        network), of which `kernel` is what the server's own `queue` part leaves: not yet
-        taken up by the server; and `rest` (the app's time minus the pool wait and the SQL
-        calls: Python, and in an async stack the loop running other requests between this
-        one's awaits)."""
-        timing = dict(timing)
-        if client_ms is not None and "app" in timing:
-            timing["before"] = max(client_ms - timing["app"], 0.0)
-            if "queue" in timing:
-                timing["kernel"] = max(timing["before"] - timing["queue"], 0.0)
-        if {"app", "conn", "sql"} <= timing.keys():
-            timing["rest"] = max(timing["app"] - timing["conn"] - timing["sql"], 0.0)
-        for part, ms in timing.items():
-            if part in self._parts:
-                self._parts[part].append(ms)
-            else:
-                self._parts[part] = [ms]
+        """The parts of one response's Server-Timing header (ms), with those derived from
+        them (server_timing.derived)."""
+        for part, ms in server_timing.derived(timing, client_ms).items():
+            self._parts.setdefault(part, []).append(ms)
+
+    def record_server_header(self, header: str, client_ms: float | None) -> None:
+        """A response's Server-Timing header as it came, read with a few thousand others
+        when the recorder flushes (server_timing.parts): what `record_server` keeps, at a
+        fraction of the generator's time per request."""
+        self._timing_headers.append(header)
+        self._timing_client_ms.append(NAN if client_ms is None else client_ms)
 
     def _flush(self) -> None:
         """Put the values waiting in lists into the histograms."""
@@ -191,11 +187,16 @@ class Recorder:
                     self._per_second[second] = self._fresh()
                 hdr.add_values(self._per_second[second], latencies[seconds == second])
             self._latencies, self._sent_latencies, self._finished_at = [], [], []
-        for part, values in self._parts.items():
+        parts = {part: [np.asarray(values)] for part, values in self._parts.items()}
+        if self._timing_headers:
+            read = server_timing.parts(self._timing_headers, self._timing_client_ms)
+            for part, arrays in read.items():
+                parts.setdefault(part, []).extend(arrays)
+        for part, arrays in parts.items():
             if part not in self._server:
                 self._server[part] = self._fresh()
-            hdr.add_values(self._server[part], hdr.micros(values, HIGHEST_US))
-        self._parts = {}
+            hdr.add_values(self._server[part], hdr.micros(np.concatenate(arrays), HIGHEST_US))
+        self._parts, self._timing_headers, self._timing_client_ms = {}, [], []
 
     def record_generator_delay(self, ms: float, cpu_wait_ms: float | None = None) -> None:
         self.generator_delay.record_value(_micros(ms))
@@ -259,7 +260,7 @@ class Recorder:
         self.arrivals.clear()
         self.started_before = 0
         self._latencies, self._sent_latencies, self._finished_at = [], [], []
-        self._parts = {}
+        self._parts, self._timing_headers, self._timing_client_ms = {}, [], []
 
     def _add_done(self, second: int, row: list[int]) -> None:
         """A second's [requests, p50, p99]; a second already summarised (a report later than
@@ -373,28 +374,6 @@ def order_as_acknowledged(body: dict[str, Any]) -> list[Any]:
         [i["product"]["id"], i["quantity"], i["unit_price_cents"]] for i in body["items"]
     )
     return [body["id"], body["customer"]["id"], body["total_cents"], items]
-
-
-# The header as loadlab's services send it (names and durations only): read in one pass,
-# a fifth of the general loop's cost, once per request on the generator's event loop.
-_PLAIN_TIMING = re.compile(r"\w+;dur=\d+(?:\.\d+)?(?:, ?\w+;dur=\d+(?:\.\d+)?)*")
-_PLAIN_PART = re.compile(r"(\w+);dur=([\d.]+)")
-
-
-def parse_server_timing(value: str) -> dict[str, float]:
-    """`app;dur=1.5, conn;dur=0.2` -> {"app": 1.5, "conn": 0.2} (ms); parts with no
-    readable duration are left out."""
-    if _PLAIN_TIMING.fullmatch(value):
-        return {name: float(number) for name, number in _PLAIN_PART.findall(value)}
-    found = {}
-    for part in value.split(","):
-        name, _, params = part.strip().partition(";")
-        for param in params.split(";"):
-            key, _, number = param.strip().partition("=")
-            if key.strip() == "dur":
-                with contextlib.suppress(ValueError):
-                    found[name.strip()] = float(number)
-    return found
 
 
 def _micros(ms: float) -> int:
