@@ -172,7 +172,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         "what loadlab's generator costs against plain Locust",
         ("bench",),
         ("bench", "--quick"),
-        8,
+        11,
     ),
     Experiment(
         "findings",

@@ -50,6 +50,17 @@ def test_table_sets_loadlab_against_plain_locust() -> None:
     lines = bench.table(bench.costs(passes))
     assert "loadlab's users under plain Locust: 1.10x" in lines[-2]
     assert "1.50x plain Locust's" in lines[-1]
+    # With `loadlab run` also under plain Locust's placement, the goal is read against that
+    # one (like for like), and the default's ratio follows it.
+    passes += [
+        bench.Pass("loadlab run, shared", 5, 1000, 3.0 + 0.48, 11),
+        bench.Pass("loadlab run, shared", 30, 5000, 3.0 + 2.4, 37),
+    ]
+    lines = bench.table(bench.costs(passes))
+    assert "placement (shared) is 1.20x plain Locust's" in lines[-2]
+    assert "fixed cost 3.0 s against 1.0 s" in lines[-2]
+    assert "by default (priority: the generator first): 1.50x" in lines[-1]
+    assert bench.document("v", 50, (5, 30), passes)["marginal_ratio"] == pytest.approx(1.2)
 
 
 @pytest.mark.parametrize(
