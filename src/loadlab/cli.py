@@ -933,9 +933,11 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
             print(f"evidence: {evidence.run(args.only, args.quick, out, settings)}")
             if out is not None:
                 return 0  # a folder of its own: docs/results.md stays the committed set's
-        evidence.RESULTS.write_text(evidence.results())
-        print(f"results: {evidence.RESULTS}")
-        for page in evidence.update_pages():
+        from loadlab.report import results as results_page
+
+        results_page.RESULTS.write_text(evidence.results())
+        print(f"results: {results_page.RESULTS}")
+        for page in results_page.update_pages():
             print(f"updated: {page}")
         return 0
     if args.command == "bench":

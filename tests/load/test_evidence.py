@@ -12,6 +12,7 @@ import pytest
 from loadlab import ROOT, evidence
 from loadlab.cli import build_parser, main
 from loadlab.errors import UsageError
+from loadlab.report import results as results_page
 from loadlab.report import schema
 from loadlab.settings import StackSettings
 from loadlab.stack import lifecycle
@@ -72,7 +73,7 @@ def test_a_report_inside_the_repository_is_recorded_from_its_root() -> None:
 
 
 def test_the_results_page_is_the_reports_own() -> None:
-    page = evidence.RESULTS.read_text()
+    page = results_page.RESULTS.read_text()
     assert page == evidence.results(), "regenerate it: python -m loadlab evidence --results"
     for entry in json.loads((ROOT / "reports" / "evidence.json").read_text())["experiments"]:
         assert f"`{entry['command']}`" in page  # every experiment made so far is on it
@@ -184,7 +185,7 @@ def _committed(name: str) -> Path:
 def test_a_fault_runs_block_has_a_row_per_fault_and_says_what_failed() -> None:
     folder = _committed("faults")
     summary = json.loads((folder / "summary.json").read_text())
-    lines = evidence._run_table(folder, folder.name)
+    lines = results_page._run_table(folder, folder.name)
     faults = [f for v in summary["variants"].values() for f in v["faults"]]
     rows = [line for line in lines if any(f"| {f['kind']}: " in line for f in faults)]
     assert len(rows) == len(faults) >= 4
@@ -196,7 +197,7 @@ def test_a_fault_runs_block_has_a_row_per_fault_and_says_what_failed() -> None:
 def test_an_open_model_block_counts_what_was_never_sent() -> None:
     folder = _committed("open-model")
     summary = json.loads((folder / "summary.json").read_text())
-    text = "\n".join(evidence._run_table(folder, folder.name))
+    text = "\n".join(results_page._run_table(folder, folder.name))
     assert "| not sent |" in text
     for name, v in summary["variants"].items():
         assert f"| {name} | {v['offered_rps']:,.1f} | {v['achieved_rps']:,.1f} | " in text
@@ -205,7 +206,7 @@ def test_an_open_model_block_counts_what_was_never_sent() -> None:
 def test_the_findings_block_has_a_row_per_claim() -> None:
     folder = _committed("findings")
     claims = json.loads((folder / "findings.json").read_text())["claims"]
-    lines = evidence._findings_table(folder, folder.name)
+    lines = results_page._findings_table(folder, folder.name)
     assert len([line for line in lines if line.startswith("| ") and "---" not in line]) == (
         len(claims) + 1  # and the header
     )

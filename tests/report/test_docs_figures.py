@@ -9,6 +9,7 @@ from pathlib import Path
 
 from loadlab import ROOT, bench
 from loadlab.analysis import agreement, noise
+from loadlab.report import results as results_page
 
 STATISTICS = ROOT / "docs" / "statistics.md"
 BLOCK = re.compile(r"<!-- generated: noise.table -->\n(.*?)<!-- end -->", re.S)
@@ -139,48 +140,46 @@ def test_a_changed_line_of_a_quoted_output_fails() -> None:
 
 
 def _evidence_pages() -> list[tuple[Path, str]]:
-    from loadlab import evidence
 
     pages = [(p, p.read_text()) for p in sorted((ROOT / "docs").glob("*.md"))]
-    return [(p, text) for p, text in pages if evidence.BLOCK.search(text)]
+    return [(p, text) for p, text in pages if results_page.BLOCK.search(text)]
 
 
 def test_every_evidence_block_in_the_docs_is_the_reports_own() -> None:
     """Each `<!-- generated: evidence NAME -->` block holds what the committed reports of
     that experiment give today (evidence --results writes them)."""
-    from loadlab import evidence
 
     pages = _evidence_pages()
     assert len(pages) >= 4, "the docs lost their generated evidence blocks"
     for page, text in pages:
-        assert evidence.fill_blocks(text) == text, (
+        assert results_page.fill_blocks(text) == text, (
             f"{page.name}: regenerate with `python -m loadlab evidence --results`"
         )
 
 
 def test_an_evidence_figure_changed_by_hand_fails() -> None:
-    from loadlab import evidence
 
     page, text = next((p, t) for p, t in _evidence_pages() if "| flask_sync |" in t)
     start = text.index("| flask_sync |")
     changed = text[:start] + re.sub(
         r"\d", lambda m: str((int(m[0]) + 1) % 10), text[start:], count=1
     )
-    assert changed != text and evidence.fill_blocks(changed) != changed, page.name
+    assert changed != text and results_page.fill_blocks(changed) != changed, page.name
 
 
 STORY_BLOCK = re.compile(r"<!-- generated: story headline -->\n(.*?)<!-- end -->", re.S)
 
 
 def test_the_readmes_story_of_the_headline_is_its_reports_own() -> None:
-    from loadlab import evidence
 
     text = README.read_text()
     found = STORY_BLOCK.search(text)
     assert found, "README.md lost its generated story of the headline run"
-    assert evidence.fill_blocks(text) == text, "regenerate: python -m loadlab evidence --results"
+    assert results_page.fill_blocks(text) == text, (
+        "regenerate: python -m loadlab evidence --results"
+    )
     start = found.start(1) + found[1].index("- ")  # past the link line, into the bullets
     changed = text[:start] + re.sub(
         r"\d", lambda m: str((int(m[0]) + 1) % 10), text[start:], count=1
     )
-    assert evidence.fill_blocks(changed) != changed
+    assert results_page.fill_blocks(changed) != changed
