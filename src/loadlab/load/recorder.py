@@ -37,7 +37,6 @@ PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9
 # a few thousand, so a process that is never read (a worker between its 3 s reports, a
 # local run between its status lines) holds a few hundred KB at most.
 FLUSH_AT = 4096
-NAN = math.nan
 
 
 def new_histogram() -> HdrHistogram:
@@ -173,7 +172,7 @@ class Recorder:
         when the recorder flushes (server_timing.parts): what `record_server` keeps, at a
         fraction of the generator's time per request."""
         self._timing_headers.append(header)
-        self._timing_client_ms.append(NAN if client_ms is None else client_ms)
+        self._timing_client_ms.append(math.nan if client_ms is None else client_ms)
 
     def _flush(self) -> None:
         """Put the values waiting in lists into the histograms."""

@@ -11,6 +11,7 @@ alone, paid away from the moment a request is timed (`loadlab bench` measures it
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Sequence
 
@@ -41,20 +42,10 @@ def parse(value: str) -> dict[str, float]:
 
 
 def derived(timing: dict[str, float], client_ms: float | None) -> dict[str, float]:
-    """One answer's parts and three derived from them: `before` (the client's time from its
-    send minus the app's: the kernel's accept queue and socket buffers, the server's worker,
-    thread or event-loop queue, the network), of which `kernel` is what the server's own
-    `queue` part leaves: not yet taken up by the server; and `rest` (the app's time minus
-    the pool wait and the SQL calls: Python, and in an async stack the loop running other
-    requests between this one's awaits)."""
-    timing = dict(timing)
-    if client_ms is not None and "app" in timing:
-        timing["before"] = max(client_ms - timing["app"], 0.0)
-        if "queue" in timing:
-            timing["kernel"] = max(timing["before"] - timing["queue"], 0.0)
-    if {"app", "conn", "sql"} <= timing.keys():
-        timing["rest"] = max(timing["app"] - timing["conn"] - timing["sql"], 0.0)
-    return timing
+    """One answer's parts and those derived from them (`_with_derived`), as floats."""
+    columns = {name: np.array([ms]) for name, ms in timing.items()}
+    client = np.array([math.nan if client_ms is None else client_ms])
+    return {name: float(v[0]) for name, v in _with_derived(columns, client).items()}
 
 
 def parts(headers: Sequence[str], client_ms: Sequence[float]) -> dict[str, list[np.ndarray]]:
@@ -89,8 +80,13 @@ def _one_by_one(headers: list[str], client: np.ndarray) -> dict[str, np.ndarray]
 
 
 def _with_derived(columns: dict[str, np.ndarray], client: np.ndarray) -> dict[str, np.ndarray]:
-    """`derived` over columns of answers: `before` and `kernel` only where the client's time
-    is known."""
+    """Columns of answers' parts, and three derived from them per answer: `before` (the
+    client's time from its send minus the app's: the kernel's accept queue and socket
+    buffers, the server's worker, thread or event-loop queue, the network), of which
+    `kernel` is what the server's own `queue` part leaves: not yet taken up by the server;
+    and `rest` (the app's time minus the pool wait and the SQL calls: Python, and in an async
+    stack the loop running other requests between this one's awaits). `before` and `kernel`
+    only where the client's time is known (not NaN)."""
     out = dict(columns)
     if "app" in columns:
         known = ~np.isnan(client)
