@@ -64,12 +64,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def bouncer_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
     """A second stack, behind PgBouncer, two web workers per service: for the fault runs (the
-    duel's stacks and the two sync-code ones beside them) and the PgBouncer side-by-side run."""
+    duel's stacks, the two sync-code ones beside them and Granian's) and the PgBouncer
+    side-by-side run."""
     settings = stack_settings(
         tmp_path_factory.mktemp("bouncer"),
         pgbouncer=True,
         web_workers=2,
-        variants="flask_sync,fastapi_async,fastapi_sync,flask_gevent",
+        variants="flask_sync,fastapi_async,fastapi_sync,flask_gevent,fastapi_granian",
     )
     try:
         lifecycle.up(settings)

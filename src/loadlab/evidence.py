@@ -66,8 +66,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     ),
     Experiment(
         "all-stacks",
-        "every stack at the headline's load in rounds: the drivers, the thread pool and gevent "
-        "beside the duel",
+        "every stack at the headline's load in rounds: the drivers, the thread pool, gevent "
+        "and Granian beside the duel",
         (
             "loadtest",
             "--variants",
@@ -96,7 +96,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
         "the stacks' capacity at an objective: the arrival rate stepped up",
         ("sweep", "--variants", "all", "--slo", "p99<500ms,errors<1%"),
         ("sweep", "--rates", "20,40", "--step-duration", "3s", "--warmup", "1s"),
-        20,
+        23,
     ),
     Experiment(
         "pgbouncer",

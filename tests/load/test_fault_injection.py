@@ -28,8 +28,8 @@ SCHEDULE = (
     ("pg-restart", 11),
     ("pg-slow", 14),
 )
-# The stacks beside the duel (FastAPI's def handlers, Flask on gevent): a connection cut
-# under them and a worker killed, in a shorter window (make test's time is counted).
+# The stacks beside the duel (FastAPI's def handlers, Flask on gevent, FastAPI on Granian): a
+# connection cut under them and a worker killed, in a shorter window (make test's time counts).
 SHORT = (("pg-terminate", 2), ("service-kill", 5))
 RECOVERY_S = 8.0  # the stated bound: no errors again within this of any fault
 
@@ -48,6 +48,7 @@ def loadlab(*args: str) -> subprocess.CompletedProcess[str]:
         ("fastapi_async", SCHEDULE, 22),
         ("fastapi_sync", SHORT, 14),
         ("flask_gevent", SHORT, 14),
+        ("fastapi_granian", SHORT, 14),
     ],
 )
 def test_every_fault_kind_is_survived_and_nothing_is_lost(

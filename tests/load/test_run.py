@@ -450,10 +450,10 @@ def test_interrupted_run_leaves_no_report_and_no_locust(stack: Stack, tmp_path: 
 
 
 def test_the_other_stacks_serve_a_short_real_load_cleanly(stack: Stack, tmp_path: Path) -> None:
-    """fastapi_psycopg, fastapi_hybrid, fastapi_sync and flask_gevent (registry entries beside
-    the duel), the mixed scenario (reads and both writes), 20 users for 4 s each: no error,
-    the integrity rule holds, and the page and summary say which profile and knobs each ran
-    with."""
+    """fastapi_psycopg, fastapi_hybrid, fastapi_sync, flask_gevent and fastapi_granian
+    (registry entries beside the duel), the mixed scenario (reads and both writes), 20 users
+    for 4 s each: no error, the integrity rule holds, and the page and summary say which
+    profile and knobs each ran with."""
     from loadlab import duel
     from loadlab.load.runner import LoadPlan
     from tests.conftest import TEST_SCALE
@@ -461,7 +461,7 @@ def test_the_other_stacks_serve_a_short_real_load_cleanly(stack: Stack, tmp_path
     plan = LoadPlan(
         scenario="mixed", users=20, spawn_rate=20, duration=4, warmup=1, scale=TEST_SCALE
     )
-    names = ["fastapi_psycopg", "fastapi_hybrid", "fastapi_sync", "flask_gevent"]
+    names = ["fastapi_psycopg", "fastapi_hybrid", "fastapi_sync", "flask_gevent", "fastapi_granian"]
     code, index = duel.run(stack.settings, plan, names, None, tmp_path / "r", live=False)
     assert code == 0
     variants = _summary(tmp_path / "r")["variants"]
@@ -471,8 +471,8 @@ def test_the_other_stacks_serve_a_short_real_load_cleanly(stack: Stack, tmp_path
         assert all(c["holds"] for c in v["integrity"]), name
         assert v["setup"]["profile"] == "default"
         assert v["setup"]["knobs"]["web_workers"] == 1  # the test stack's flag beat the default
-        # uvicorn with one worker has no master; gunicorn has one beside its worker.
-        processes = 2 if name == "flask_gevent" else 1
+        # uvicorn with one worker has no master; gunicorn and Granian have one beside it.
+        processes = 2 if name in ("flask_gevent", "fastapi_granian") else 1
         assert v["resources"][name]["processes_max"] == processes, name
     assert variants["fastapi_hybrid"]["setup"]["knobs"]["db_read_pool_size"] == 10
     assert variants["fastapi_sync"]["setup"]["knobs"]["web_threads"] == 15

@@ -15,9 +15,17 @@ def test_verify_finds_every_stack_identical_to_the_reference(fresh: Stack) -> No
     results = verify.compare(urls, fresh.database_url, 0.2)
     assert sorted(results) == sorted(set(VARIANTS) - {verify.REFERENCE})
     for other, pairs in results.items():
-        differing = [(step.method, step.path, found) for step, _, found in pairs if found]
+        differing = [
+            (c.step.method, c.step.path, c.problems)
+            for c in pairs
+            if c.problems and not c.own_refusal
+        ]
         assert differing == [], other
         assert len(pairs) == len(verify.SEQUENCE)
+        # Only a server declared to refuse bare has answers of its own, and then only refusals.
+        own = [c for c in pairs if c.own_refusal]
+        assert bool(own) == VARIANTS[other].bare_refusals, other
+        assert all(c.answer.sql is None and c.step.method in ("RAW", "GET") for c in own), other
 
 
 def test_verify_reports_a_difference() -> None:

@@ -9,6 +9,7 @@ import pytest
 from gunicorn.http import errors as gunicorn_errors
 
 from loadlab import verify
+from loadlab.stack.services import VARIANTS
 from services.common import edge
 from services.flask_sync.gunicorn_worker import client_error
 from tests.conftest import Stack
@@ -48,6 +49,12 @@ def test_limits_hold_at_their_boundary_in_both_servers(
 ) -> None:
     answer = verify.send_raw(service_url, data)
     assert answer.status == status
+    name = next(n for n, url in stack.urls.items() if url == service_url)
+    if VARIANTS[name].bare_refusals and answer.raw_length == 0 and status >= 400:
+        # Granian's parser refused it before the app (over 100 headers, not HTTP/1.1): the
+        # status, no body; verify marks these as the server's own.
+        assert answer.sql is None and answer.content_type is None
+        return
     assert answer.content_type == "application/json"
     if status >= 400:
         assert answer.body["error"] == (code or "request_header_fields_too_large")
@@ -129,3 +136,22 @@ def test_verify_flags_what_the_status_alone_would_miss() -> None:
     assert "b answered 405 without an Allow header" in verify.problems(
         options, allow_all, no_allow, ("a", "b")
     )
+
+
+def test_a_bare_refusal_is_the_servers_own_only_where_the_reference_refused() -> None:
+    """verify.server_refusal: Granian's empty answer of the reference's status counts as its
+    server's own refusal; anything the app could have answered, or another status, does not;
+    no answer at all only to a request framed twice (it waits for the chunked body)."""
+    error = {"error": "bad_request", "detail": "x"}
+    refused = verify.Answer(400, error, None)
+    bare = verify.Answer(400, None, None, content_type=None)
+    garbage = verify.Step("RAW", "not HTTP", raw=b"GARBAGE\r\n\r\n", sql=0)
+    assert verify.server_refusal(garbage, refused, bare)
+    assert not verify.server_refusal(garbage, refused, verify.Answer(431, None, None))
+    assert not verify.server_refusal(garbage, verify.Answer(200, {}, 1), bare)
+    # An app answer (it carries the statement header) is never the server's own.
+    assert not verify.server_refusal(garbage, refused, verify.Answer(400, None, 0))
+    silent = verify.Answer(0, {"<no answer>": "timed out"}, None, content_type=None)
+    assert not verify.server_refusal(garbage, refused, silent)
+    twice = next(s for s in verify.SEQUENCE if s.path == "Content-Length and chunked")
+    assert verify.server_refusal(twice, refused, silent)

@@ -109,6 +109,9 @@ class Variant:
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # Its PostgreSQL driver; asyncpg's prepared statements need settings behind PgBouncer.
     driver: str = "psycopg2"
+    # Its HTTP server refuses what its parser cannot read before any app hook, with the
+    # status and no body (Granian): `verify` shows those answers as the server's own.
+    bare_refusals: bool = False
 
     def argv(
         self,
@@ -258,6 +261,42 @@ VARIANTS = {
         )
     },
 }
+# The server teams try next for throughput: fastapi_async's code under Granian (a Rust HTTP
+# server) instead of uvicorn. A variant, not a knob: the server is the command line, and a
+# variant runs beside uvicorn's in one report. HTTP/1 only and no WebSocket, as uvicorn runs
+# here; a killed worker is respawned (uvicorn's and gunicorn's masters do it too). Granian's
+# parser answers the requests it cannot parse itself, with an empty 400 (no app hook reaches
+# it), and it has no hook where a request is read, so its Server-Timing has no `queue`.
+VARIANTS["fastapi_granian"] = Variant(
+    "fastapi_granian",
+    "FastAPI + async SQLAlchemy (asyncpg, Granian)",
+    8007,
+    (
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "services.fastapi_async.app:create_app",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+        "--workers",
+        "{workers}",
+        "--http",
+        "1",
+        "--no-ws",
+        "--respawn-failed-workers",
+        "--respawn-interval",
+        "0.5",
+        "--log-level",
+        "warning",
+    ),
+    _ASYNC,
+    {"DB_ASYNC_DRIVER": "asyncpg"},
+    driver="asyncpg",
+    bare_refusals=True,
+)
 # What `up`, `run` and `loadtest` take when no --variants is given: the article's duel.
 DUEL = ("flask_sync", "fastapi_async")
 
