@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from loadlab.load.monitor import Monitor, accept_queue
+import psutil
+import pytest
+
+from loadlab.load import procfs
+from loadlab.load.monitor import Monitor
 
 
 def test_a_tree_has_its_samples_before_the_sampler_can_see_it() -> None:
@@ -31,7 +38,8 @@ def test_a_tree_has_its_samples_before_the_sampler_can_see_it() -> None:
 
 
 def test_the_accept_queue_is_read_from_the_listening_socket(tmp_path: Path) -> None:
-    """/proc/net/tcp's rx_queue of a LISTEN socket (state 0A) is its accept backlog."""
+    """/proc/net/tcp's rx_queue of a LISTEN socket (state 0A) is its accept backlog (the
+    fallback where netlink is not allowed)."""
     table = tmp_path / "tcp"
     table.write_text(
         "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt\n"
@@ -39,25 +47,53 @@ def test_the_accept_queue_is_read_from_the_listening_socket(tmp_path: Path) -> N
         "   1: 0100007F:1F41 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000\n"
         "   2: 0100007F:1F42 00000000:0000 0A 00000000:00000000 00:00000000 00000000\n"
     )
-    assert accept_queue(8001, table) == 7  # 0x1F41: 7 connections not yet accepted
-    assert accept_queue(8002, table) == 0
-    assert accept_queue(8003, table) is None  # nothing listens there
-    assert accept_queue(8001, tmp_path / "missing") is None
+    # 0x1F41: 7 connections not yet accepted; nothing listens on 8003; a missing table is none
+    assert procfs.listen_queues((table, tmp_path / "missing")) == {8001: 7, 8002: 0}
 
 
-def test_a_real_listening_socket_shows_its_backlog() -> None:
-    """Connections the server has not accepted wait in the kernel: the depth counts them."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6])
+def test_a_real_listening_socket_shows_its_backlog(family: socket.AddressFamily) -> None:
+    """Connections the server has not accepted wait in the kernel: the depth counts them, the
+    same through netlink and through /proc."""
+    host = "127.0.0.1" if family == socket.AF_INET else "::1"
+    with socket.socket(family) as server:
+        server.bind((host, 0))
         server.listen(16)
         port = server.getsockname()[1]
-        assert accept_queue(port) == 0
-        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        assert procfs.listen_queues()[port] == 0
+        clients = [socket.create_connection((host, port)) for _ in range(3)]
         try:
-            assert accept_queue(port) == 3
+            assert procfs.listen_queues()[port] == 3
+            tables = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+            assert procfs.listen_queues(tables)[port] == 3
         finally:
             for client in clients:
                 client.close()
+    assert port not in procfs.listen_queues()  # closed: no longer a listener
+
+
+def test_a_process_tree_is_sampled_from_one_pass_over_proc() -> None:
+    """The tree's processes are found from /proc's parents, and a process that burns CPU
+    between two samples shows it, about as psutil's own figure does."""
+    burner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"]
+    )
+    try:
+        monitor = Monitor({"me": [os.getpid()]})
+        reference = psutil.Process(burner.pid)
+        monitor._sample()
+        reference.cpu_percent()
+        time.sleep(1.0)
+        cpu, pss, rss, busiest, count = monitor._sample()["me"]
+        expected = reference.cpu_percent()
+        assert count >= 2  # this process and the burner, its child
+        assert busiest == pytest.approx(expected, abs=25) and busiest > 20
+        assert cpu >= busiest and 0 < pss <= rss
+        stat = procfs.stat_table()[burner.pid]
+        assert stat.ppid == os.getpid() and stat.rss_bytes > 0
+    finally:
+        burner.kill()
+        burner.wait()
 
 
 def test_memory_growth_is_a_slope_per_ten_minutes_and_a_soak_flags_what_keeps_growing() -> None:

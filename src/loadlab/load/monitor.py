@@ -6,14 +6,14 @@ Locust master and its workers); its CPU is the sum over the tree, in percent of 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import psutil
+
+from loadlab.load import procfs
 
 GENERATOR = "locust"
 SATURATED_CPU = 90.0  # percent of one core: a Locust process is single-threaded
@@ -91,46 +91,6 @@ def growth_per_10min(t: list[float], mb: list[float]) -> float | None:
     return round(slope * 600, 2)
 
 
-def accept_queue(port: int, table: Path = Path("/proc/net/tcp")) -> int | None:
-    """Connections waiting in the kernel's accept queue of the socket listening on `port`
-    (for a LISTEN socket, /proc/net/tcp's rx_queue is that backlog); None if none listens."""
-    try:
-        rows = table.read_text().splitlines()[1:]
-    except OSError:
-        return None
-    for row in rows:
-        fields = row.split()
-        local, state, queues = fields[1], fields[3], fields[4]
-        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-            return int(queues.split(":")[1], 16)
-    return None
-
-
-def _pss(proc: psutil.Process) -> int | None:
-    """PSS in bytes (None where the system keeps none): it splits shared memory (PostgreSQL's
-    buffers, forked workers' pages) between the processes sharing it, where RSS counts it
-    once per process."""
-    try:
-        return int(proc.memory_full_info().pss)
-    except (AttributeError, psutil.AccessDenied):
-        return None
-
-
-def _parents() -> dict[int, int]:
-    """Every process's parent, read from /proc/<pid>/stat (what psutil reads per call)."""
-    found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as stat:
-                # "pid (name) state ppid ...": the name may hold spaces and parentheses
-                found[int(entry.name)] = int(stat.read().rpartition(b")")[2].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile, or not readable
-    return found
-
-
 class Monitor:
     """Samples the given process trees in a background thread until stopped."""
 
@@ -148,7 +108,8 @@ class Monitor:
         self.samples: dict[str, Samples] = {name: Samples() for name in roots}
         self.machine_cpu: list[float] = []
         self.machine_t: list[float] = []
-        self._procs: dict[int, psutil.Process] = {}
+        # Each process's CPU seconds at the last sample, and when: its CPU % is the change.
+        self._cpu_seen: dict[int, tuple[float, float]] = {}
         # Each process's latest PSS, read every PSS_EVERY samples (see there).
         self._pss: dict[int, int | None] = {}
         self._samples_taken = 0
@@ -179,10 +140,11 @@ class Monitor:
             now = time.time()
             self.machine_cpu.append(psutil.cpu_percent())
             self.machine_t.append(now)
-            for name, port in self.listening.items():
-                depth = accept_queue(port)
-                if depth is not None:
-                    self.accept[name].append((now, depth))
+            if self.listening:
+                queues = procfs.listen_queues()
+                for name, port in self.listening.items():
+                    if port in queues:
+                        self.accept[name].append((now, queues[port]))
             with self._lock:
                 sampled = self._sample()
             for name, samples in sampled.items():
@@ -193,42 +155,49 @@ class Monitor:
                 self.samples[name].busiest_process_cpu.append(samples[3])
                 self.samples[name].processes.append(samples[4])
 
-    def _tree(self, pid: int, children: dict[int, list[int]]) -> list[psutil.Process]:
+    @staticmethod
+    def _tree(pid: int, children: dict[int, list[int]]) -> list[int]:
         members, todo = [], [pid]
         while todo:
             current = todo.pop()
-            try:
-                members.append(self._procs.setdefault(current, psutil.Process(current)))
-            except psutil.Error:
-                continue
+            members.append(current)
             todo.extend(children.get(current, ()))
         return members
+
+    def _cpu_percent(self, pid: int, cpu_s: float, now: float) -> float:
+        """Percent of one core since this process's last sample; 0 at its first (as psutil)."""
+        last = self._cpu_seen.get(pid)
+        self._cpu_seen[pid] = (now, cpu_s)
+        if last is None or now <= last[0] or cpu_s < last[1]:  # new, or a reused pid
+            return 0.0
+        return 100.0 * (cpu_s - last[1]) / (now - last[0])
 
     def _sample(self) -> dict[str, tuple[float, float, float, float, int]]:
         """Per tree: CPU %, PSS MB, RSS MB, busiest process CPU %, processes."""
         result = {}
-        # Every process's children from one pass over /proc: psutil's children(recursive=True)
-        # makes that pass on each call, once per tree every second.
+        # Every process's parent, CPU time and RSS from one pass over /proc: psutil reads a
+        # process's stat file again for each figure, and walked /proc once per tree.
+        table = procfs.stat_table()
+        now = time.monotonic()
         children: dict[int, list[int]] = defaultdict(list)
-        for pid, ppid in _parents().items():
-            children[ppid].append(pid)
+        for pid, stat in table.items():
+            children[stat.ppid].append(pid)
         fresh_pss = self._samples_taken % PSS_EVERY == 0
         self._samples_taken += 1
+        if fresh_pss:  # forget processes gone (backends, restarted workers): a soak's memory
+            self._cpu_seen = {p: seen for p, seen in self._cpu_seen.items() if p in table}
+            self._pss = {p: pss for p, pss in self._pss.items() if p in table}
         for name, pids in list(self.roots.items()):
             cpu = pss = rss = busiest = 0.0
             count = 0
-            for proc in (p for pid in pids for p in self._tree(pid, children)):
-                try:
-                    used = proc.cpu_percent()
-                    proc_rss = int(proc.memory_info().rss)
-                    if fresh_pss or proc.pid not in self._pss:
-                        self._pss[proc.pid] = _pss(proc)
-                except psutil.Error:
-                    continue
-                proc_pss = self._pss[proc.pid] or proc_rss
+            for pid in (p for root in pids if root in table for p in self._tree(root, children)):
+                stat = table[pid]
+                used = self._cpu_percent(pid, stat.cpu_s, now)
+                if fresh_pss or pid not in self._pss:
+                    self._pss[pid] = procfs.pss_bytes(pid)
                 cpu += used
-                pss += proc_pss / 2**20
-                rss += proc_rss / 2**20
+                pss += (self._pss[pid] or stat.rss_bytes) / 2**20
+                rss += stat.rss_bytes / 2**20
                 busiest = max(busiest, used)
                 count += 1
             result[name] = (cpu, pss, rss, busiest, count)
