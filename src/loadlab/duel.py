@@ -24,7 +24,7 @@ from loadlab.load.experiment import (
     run_variant,
 )
 from loadlab.load.runner import LOCUST_PYTHONPATH, LOCUSTFILES, LoadPlan, locust_roles
-from loadlab.load.ui_config import CONFIG_ENV, UiConfig
+from loadlab.load.ui_config import CONFIG_ENV, PARENT_ENV, UiConfig
 from loadlab.report import writer
 from loadlab.settings import StackSettings
 from loadlab.stack import lifecycle, placement, postgres, procs, profiles, services
@@ -364,6 +364,7 @@ def ui(
         "LOADLAB_SCALE": str(scale),
         "PYTHONPATH": LOCUST_PYTHONPATH,
         CONFIG_ENV: json.dumps(dataclasses.asdict(config)),
+        PARENT_ENV: str(os.getpid()),
     }
     started: list[subprocess.Popen[bytes]] = []
     try:

@@ -441,7 +441,7 @@ def run(
             mark = "own" if checked.own_refusal else "FAIL" if found else "ok"
             failed += bool(found) and not checked.own_refusal
             own += checked.own_refusal
-            if quiet and not found:
+            if quiet and (not found or checked.own_refusal):  # the count below says them
                 continue
             what = step.path + (f" {step.body[:24]!r}" if step.body is not None else "")
             what += f" +{len(step.headers)} headers" if step.headers else ""

@@ -115,6 +115,26 @@ def test_evidence_starts_the_stack_it_needs_and_stops_it(own_state_dir: Path) ->
     assert lifecycle.status(settings) == []  # stopped: nothing left running
 
 
+def test_services_added_to_a_stack_that_is_up_do_not_make_it_this_commands(
+    own_state_dir: Path,
+) -> None:
+    """`loadtest --variants all` (all-stacks) on the stack evidence started for the set adds
+    the missing services; `up` said "started", so loadtest took the whole stack down and the
+    next experiment (the sweep) found nothing up. Only a stack started afresh is the
+    command's to stop; added services stay up, as after `run --variants X`."""
+    settings = stack_settings(own_state_dir, variants="flask_sync")
+    _, fresh = lifecycle.up(settings)
+    assert fresh
+    wider = settings.model_copy(update={"variants": "flask_sync,fastapi_sync"})
+    state, fresh = lifecycle.up(wider)
+    assert not fresh  # what loadtest reads before it stops "the stack it started"
+    assert {c["name"] for c in lifecycle.status(settings) if c["healthy"]} >= {
+        "postgres",
+        "flask_sync",
+        "fastapi_sync",
+    }
+
+
 def test_where_names_an_experiments_committed_folders_and_refuses_the_unknown(
     tmp_path: Path,
 ) -> None:

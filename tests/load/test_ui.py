@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -74,6 +75,32 @@ def test_ui_serves_on_loopback_and_drives_the_chosen_service(stack: Stack) -> No
     assert proc.returncode == 0, err
     time.sleep(0.5)
     assert not [p for p in locusts if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_ui_killed_with_minus_9_leaves_no_locust_behind(stack: Stack) -> None:
+    """`loadlab ui` stops its Locust on Ctrl-C; killed outright it cannot, so the Locust web
+    UI watches it and stops itself (an orphan would serve the page on its port for ever)."""
+    port = free_port()
+    proc = _loadlab_ui(stack, "--variant", "flask_sync", "--web-port", str(port))
+    try:
+        _wait_for(lambda: _answers(f"http://127.0.0.1:{port}"), 60, "the web UI")
+        locusts = psutil.Process(proc.pid).children(recursive=True)
+        assert locusts
+        proc.kill()  # SIGKILL to loadlab ui alone, not its group
+        proc.wait(timeout=10)
+        gone, alive = psutil.wait_procs(locusts, timeout=15)
+        assert not alive, f"Locust outlived loadlab ui: {[p.pid for p in alive]}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(base, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 CONFIG_ENV = "LOADLAB_UI"  # the config, as JSON, in the Locust processes' environment
+PARENT_ENV = "LOADLAB_UI_PARENT"  # the pid of `loadlab ui`: its Locust stops when it is gone
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from loadlab.load.experiment import Baseline, Target, baseline, plan_dict, summa
 from loadlab.load.monitor import GENERATOR, Monitor
 from loadlab.load.recorder import KEEP_WHOLE_S, PERCENTILES, Recorder, latency_ms
 from loadlab.load.runner import LoadPlan
-from loadlab.load.ui_config import UiConfig
+from loadlab.load.ui_config import PARENT_ENV, UiConfig
 from loadlab.report import writer
 from loadlab.stack import postgres, procs, services
 
@@ -438,7 +439,7 @@ def install(environment: Environment, recorder: Recorder) -> Session:
     )
     app = web_ui.app
     assert app is not None
-    gevent.spawn(_compact, recorder)
+    gevent.spawn(_compact, recorder, os.environ.get(PARENT_ENV))
 
     @app.after_request
     def _with_tab(response: Response) -> Response:
@@ -480,9 +481,14 @@ def install(environment: Environment, recorder: Recorder) -> Session:
     return session
 
 
-def _compact(recorder: Recorder) -> None:
-    """Keep only the timeline's figures of long-past seconds, as a headless master does."""
+def _compact(recorder: Recorder, parent: str | None) -> None:
+    """Keep only the timeline's figures of long-past seconds, as a headless master does; and
+    once `loadlab ui` (`parent`) is gone, stop as on Ctrl-C (SIGTERM is Locust's own clean
+    stop): killed with -9, it cannot stop its Locust, which would serve the page for ever."""
     while True:
+        if parent is not None and os.getppid() != int(parent):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         recorder.compact(int(recorder.now()) - KEEP_WHOLE_S)
         gevent.sleep(1)
 

@@ -67,7 +67,11 @@ def up(settings: StackSettings) -> tuple[State, bool]:
     """Start PostgreSQL (unless an existing one is given), the seed, PgBouncer if asked, and
     the chosen services (--variants; the duel's two by default); wait until each is healthy.
     On a stack that is up, start the chosen services that are not running and restart those
-    asked to run another profile or knobs. Returns the state and whether anything started.
+    asked to run another profile or knobs, and leave them up. Returns the state and whether
+    this call started the stack itself: what a command that stops "the stack it started"
+    stops. Services added to a stack that was up do not count (they stay, as after `run
+    --variants X`): counting them once took down, after `loadtest --variants all`, the stack
+    `make evidence` had started for the experiments after it.
     On any failure or interrupt of a fresh start, everything started so far is stopped."""
     names = services.names(settings.variants)
     if (running := _existing(settings)) is not None:
@@ -76,9 +80,9 @@ def up(settings: StackSettings) -> tuple[State, bool]:
                 "the stack is already up without PgBouncer: run `python -m loadlab down` "
                 "first, then `up --pgbouncer`"
             )
-        started = ensure_services(settings, running, names)
+        ensure_services(settings, running, names)
         place(running)
-        return running, started
+        return running, False
     setups = wanted(settings, names, None)  # a missing profile is said before anything starts
     ports = [(settings.port_of(n, services.VARIANTS[n].port), f"--port {n}=PORT") for n in names]
     if settings.database_url is None:
