@@ -183,3 +183,23 @@ def test_the_readmes_story_of_the_headline_is_its_reports_own() -> None:
         r"\d", lambda m: str((int(m[0]) + 1) % 10), text[start:], count=1
     )
     assert results_page.fill_blocks(changed) != changed
+
+
+TAILS_BLOCK = re.compile(r"<!-- generated: tails all-stacks -->\n(.*?)<!-- end -->", re.S)
+
+
+def test_where_each_stacks_tail_was_is_its_reports_own() -> None:
+    """The table of each stack's parts (pool wait, queue, SQL...) in best-against-best.md is
+    made from the all-stacks report, a row per stack, and a digit changed by hand fails."""
+    page = ROOT / "docs" / "best-against-best.md"
+    text = page.read_text()
+    found = TAILS_BLOCK.search(text)
+    assert found, "docs/best-against-best.md lost its generated table of the stacks' tails"
+    assert results_page.fill_blocks(text) == text, "regenerate: evidence --results"
+    rows = [line for line in found[1].splitlines() if line.startswith("| fastapi_async |")]
+    assert len(rows) == 1 and rows[0].endswith("|"), found[1]
+    start = text.index(rows[0])
+    changed = text[:start] + re.sub(
+        r"\d", lambda m: str((int(m[0]) + 1) % 10), text[start:], count=1
+    )
+    assert results_page.fill_blocks(changed) != changed

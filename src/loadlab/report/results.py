@@ -298,17 +298,20 @@ def experiment_block(name: str, reports: Path = ROOT / "reports") -> str:
 
 STORY = re.compile(r"(<!-- generated: story ([a-z-]+) -->\n)(.*?)(<!-- end -->)", re.S)
 RANKING = re.compile(r"(<!-- generated: ranking ([a-z-]+) -->\n)(.*?)(<!-- end -->)", re.S)
+TAILS = re.compile(r"(<!-- generated: tails ([a-z-]+) -->\n)(.*?)(<!-- end -->)", re.S)
 
 
 def fill_blocks(text: str, reports: Path = ROOT / "reports") -> str:
     """A page with each `<!-- generated: evidence NAME -->` block made from the reports, each
     `<!-- generated: story NAME -->` (what a run showed, in bullets: report/story.py) and
-    each `<!-- generated: ranking NAME -->` (what held among several stacks: the same)."""
+    each `<!-- generated: ranking NAME -->` (what held among several stacks: the same) and
+    each `<!-- generated: tails NAME -->` (where each stack's tail was: the same)."""
     from loadlab.report import story
 
     text = BLOCK.sub(lambda m: m[1] + experiment_block(m[2], reports) + m[4], text)
     text = AGREEMENT.sub(lambda m: m[1] + agreement_block(m[2].split(), reports) + m[4], text)
     text = RANKING.sub(lambda m: m[1] + story.ranking_block(m[2], reports) + m[4], text)
+    text = TAILS.sub(lambda m: m[1] + story.tails_block(m[2], reports) + m[4], text)
     return STORY.sub(lambda m: m[1] + story.block(m[2], reports) + m[4], text)
 
 

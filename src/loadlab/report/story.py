@@ -187,6 +187,48 @@ def _listed(names: list[str], means: dict[str, float], unit: str, higher: bool) 
     return ", ".join(f"{n} {repeats.fmt(means[n], unit)}" for n in ordered) or "none"
 
 
+def tails(variants: dict[str, Any]) -> list[str]:
+    """One row per stack: each part of a request's time (report/pages.py), p50 / p99 in ms,
+    and the part whose p99 is largest. Two stacks with the same mean can differ here alone."""
+    rows = pages.tail_parts(variants)
+    columns = [
+        (key, label)
+        for key, label in pages.QUEUES
+        if any(key in (variants[r["name"]].get("server_ms") or {}) for r in rows)
+    ]
+    lines = [
+        "| stack | client p99 | "
+        + " | ".join(label for _, label in columns)
+        + " | largest at p99 |",
+        "|---|---|" + "---|" * len(columns) + "---|",
+    ]
+    for row in rows:
+        server = variants[row["name"]]["server_ms"]
+        cells = [
+            f"{_ms(server[key]['p50'])} / {_ms(server[key]['p99'])}" if key in server else ""
+            for key, _ in columns
+        ]
+        lines.append(
+            f"| {row['name']} | {_ms(row['client_p99'])} | "
+            + " | ".join(cells)
+            + f" | {row['tail']} |"
+        )
+    return lines
+
+
+def tails_block(name: str, reports: Path) -> str:
+    """Where each stack's tail was in experiment NAME's newest committed run (docs pages;
+    links from docs/)."""
+    found = _newest(name, reports)
+    if isinstance(found, str):
+        return found
+    page, entry, summary = found
+    variants = summary["variants"]
+    first = " in round 1 (the round the page charts in full)" * repeats.is_repeated(variants)
+    said = f"Each part's p50 / p99 in ms, per request, as the servers measured it{first}:\n\n"
+    return _source("../" + page, entry) + said + "\n".join(tails(variants)) + "\n"
+
+
 def ranking_block(name: str, reports: Path) -> str:
     """What held in experiment NAME's newest repeated run of several stacks (the README)."""
     found = _newest(name, reports)
