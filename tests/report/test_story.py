@@ -19,7 +19,7 @@ def test_each_stacks_median_and_the_articles_are_told() -> None:
     summary = _headline()
     said = story.bullets(summary)
     for name, v in summary["variants"].items():
-        assert f"{v['latency_ms']['p50']:,.0f} ms for {story.SHORT[name]}" in said
+        assert f"{story._ms(v['latency_ms']['p50'])} ms for {story.SHORT[name]}" in said
     assert said.count("\n- ") + 1 == said.count("- ")  # one line per bullet
 
 
