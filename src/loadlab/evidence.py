@@ -318,14 +318,11 @@ def where(name: str, reports: Path = ROOT / "reports") -> list[str]:
 
 
 # Reports the docs quote that `make evidence` does not make, kept by --retire: each with why.
+# (The README's table of repeated duels at different hours needs only their summaries, which
+# --retire keeps in reports/history/.)
 KEPT = {
     "20261202-185057-select_update-200u": "the compose stack's load run, made in Docker by the "
     "steps docs/distributed.md shows (a test checks its output there)",
-    **{
-        f"20261203-{hhmmss}-select_update-200u": "the repeated headline duel at one commit "
-        "(a8a3a7d), hours apart, from a clean clone: the README's table of verdicts reads it"
-        for hhmmss in ("123717", "135154", "143227")
-    },
 }
 # What a retired report's summary loses: the per-second and per-request detail its page drew.
 # The history page, the duel tables and the calibration table need only the figures.
@@ -368,15 +365,20 @@ def retire(reports: Path = ROOT / "reports") -> list[str]:
     return gone
 
 
-RAW_KEPT_PLAIN = 16_000  # bytes: a raw file larger than this is committed gzipped
+RAW_KEPT_PLAIN = 4_000  # bytes: a raw file larger than this is committed gzipped
+
+
+# Raw files a committed report keeps for whoever re-reads a run; its pages need none of them.
+RAW_FILES = ("recorder.json", "locust_stats_history.csv")
 
 
 def compress_raw(folder: Path) -> list[Path]:
-    """A committed report's raw recorder data (recorder.json, one per round: a run's own
-    pages are made from summary.json, not from it) gzipped where large, losslessly: a run
-    of six stacks in five rounds keeps 30 of them. Returns the files written."""
+    """A committed report's raw data (the recorder's and Locust's per-second history, one of
+    each per round: a run's own pages are made from summary.json, not from them) gzipped
+    where large, losslessly: a sweep of seven stacks keeps one of each per step. Returns the
+    files written."""
     written = []
-    for raw in sorted(folder.rglob("recorder.json")):
+    for raw in sorted(f for name in RAW_FILES for f in folder.rglob(name)):
         if raw.stat().st_size > RAW_KEPT_PLAIN:
             packed = raw.with_name(raw.name + ".gz")
             packed.write_bytes(gzip.compress(raw.read_bytes(), mtime=0))

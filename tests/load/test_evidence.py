@@ -230,3 +230,25 @@ def test_the_findings_block_has_a_row_per_claim() -> None:
     assert len([line for line in lines if line.startswith("| ") and "---" not in line]) == (
         len(claims) + 1  # and the header
     )
+
+
+def _committed_reports() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "reports"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    return [ROOT / name for name in listed.split("\0") if name]
+
+
+def test_the_committed_reports_stay_under_10_mb_with_their_raw_data_gzipped() -> None:
+    """The issue's budget for reports/, and what keeps it: `evidence --retire` gzips each raw
+    file over RAW_KEPT_PLAIN (run it after copying new reports in)."""
+    files = [f for f in _committed_reports() if f.exists()]
+    assert files, "no committed report"
+    total = sum(f.stat().st_size for f in files)
+    assert total < 10_000_000, f"reports/ holds {total:,} bytes: retire superseded reports"
+    plain = [
+        f
+        for f in files
+        if f.name in evidence.RAW_FILES and f.stat().st_size > evidence.RAW_KEPT_PLAIN
+    ]
+    assert plain == [], "run `python -m loadlab evidence --retire` to gzip them"

@@ -176,3 +176,28 @@ def test_a_kept_reports_large_raw_recorder_data_is_gzipped_losslessly(tmp_path: 
     assert not (newest / "a" / "round-2" / "recorder.json").exists()
     assert gzip.decompress((newest / "a" / "round-2" / "recorder.json.gz").read_bytes()) == big
     assert (newest / "a" / "recorder.json").read_bytes() == b'{"recorder": []}'  # small: plain
+
+
+def test_a_kept_reports_large_locust_history_is_gzipped_and_its_summary_untouched(
+    tmp_path: Path,
+) -> None:
+    import gzip
+
+    from loadlab import evidence
+
+    reports = _reports(tmp_path)
+    newest = reports / "20261103-100000-select_update-200u"
+    (newest / "a").mkdir(parents=True, exist_ok=True)
+    rows = "".join(f"{t},200,{t * 3.5}\n" for t in range(evidence.RAW_KEPT_PLAIN // 8))
+    big = ("Timestamp,User Count,Requests/s\n" + rows).encode()
+    (newest / "a" / "locust_stats_history.csv").write_bytes(big)
+    (newest / "a" / "locust_stats.csv").write_bytes(big)  # not raw: the page's own figures
+    summary = (newest / "summary.json").read_bytes()
+    manifest = {"experiments": [{"name": "headline", "reports": [f"{newest}/index.html"]}]}
+    (reports / "evidence.json").write_text(json.dumps(manifest))
+    evidence.retire(reports)
+    assert not (newest / "a" / "locust_stats_history.csv").exists()
+    packed = newest / "a" / "locust_stats_history.csv.gz"
+    assert gzip.decompress(packed.read_bytes()) == big
+    assert (newest / "a" / "locust_stats.csv").read_bytes() == big
+    assert (newest / "summary.json").read_bytes() == summary
