@@ -27,12 +27,14 @@ import pytest
 
 from loadlab import ROOT
 from loadlab.stack.procs import free_port
+from loadlab.stack.services import VARIANTS
 from tests.load.test_ui import _get_page, _one_test, _wait_for
 
 COMPOSE_FILE = ROOT / "infra" / "docker-compose.yml"
 PROJECT = f"loadlab-test-{os.getpid()}"
 PROFILES = ["--profile", "all", "--profile", "pgbouncer", "--profile", "load", "--profile", "ui"]
-STACKS = ("FLASK_SYNC", "FASTAPI_ASYNC", "FASTAPI_PSYCOPG", "FASTAPI_HYBRID")  # reference first
+# Every stack of the registry (`--profile all` starts them all), the reference first.
+STACKS = ("FLASK_SYNC", *(name.upper() for name in VARIANTS if name != "flask_sync"))
 BASE_IMAGE = "loadlab-base:bookworm"  # infra/compose.sh base: no registry is reachable here
 
 
