@@ -15,7 +15,6 @@ saved as profiles/<variant>.<name>.json with the machine's CPU count and the dat
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import statistics
 import time
@@ -298,7 +297,7 @@ def run(settings: StackSettings, plan: TunePlan, out: Path | None, live: bool = 
             },
         )
         schema.validate(summary, f"{final.name}/summary.json")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
+        (tmp / "summary.json").write_text(writer.summary_text(summary))
         (tmp / "index.html").write_text(pages.render_tune(summary))
         tmp.rename(final)
     except BaseException:

@@ -71,3 +71,17 @@ def test_a_report_breaking_its_schema_is_never_published(tmp_path: Path) -> None
     with pytest.raises(UsageError, match="run/summary.json breaks its schema at environment"):
         writer.publish(broken, tmp, final)
     assert not final.exists() and not (tmp / "summary.json").exists()
+
+
+def test_a_published_summary_is_compact_and_whole(tmp_path: Path) -> None:
+    """summary.json is for machines: no indentation (a third of a report's bytes went to
+    it), and nothing lost in the writing."""
+    from loadlab.report import writer
+
+    final = tmp_path / "run"
+    tmp = writer.prepare_out(final)
+    run = _newest_run()
+    writer.publish(copy.deepcopy(run), tmp, final)
+    text = (final / "summary.json").read_text()
+    assert "\n" not in text and '": ' not in text
+    assert json.loads(text) == run

@@ -317,11 +317,17 @@ def failed(summary: dict[str, Any]) -> list[str]:
     return [f for f in summary["flags"] if f.startswith("FAIL")]
 
 
+def summary_text(summary: dict[str, Any]) -> str:
+    """summary.json as written: compact, since it is for machines (`python -m json.tool`
+    indents it) and indenting made a third of every committed report's bytes."""
+    return json.dumps(summary, separators=(",", ":"))
+
+
 def publish(summary: dict[str, Any], tmp: Path, final: Path) -> Path:
     """Write summary.json and index.html into `tmp`, then move it to `final`; a run in
     reports/ is added to reports/index.html."""
     schema.validate(summary, f"{final.name}/summary.json")
-    (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
+    (tmp / "summary.json").write_text(summary_text(summary))
     (tmp / "index.html").write_text(render(summary))
     tmp.rename(final)
     if final.parent.name == REPORTS:
@@ -361,7 +367,7 @@ def rerender(run: Path) -> Path:
             from loadlab.analysis.noise import calibration
 
             summary["calibration"] = calibration(summary["variants"])
-    summary_path.write_text(json.dumps(summary, indent=1))
+    summary_path.write_text(summary_text(summary))
     (run / "index.html").write_text(render(summary))
     if run.resolve().parent.name == REPORTS:
         write_index(run.resolve().parent)
