@@ -484,6 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--results", action="store_true", help="write docs/results.md from reports/ only")
     add("--where", metavar="NAME", help="print the committed report folder(s) of one experiment")
     add(
+        "--status",
+        action="store_true",
+        help="each experiment's commit, whether the code changed since, and whether the "
+        "committed set is one commit (exit 1 when it is not)",
+    )
+    add(
         "--retire",
         action="store_true",
         help="remove the reports evidence.json does not name (their summaries stay in "
@@ -924,6 +930,10 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         if args.where:
             print("\n".join(evidence.where(args.where)))
             return 0
+        if args.status:
+            lines = evidence.status()
+            print("\n".join(lines))
+            return 0 if lines[-1].startswith("one set") else 1
         if args.retire:
             gone = evidence.retire()
             print(f"retired {len(gone)} report(s): {', '.join(gone) or 'none'}")

@@ -55,6 +55,14 @@ def uncommitted(root: Path = ROOT) -> bool:
     return bool(_run([*argv, ":!reports", ":!profiles/*.tuned.json"], root))
 
 
+def changed_since(commit: str, paths: list[str], root: Path = ROOT) -> list[str] | None:
+    """The files under `paths` (git pathspecs) that differ between `commit` and HEAD; None
+    when this clone does not hold the commit (a shallow one, say)."""
+    if not _run(["git", "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"], root):
+        return None
+    return _run(["git", "diff", "--name-only", commit, "HEAD", "--", *paths], root).split()
+
+
 def git_commit() -> str:
     commit = _run(["git", "rev-parse", "--short=12", "HEAD"])
     if not commit:  # no repository: an image says what it was built from (infra/Dockerfile)

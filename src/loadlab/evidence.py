@@ -317,6 +317,51 @@ def where(name: str, reports: Path = ROOT / "reports") -> list[str]:
     return found
 
 
+# What a report measured, or computed its figures with: a change here after the report's
+# commit may change them. Docs, tests and reports do not; a tuned profile is written by
+# `tune`, itself an experiment of the set.
+CODE = ["src", "services", "locustfiles", "profiles", "infra", ":!profiles/*.tuned.json"]
+
+
+def status(reports: Path = ROOT / "reports") -> list[str]:
+    """Each experiment's committed reports: the commit that made them and whether the code
+    changed since; last, whether the set is one commit. The set need not be made in one
+    sitting: `--only` parts run from clean clones of one commit make one set too."""
+    manifest = reports / "evidence.json"
+    kept = json.loads(manifest.read_text())["experiments"] if manifest.exists() else []
+    entries = {e["name"]: e for e in kept}
+    lines: list[str] = []
+    commits: dict[str, list[str]] = {}
+    for e in EXPERIMENTS:
+        entry = entries.get(e.name)
+        if entry is None:
+            lines.append(f"{e.name:<14} never made")
+            continue
+        commit = entry["git_commit"][:7]
+        commits.setdefault(commit, []).append(e.name)
+        changed = environment.changed_since(entry["git_commit"], CODE)
+        if changed is None:
+            said = "a commit this clone does not hold"
+        elif changed:
+            # Named, so that a reader can tell a change to a report's page from one to what
+            # it measured.
+            said = f"{len(changed)} file(s) of code changed since: " + ", ".join(changed[:3])
+            said += ", ..." if len(changed) > 3 else ""
+        else:
+            said = "no code changed since"
+        lines.append(f"{e.name:<14} {commit}  {said}")
+    missing = [e.name for e in EXPERIMENTS if e.name not in entries]
+    if len(commits) == 1 and not missing:
+        lines.append(f"one set: every experiment made at {next(iter(commits))}")
+    else:
+        spans = "; ".join(f"{c}: {', '.join(names)}" for c, names in commits.items())
+        lines.append(
+            f"not one set: {len(commits)} commit(s) ({spans})"
+            + (f", never made: {', '.join(missing)}" if missing else "")
+        )
+    return lines
+
+
 # Reports the docs quote that `make evidence` does not make, kept by --retire: each with why.
 # (The README's table of repeated duels at different hours needs only their summaries, which
 # --retire keeps in reports/history/.)

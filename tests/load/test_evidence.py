@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadlab import ROOT, evidence
+from loadlab import ROOT, environment, evidence
 from loadlab.cli import build_parser, main
 from loadlab.errors import UsageError
 from loadlab.report import results as results_page
@@ -147,6 +147,52 @@ def test_where_names_an_experiments_committed_folders_and_refuses_the_unknown(
         evidence.where("soak", tmp_path)
     with pytest.raises(UsageError, match="--where 'nope': one of calibration"):
         evidence.where("nope", tmp_path)
+
+
+def _git(*argv: str) -> str:
+    return subprocess.run(["git", *argv], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+
+
+def _manifest(folder: Path, commits: dict[str, str]) -> Path:
+    entries = [{"name": name, "git_commit": c, "reports": []} for name, c in commits.items()]
+    (folder / "evidence.json").write_text(json.dumps({"experiments": entries}))
+    return folder
+
+
+def test_status_calls_a_set_made_at_this_commit_one_set(tmp_path: Path) -> None:
+    head = _git("rev-parse", "--short=12", "HEAD")
+    lines = evidence.status(_manifest(tmp_path, {e.name: head for e in evidence.EXPERIMENTS}))
+    assert len(lines) == len(evidence.EXPERIMENTS) + 1
+    assert all(line.endswith("no code changed since") for line in lines[:-1])
+    assert lines[-1] == f"one set: every experiment made at {head[:7]}"
+
+
+def test_status_names_what_changed_since_a_report_and_what_was_never_made(
+    tmp_path: Path,
+) -> None:
+    # The commit before the newest one that changed the services: HEAD differs in them.
+    touched = _git("log", "-1", "--format=%H", "--", "services")
+    before = _git("rev-parse", "--short=12", f"{touched}~1")
+    if not before:
+        pytest.skip("this clone holds too little history (a shallow clone)")
+    head = _git("rev-parse", "--short=12", "HEAD")
+    commits = {e.name: head for e in evidence.EXPERIMENTS[1:-1]}
+    commits |= {"calibration": before}
+    lines = evidence.status(_manifest(tmp_path, commits | {"headline": "0" * 12}))
+    by_name = {line.split()[0]: line for line in lines[:-1]}
+    assert "file(s) of code changed since: " in by_name["calibration"]
+    changed = environment.changed_since(before, evidence.CODE) or []
+    assert any(name.startswith("services/") for name in changed)
+    assert environment.changed_since(head, evidence.CODE) == []
+    assert by_name["headline"].endswith("a commit this clone does not hold")
+    assert by_name[evidence.EXPERIMENTS[-1].name].endswith("never made")
+    assert lines[-1].startswith("not one set: 3 commit(s)")
+    assert f"never made: {evidence.EXPERIMENTS[-1].name}" in lines[-1]
+
+
+def test_status_on_the_committed_set_exits_1_unless_it_is_one_set() -> None:
+    lines = evidence.status()
+    assert main(["evidence", "--status"]) == (0 if lines[-1].startswith("one set") else 1)
 
 
 @pytest.mark.parametrize(("code", "kept"), [(0, True), (1, True), (2, False), (1, "no report")])
