@@ -410,7 +410,9 @@ def retire(reports: Path = ROOT / "reports") -> list[str]:
     return gone
 
 
-RAW_KEPT_PLAIN = 4_000  # bytes: a raw file larger than this is committed gzipped
+# bytes: a raw file larger than this is committed gzipped. Low, because a sweep or a repeated
+# run keeps one Locust history per step or round, and reports/ has a 10 MB budget to keep.
+RAW_KEPT_PLAIN = 1_000
 
 
 # Raw files a committed report keeps for whoever re-reads a run; its pages need none of them.

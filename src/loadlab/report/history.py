@@ -161,13 +161,20 @@ def newest_first(reports: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             continue
 
 
+def kept_page(reports: Path, folder: str) -> str:
+    """A committed run's page under reports/: its folder's index.html, or, once `evidence
+    --retire` removed the folder, the summary kept in reports/history/FOLDER.json."""
+    if not (reports / folder).is_dir() and (reports / RETIRED / f"{folder}.json").exists():
+        return f"{RETIRED}/{folder}.json"
+    return f"{folder}/index.html"
+
+
 def kept_summary(reports: Path, folder: str) -> tuple[dict[str, Any], str]:
-    """A committed run's summary and its page under reports/: the run's folder, or, once
-    `evidence --retire` removed it, the summary kept in reports/history/FOLDER.json."""
-    retired = reports / RETIRED / f"{folder}.json"
-    if not (reports / folder).is_dir() and retired.exists():
-        return json.loads(retired.read_text()), f"{RETIRED}/{folder}.json"
-    return json.loads((reports / folder / "summary.json").read_text()), f"{folder}/index.html"
+    """A committed run's summary and its page under reports/ (kept_page)."""
+    page = kept_page(reports, folder)
+    if page.startswith(f"{RETIRED}/"):
+        return json.loads((reports / page).read_text()), page
+    return json.loads((reports / folder / "summary.json").read_text()), page
 
 
 def groups(

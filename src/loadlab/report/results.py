@@ -14,6 +14,7 @@ from typing import Any
 
 from loadlab import ROOT
 from loadlab.load.monitor import SOAK_SECONDS
+from loadlab.report.history import kept_page
 
 RESULTS = ROOT / "docs" / "results.md"
 
@@ -98,7 +99,7 @@ def _run_table(folder: Path, name: str) -> list[str]:
     if summary.get("kind") == "sweep":
         return _sweep_table(summary, name)
     if summary.get("kind") == "tune":
-        return _tune_table(summary, name)
+        return _tune_table(summary, name, folder.parent)
     rows = [
         f"[{name}](../reports/{name}/index.html)",
         "",
@@ -242,15 +243,16 @@ def _sweep_table(summary: dict[str, Any], name: str) -> list[str]:
     return rows
 
 
-def _tune_table(summary: dict[str, Any], name: str) -> list[str]:
-    """Each trial: why it ran, its knobs' changes from the defaults, and its figures."""
+def _tune_table(summary: dict[str, Any], name: str, reports: Path) -> list[str]:
+    """Each trial: why it ran, its knobs' changes from the defaults, and its figures. The
+    sweep its rate came from links to its summary once a newer sweep retired it."""
     plan = summary["tune"]
     rows = [
         f"[{name}](../reports/{name}/index.html): {plan['variant']} at "
         f"{plan['arrival_rate']:g} req/s"
         + (
-            f" (its capacity in the sweep [{plan['rate_from']}](../reports/{plan['rate_from']}/"
-            "index.html))"
+            f" (its capacity in the sweep [{plan['rate_from']}](../reports/"
+            f"{kept_page(reports, plan['rate_from'])}))"
             if plan.get("rate_from")
             else ""
         )
