@@ -49,6 +49,12 @@ def _runs(reports: Path, folders: list[str]) -> list[tuple[dict[str, Any], str]]
     return [kept_summary(reports, f) for f in folders]
 
 
+def dated_link(folder: str, href: str) -> str:
+    """A report's link named by when it ran, read off its folder's name."""
+    f = folder
+    return f"[{f[:4]}-{f[4:6]}-{f[6:8]} {f[9:11]}:{f[11:13]}]({href})"
+
+
 def table(reports: Path, folders: list[str], link_prefix: str = "reports/") -> str:
     """A markdown table: one row per figure of the runs' family, one column per run (the
     means, Welch's p, the verdict at 5% familywise), and whether the verdict held in all."""
@@ -57,8 +63,7 @@ def table(reports: Path, folders: list[str], link_prefix: str = "reports/") -> s
     judged = [{j.key: j for j in repeats.judge(s["variants"])} for s in runs]
     keys = [k for k in judged[0] if all(k in j for j in judged)]
     head = ["figure"] + [
-        f"[{f[:4]}-{f[4:6]}-{f[6:8]} {f[9:11]}:{f[11:13]}]({link_prefix}{page})"
-        for f, (_, page) in zip(folders, kept, strict=True)
+        dated_link(f, link_prefix + page) for f, (_, page) in zip(folders, kept, strict=True)
     ]
     rounds = ["rounds a side, commit"] + [
         f"{next(iter(s['variants'].values()))['across_rounds']['p50']['n']}, "
@@ -74,3 +79,49 @@ def table(reports: Path, folders: list[str], link_prefix: str = "reports/") -> s
         row = [judged[0][key].label] + [_cell(j[key]) for j in judged]
         lines.append("| " + " | ".join([*row, _held([j[key] for j in judged])]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _pair_verdicts(summary: dict[str, Any]) -> dict[tuple[str, str, str], str | None]:
+    """(figure, stack, stack) of one repeated run, the pair in name order: the better stack
+    where the run found a difference beyond noise (its own family, Holm), else None."""
+    found: dict[tuple[str, str, str], str | None] = {}
+    for j in repeats.judge(summary["variants"]):
+        a, b = sorted((j.better, j.worse))
+        found[(j.key, a, b)] = j.better if j.real else None
+    return found
+
+
+def pairs_held(runs: list[dict[str, Any]]) -> list[str]:
+    """Repeated runs of several stacks at one load, one row per figure: the pairs every run
+    that had both stacks ordered the same way beyond noise, those only some runs ordered
+    (how many of them), and those two runs ordered in opposite ways. A pair only one run
+    had says nothing about holding and is left out."""
+    judged = [_pair_verdicts(s) for s in runs]
+    rows = [
+        "| figure | held in every run that had both | beyond noise in some runs only "
+        "| reversed between runs | noise in every run |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label, *_ in repeats.METRICS:
+        held, some, reversed_, noise = [], [], [], 0
+        for _, a, b in sorted({t for j in judged for t in j if t[0] == key}):
+            seen = [j[(key, a, b)] for j in judged if (key, a, b) in j]
+            winners = {w for w in seen if w is not None}
+            if len(seen) < 2:
+                continue
+            if len(winners) > 1:
+                reversed_.append(f"{a} / {b}")
+            elif not winners:
+                noise += 1
+            else:
+                best = winners.pop()
+                said = f"{best} over {b if best == a else a}"
+                beyond = sum(w is not None for w in seen)
+                if beyond == len(seen):
+                    held.append(f"{said} ({beyond} of {beyond})")
+                else:
+                    some.append(f"{said} ({beyond} of {len(seen)})")
+        if held or some or reversed_ or noise:
+            cells = [", ".join(c) or "none" for c in (held, some, reversed_)]
+            rows.append(f"| {label} | " + " | ".join(cells) + f" | {noise} pair(s) |")
+    return rows

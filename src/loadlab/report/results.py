@@ -1,6 +1,6 @@
 """The tables the docs quote, made from the committed reports' JSON: docs/results.md (every
 experiment `make evidence` ran) and the generated blocks of the README and docs pages
-(`<!-- generated: evidence NAME -->`, `story`, `ranking`, `agreement`). Tests regenerate
+(`<!-- generated: evidence NAME -->`, `story`, `ranking`, `agreement`, `held`). Tests regenerate
 each and fail when a page and its reports differ; `python -m loadlab evidence --results`
 writes them.
 """
@@ -307,13 +307,15 @@ def fill_blocks(text: str, reports: Path = ROOT / "reports") -> str:
     """A page with each `<!-- generated: evidence NAME -->` block made from the reports, each
     `<!-- generated: story NAME -->` (what a run showed, in bullets: report/story.py) and
     each `<!-- generated: ranking NAME -->` (what held among several stacks: the same) and
-    each `<!-- generated: tails NAME -->` (where each stack's tail was: the same)."""
+    each `<!-- generated: tails NAME -->` (where each stack's tail was: the same) and each
+    `<!-- generated: held NAME -->` (which orderings held over its repeated runs)."""
     from loadlab.report import story
 
     text = BLOCK.sub(lambda m: m[1] + experiment_block(m[2], reports) + m[4], text)
     text = AGREEMENT.sub(lambda m: m[1] + agreement_block(m[2].split(), reports) + m[4], text)
     text = RANKING.sub(lambda m: m[1] + story.ranking_block(m[2], reports) + m[4], text)
     text = TAILS.sub(lambda m: m[1] + story.tails_block(m[2], reports) + m[4], text)
+    text = HELD.sub(lambda m: m[1] + held_block(m[2], reports) + m[4], text)
     return STORY.sub(lambda m: m[1] + story.block(m[2], reports) + m[4], text)
 
 
@@ -331,6 +333,48 @@ def agreement_block(names: list[str], reports: Path = ROOT / "reports") -> str:
     if missing:
         return f'`make evidence ARGS="--only {" ".join(missing)}"` has not made this yet.\n'
     return agreement.table(reports, [newest[n] for n in names], link_prefix="../reports/")
+
+
+HELD = re.compile(r"(<!-- generated: held ([a-z-]+) -->\n)(.*?)(<!-- end -->)", re.S)
+
+
+def held_block(name: str, reports: Path = ROOT / "reports") -> str:
+    """Which pairwise verdicts of experiment NAME's repeated runs of several stacks held
+    over every committed run of its kind (its folders and the summaries --retire kept): the
+    same scenario and load, no faults, no profiles, rounds on every stack."""
+    from loadlab.analysis import agreement
+    from loadlab.report import history
+
+    manifest = json.loads((reports / "evidence.json").read_text())
+    entry = next((e for e in manifest["experiments"] if e["name"] == name), None)
+    if entry is None:
+        return f'`make evidence ARGS="--only {name}"` has not made this yet.\n'
+    newest, _ = history.kept_summary(reports, Path(entry["reports"][-1]).parent.name)
+    kept = [(p.parent.name, p) for p in reports.glob("*/summary.json")]
+    kept += [(p.stem, p) for p in (reports / history.RETIRED).glob("*.json")]
+    runs = []
+    for folder, path in sorted(kept):
+        summary = json.loads(path.read_text())
+        variants = summary.get("variants") or {}
+        if (
+            history._group_key(summary) == history._group_key(newest)
+            and len(variants) > 2
+            and all(len(v.get("rounds") or []) >= 2 for v in variants.values())
+        ):
+            runs.append((folder, summary))
+    said = ", ".join(
+        agreement.dated_link(f, f"../reports/{history.kept_page(reports, f)}")
+        + f" ({len(s['variants'])} stacks, commit {s['environment']['git_commit'][:7]})"
+        for f, s in runs
+    )
+    if len(runs) < 2:
+        return f"One repeated run of several stacks so far ({said}): nothing to hold yet.\n"
+    return (
+        f"{len(runs)} repeated runs of several stacks at this load: {said}; each judged in its "
+        "own family (every pair, every figure, Holm at 5%):\n\n"
+        + "\n".join(agreement.pairs_held([s for _, s in runs]))
+        + "\n"
+    )
 
 
 def update_pages(docs: Path = ROOT / "docs") -> list[Path]:
