@@ -161,8 +161,19 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment(
         "soak",
         "30 minutes of the headline load at one stack: memory that levels off or grows",
-        ("run", "--variants", "fastapi_async", "--duration", "30m", "--warmup", "30s"),
-        ("run", "--variants", "fastapi_async", *_SHORT),
+        # Named: a running service keeps its profile, and the tuned duel before left it tuned.
+        (
+            "run",
+            "--variants",
+            "fastapi_async",
+            "--duration",
+            "30m",
+            "--warmup",
+            "30s",
+            "--profile",
+            "default",
+        ),  # fmt: skip
+        ("run", "--variants", "fastapi_async", "--profile", "default", *_SHORT),
         31,
     ),
     Experiment(

@@ -27,6 +27,38 @@ def test_every_declared_command_is_one_the_cli_takes(e: evidence.Experiment) -> 
             assert parsed.command == args[0]
 
 
+# Commands that drive the running services as they find them (a running service keeps its
+# profile unless --profile is given); tune sets each trial's knobs, micro drives none.
+DRIVES_THE_STACK = {"run", "loadtest", "sweep", "calibrate", "bench"}
+
+
+def _profile_named(args: tuple[str, ...]) -> str | None:
+    if "--profiles" in args or "--tuned" in args:
+        return "several"
+    return args[args.index("--profile") + 1] if "--profile" in args else None
+
+
+def test_no_experiment_inherits_a_profile_an_earlier_one_left_running() -> None:
+    """In the declared order, once an experiment has left the services under another
+    profile (a tune's last trial, the tuned duel), every later one that drives them names
+    the profile it means: a soak after the tuned duel was run tuned, unasked."""
+    for form in ("args", "quick"):
+        maybe_other = None  # the experiment that may have left another profile running
+        for e in evidence.EXPERIMENTS:
+            args = getattr(e, form)
+            if args is None:
+                continue
+            named = _profile_named(args)
+            if args[0] in DRIVES_THE_STACK and named is None:
+                assert maybe_other is None, (
+                    f"{e.name} runs whatever profile {maybe_other} left: give it --profile"
+                )
+            if args[0] == "tune" or named not in (None, "default"):
+                maybe_other = e.name
+            elif named == "default":
+                maybe_other = None
+
+
 def test_the_list_names_each_experiment_and_the_time(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evidence", "--list"]) == 0
     out = capsys.readouterr().out
