@@ -59,7 +59,9 @@ class Group:
     charts: list[Markup] = field(default_factory=list)
 
 
-def _group_key(s: dict[str, Any]) -> tuple[str, str] | None:
+def group_key(s: dict[str, Any]) -> tuple[str, str] | None:
+    """What a run's trend is grouped by: a sweep's objective, or a run's scenario and load
+    with its faults, PgBouncer side by side and profiles; None for a run with no trend."""
     if s.get("kind") == "sweep":
         sweep = s["sweep"]
         return "sweep", f"{s['scenario']}: sweep, capacity at {sweep['slo']}"
@@ -185,7 +187,7 @@ def groups(
     its summary kept in reports/history/) links to that summary."""
     by_key: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for folder, s in summaries:
-        key = _group_key(s)
+        key = group_key(s)
         if key is not None:
             by_key.setdefault(key, []).append((folder, s))
     found = []

@@ -14,7 +14,7 @@ from typing import Any
 
 from loadlab import ROOT
 from loadlab.load.monitor import SOAK_SECONDS
-from loadlab.report.history import kept_page
+from loadlab.report import history
 
 RESULTS = ROOT / "docs" / "results.md"
 
@@ -252,7 +252,7 @@ def _tune_table(summary: dict[str, Any], name: str, reports: Path) -> list[str]:
         f"{plan['arrival_rate']:g} req/s"
         + (
             f" (its capacity in the sweep [{plan['rate_from']}](../reports/"
-            f"{kept_page(reports, plan['rate_from'])}))"
+            f"{history.kept_page(reports, plan['rate_from'])}))"
             if plan.get("rate_from")
             else ""
         )
@@ -343,7 +343,6 @@ def held_block(name: str, reports: Path = ROOT / "reports") -> str:
     over every committed run of its kind (its folders and the summaries --retire kept): the
     same scenario and load, no faults, no profiles, rounds on every stack."""
     from loadlab.analysis import agreement
-    from loadlab.report import history
 
     manifest = json.loads((reports / "evidence.json").read_text())
     entry = next((e for e in manifest["experiments"] if e["name"] == name), None)
@@ -357,7 +356,7 @@ def held_block(name: str, reports: Path = ROOT / "reports") -> str:
         summary = json.loads(path.read_text())
         variants = summary.get("variants") or {}
         if (
-            history._group_key(summary) == history._group_key(newest)
+            history.group_key(summary) == history.group_key(newest)
             and len(variants) > 2
             and all(len(v.get("rounds") or []) >= 2 for v in variants.values())
         ):
