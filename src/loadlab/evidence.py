@@ -377,7 +377,7 @@ def status(reports: Path = ROOT / "reports") -> list[str]:
 # (The README's table of repeated duels at different hours needs only their summaries, which
 # --retire keeps in reports/history/.)
 KEPT = {
-    "20261202-185057-select_update-200u": "the compose stack's load run, made in Docker by the "
+    "20261204-151505-select_update-200u": "the compose stack's load run, made in Docker by the "
     "steps docs/distributed.md shows (a test checks its output there)",
 }
 # What a retired report's summary loses: the per-second and per-request detail its page drew.
