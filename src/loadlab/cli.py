@@ -472,6 +472,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--users", type=int, default=50, help="users of each tool (default: %(default)s)")
     add("--quick", action="store_true", help="two short passes: checks, not figures")
     add("--out", help="report folder (default: reports/<date>-select_update-bench-<users>u)")
+    compose = sub.add_parser(
+        "compose",
+        help="infra/docker-compose.yml's load run: build, up, verify, worker containers, down",
+    )
+    _stack_options(compose)
+    add = compose.add_argument
+    add("--workers", type=int, default=2, help="worker containers (default: %(default)s)")
+    add("--users", type=int, default=200, help="users (default: %(default)s)")
+    add("--duration", type=duration, default=60.0, help="measured time (default: 60s)")
+    add("--warmup", type=duration, default=15.0, help="before it (default: 15s)")
+    add("--base-image", default="loadlab-base:bookworm", help="the image's Debian bookworm base "
+        "(default: %(default)s, made here with debootstrap: no registry needed)")  # fmt: skip
+    add("--out", help="report folder (default: reports/<date>-select_update-<users>u)")
     evidence = sub.add_parser(
         "evidence", help="make every committed report again, in order, from a clean tree"
     )
@@ -950,6 +963,15 @@ def _dispatch(args: argparse.Namespace, settings: StackSettings) -> int:
         for page in results_page.update_pages():
             print(f"updated: {page}")
         return 0
+    if args.command == "compose":
+        from loadlab.stack import compose
+
+        plan = compose.Load(args.workers, args.users, f"{args.duration:g}s", f"{args.warmup:g}s")
+        code, page = compose.run(
+            settings, plan, Path(args.out) if args.out else None, args.base_image
+        )
+        print(f"report: {page}")
+        return code
     if args.command == "bench":
         from loadlab import bench
 

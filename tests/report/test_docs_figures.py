@@ -107,7 +107,7 @@ def test_the_compose_runs_output_is_its_reports_own() -> None:
     summary = _shown_lines_are_the_reports(folder, block)
     commit = summary["environment"]["git_commit"]
     assert commit != "unknown" and "uncommitted" not in commit, commit
-    assert f"report: /app/reports/{folder}/index.html" in block.splitlines()
+    assert f"/reports/{folder}/index.html" in block
 
 
 HEADLINE_RUN = re.compile(r"<!-- headline-run: reports/([^ ]+) -->\n(.*?)<!-- end -->", re.S)

@@ -167,3 +167,34 @@ def test_distributed_load_is_a_loadlab_run_fed_by_worker_containers(
     host, inside = _defaults(mount).split(":")
     assert (COMPOSE.parent / host).resolve() == (ROOT / "reports").resolve()
     assert inside == "/app/reports"
+
+
+# `loadlab compose` (loadlab/stack/compose.py): bad input is refused before Docker is asked.
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--workers", "0"], "--workers: at least one worker container"),
+        (["--out", "."], "exists already; a report folder is made, not merged"),
+    ],
+)
+def test_the_compose_command_refuses_bad_input_in_one_line(
+    extra: list[str], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loadlab.cli import main
+
+    assert main(["compose", "--state-dir", str(tmp_path / "state"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "state").exists()  # nothing started, nothing written
+
+
+def test_the_compose_command_without_compose_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loadlab.cli import main
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither docker-compose nor docker on it
+    assert main(["compose", "--state-dir", str(tmp_path / "state")]) == 2
+    assert "compose: no docker-compose" in capsys.readouterr().err

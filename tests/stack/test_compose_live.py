@@ -12,111 +12,39 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psycopg2
 import pytest
 
-from loadlab import ROOT
-from loadlab.stack.procs import free_port
+from loadlab.stack import compose as compose_stack
+from loadlab.stack.compose import COMPOSE_FILE, Project
 from loadlab.stack.services import VARIANTS
 from tests.load.test_ui import _get_page, _one_test, _wait_for
 
-COMPOSE_FILE = ROOT / "infra" / "docker-compose.yml"
 PROJECT = f"loadlab-test-{os.getpid()}"
 PROFILES = ["--profile", "all", "--profile", "pgbouncer", "--profile", "load", "--profile", "ui"]
 # Every stack of the registry (`--profile all` starts them all), the reference first.
 STACKS = ("FLASK_SYNC", *(name.upper() for name in VARIANTS if name != "flask_sync"))
-BASE_IMAGE = "loadlab-base:bookworm"  # infra/compose.sh base: no registry is reachable here
-
-
-def _compose_command() -> list[str] | None:
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    if shutil.which("docker") and _ok(["docker", "compose", "version"]):
-        return ["docker", "compose"]
-    return None
-
-
-def _ok(argv: list[str]) -> bool:
-    return subprocess.run(argv, capture_output=True, timeout=60).returncode == 0
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """The compose command, with an engine answering; dockerd started (and stopped) only
     when none was running."""
-    command = _compose_command()
-    if command is None:
+    if compose_stack.compose_command() is None:
         if os.geteuid() != 0:
             pytest.skip("no Docker, and no root to install it (infra/install-system-deps.sh)")
         pytest.fail("no docker-compose: infra/install-system-deps.sh installs it as root")
-    started = None
-    if not _ok(["docker", "info"]):
-        if os.geteuid() != 0:
-            pytest.skip("no Docker engine running, and no root to start one")
-        log = (tmp_path_factory.mktemp("dockerd") / "dockerd.log").open("w")
-        started = subprocess.Popen(
-            ["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        _wait_for(lambda: _ok(["docker", "info"]), 60, "dockerd to answer")
-    try:
+    if os.geteuid() != 0 and not compose_stack.succeeds(["docker", "info"]):
+        pytest.skip("no Docker engine running, and no root to start one")
+    with compose_stack.engine(tmp_path_factory.mktemp("dockerd")) as command:
         yield command
-    finally:
-        if started is not None:
-            started.terminate()
-            try:
-                started.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                started.kill()
-                started.wait()
-
-
-@dataclass
-class Compose:
-    command: list[str]
-    env: dict[str, str]
-    ports: dict[str, int] = field(default_factory=dict)
-
-    def __call__(
-        self, *args: str, env: dict[str, str] | None = None, timeout: float = 600
-    ) -> subprocess.CompletedProcess[str]:
-        argv = [*self.command, "-p", PROJECT, "-f", str(COMPOSE_FILE), *args]
-        return subprocess.run(
-            argv, env=env or self.env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
-        )
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
-
-    @property
-    def admin_url(self) -> str:
-        password = self.env["LOADLAB_ADMIN_PASSWORD"]
-        return f"postgresql://loadlab_admin:{password}@127.0.0.1:{self.ports['PG']}/loadlab"
-
-    def container(self, service: str) -> str:
-        found = self("ps", "-q", service).stdout.split()
-        assert len(found) == 1, (service, found)
-        return found[0]
-
-    def healthy(self, *names: str) -> None:
-        for name in names:
-            _wait_for(lambda n=name: _answers(f"{self.url(n)}/healthz"), 120, f"{name} healthy")
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _project_leftovers() -> dict[str, list[str]]:
@@ -134,30 +62,11 @@ def _project_leftovers() -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def compose(engine: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
-    for step in ("wheels", "base"):
-        done = subprocess.run(
-            [str(ROOT / "infra" / "compose.sh"), step], capture_output=True, text=True, timeout=600
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    commit = subprocess.run(
-        [str(ROOT / "infra" / "compose.sh"), "commit"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    names = ("PG", "PGBOUNCER", *STACKS, "UI")
-    ports = {name: free_port() for name in names}
-    reports = tmp_path_factory.mktemp("compose-reports")
-    env = {
-        **os.environ,
-        "LOADLAB_ADMIN_PASSWORD": secrets.token_urlsafe(16),
-        "LOADLAB_APP_PASSWORD": secrets.token_urlsafe(16),
-        "LOADLAB_BASE_IMAGE": BASE_IMAGE,
-        "LOADLAB_SOURCE_COMMIT": commit,
-        "LOADLAB_REPORTS": str(reports),
-        "LOADLAB_UID": str(os.getuid()),
-        "LOADLAB_GID": str(os.getgid()),
-        **{f"LOADLAB_PUBLISH_{name}": str(port) for name, port in ports.items()},
-    }
-    stack = Compose(engine, env, ports)
+def compose(engine: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    base = compose_stack.BASE_IMAGE
+    publish = ("PG", "PGBOUNCER", *STACKS, "UI")
+    stack = compose_stack.project(engine, PROJECT, publish, compose_stack.prepare(base), base)
+    stack.env["LOADLAB_REPORTS"] = str(tmp_path_factory.mktemp("compose-reports"))
     built = stack("build", timeout=900)
     assert built.returncode == 0, built.stderr[-3000:]
     try:
@@ -169,7 +78,7 @@ def compose(engine: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iter
         stack(*PROFILES, "down", "-v", "--remove-orphans")
 
 
-def test_every_stack_answers_alike_through_its_published_loopback_port(compose: Compose) -> None:
+def test_every_stack_answers_alike_through_its_published_loopback_port(compose: Project) -> None:
     verified = subprocess.run(
         [sys.executable, "-m", "loadlab", "verify", "--database-url", compose.admin_url]
         + [f"--target={name.lower()}={compose.url(name)}" for name in STACKS],
@@ -190,7 +99,7 @@ def test_every_stack_answers_alike_through_its_published_loopback_port(compose: 
         ), published
 
 
-def test_the_services_role_reads_and_writes_its_tables_only(compose: Compose) -> None:
+def test_the_services_role_reads_and_writes_its_tables_only(compose: Project) -> None:
     password = compose.env["LOADLAB_APP_PASSWORD"]
     conn = psycopg2.connect(
         host="127.0.0.1", port=compose.ports["PG"], dbname="loadlab", user="loadlab_app",
@@ -207,7 +116,7 @@ def test_the_services_role_reads_and_writes_its_tables_only(compose: Compose) ->
 
 
 def test_the_pgbouncer_profile_puts_pgbouncer_between_services_and_database(
-    compose: Compose,
+    compose: Project,
 ) -> None:
     via = {
         **compose.env,
@@ -247,34 +156,22 @@ def test_the_pgbouncer_profile_puts_pgbouncer_between_services_and_database(
         compose.healthy(*STACKS)
 
 
-def _load_env(compose: Compose, **more: str) -> dict[str, str]:
-    return {
-        **compose.env,
-        "LOCUST_WORKERS": "2",
-        "LOADLAB_USERS": "10",
-        "LOADLAB_DURATION": "5s",
-        "LOADLAB_WARMUP": "2s",
-        **more,
-    }
-
-
-def test_the_load_profile_writes_a_checked_report_owned_by_the_user(compose: Compose) -> None:
-    """`loadlab run` as the Locust master with two worker containers, both stacks in turn;
-    its integrity check reads the database, and the report is the invoking user's."""
-    env = _load_env(compose)
-    try:
-        up = compose("--profile", "load", "up", "-d", "--scale", "locust-worker=2", env=env)
-        assert up.returncode == 0, up.stderr[-3000:]
-        waited = subprocess.run(
-            ["docker", "wait", compose.container("locust-master")],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        logs = compose("logs", "--no-color", "locust-master").stdout
-        assert waited.stdout.strip() == "0", logs[-3000:]
-    finally:
-        compose("--profile", "load", "rm", "-s", "-f", "locust-master", "locust-worker")
-    (folder,) = [p for p in Path(env["LOADLAB_REPORTS"]).iterdir() if p.is_dir()]
-    assert f"report: /app/reports/{folder.name}/index.html" in logs
+def test_the_load_profile_writes_a_checked_report_owned_by_the_user(
+    compose: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`loadlab run` as the Locust master with two worker containers, both stacks in turn
+    (what `loadlab compose` runs); its integrity check reads the database, and the report
+    is the invoking user's."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    plan = compose_stack.Load(workers=2, users=10, duration="5s", warmup="2s")
+    code = compose_stack.load(compose, reports, plan)
+    logs = capsys.readouterr().out
+    assert code == 0, logs[-3000:]
+    (folder,) = [p for p in reports.iterdir() if p.is_dir()]
+    # The path inside the container, said so: not a "report:" line the evidence runner takes.
+    assert f"report in the container: /app/reports/{folder.name}/index.html" in logs
+    assert "\nreport:" not in logs and "Attaching to" not in logs
     assert folder.stat().st_uid == os.getuid()
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["plan"]["remote_workers"] == 2
@@ -285,14 +182,20 @@ def test_the_load_profile_writes_a_checked_report_owned_by_the_user(compose: Com
         assert v["integrity"] and all(check["holds"] for check in v["integrity"]), name
         assert not any(v["half_written"].values()), name
     assert compose.env["LOADLAB_ADMIN_PASSWORD"] not in (folder / "summary.json").read_text()
+    assert compose("ps", "-q", "locust-master").stdout.split() == []  # removed after
 
 
 def test_a_report_folder_the_container_cannot_write_is_one_line_exit_2(
-    compose: Compose, tmp_path: Path
+    compose: Project, tmp_path: Path
 ) -> None:
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o555)
-    env = _load_env(compose, LOADLAB_REPORTS=str(closed), LOADLAB_UID="65534")
+    env = {
+        **compose.env,
+        "LOCUST_WORKERS": "2",
+        "LOADLAB_REPORTS": str(closed),
+        "LOADLAB_UID": "65534",
+    }
     ran = compose("--profile", "load", "run", "--rm", "--no-deps", "locust-master", env=env)
     assert ran.returncode == 2, ran.stdout[-2000:] + ran.stderr[-2000:]
     errors = [line for line in ran.stderr.splitlines() if line.startswith("loadlab:")]
@@ -300,7 +203,7 @@ def test_a_report_folder_the_container_cannot_write_is_one_line_exit_2(
     assert list(closed.iterdir()) == []
 
 
-def test_the_ui_profile_runs_loadlabs_tab_against_the_compose_services(compose: Compose) -> None:
+def test_the_ui_profile_runs_loadlabs_tab_against_the_compose_services(compose: Project) -> None:
     try:
         up = compose("--profile", "ui", "up", "-d", "ui")
         assert up.returncode == 0, up.stderr[-3000:]
@@ -315,7 +218,7 @@ def test_the_ui_profile_runs_loadlabs_tab_against_the_compose_services(compose: 
         compose("--profile", "ui", "rm", "-s", "-f", "ui")
 
 
-def test_without_the_passwords_compose_says_so_and_starts_nothing(compose: Compose) -> None:
+def test_without_the_passwords_compose_says_so_and_starts_nothing(compose: Project) -> None:
     env = {k: v for k, v in compose.env.items() if not k.endswith("_PASSWORD")}
     argv = [*compose.command, "-p", f"{PROJECT}-nopw", "-f", str(COMPOSE_FILE), "up", "-d"]
     refused = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
@@ -328,7 +231,7 @@ def test_without_the_passwords_compose_says_so_and_starts_nothing(compose: Compo
     assert started.stdout.split() == []
 
 
-def test_down_leaves_no_container_network_or_volume(compose: Compose) -> None:
+def test_down_leaves_no_container_network_or_volume(compose: Project) -> None:
     assert _project_leftovers()["containers"]  # the stack is up until now
     down = compose(*PROFILES, "down", "-v", "--remove-orphans")
     assert down.returncode == 0, down.stderr[-3000:]
