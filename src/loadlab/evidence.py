@@ -385,12 +385,10 @@ def status(reports: Path = ROOT / "reports") -> list[str]:
 
 
 # Reports the docs quote that `make evidence` does not make, kept by --retire: each with why.
+# None today: the compose run, made by hand until `loadlab compose` existed, is an experiment.
 # (The README's table of repeated duels at different hours needs only their summaries, which
 # --retire keeps in reports/history/.)
-KEPT = {
-    "20261204-151505-select_update-200u": "the compose stack's load run, made in Docker by the "
-    "steps docs/distributed.md shows (a test checks its output there)",
-}
+KEPT: dict[str, str] = {}
 # What a retired report's summary loses: the per-second and per-request detail its page drew.
 # The history page, the duel tables and the calibration table need only the figures.
 DETAIL = frozenset({"timeline", "cpu_timeline", "percentile_curve", "outcomes"})
@@ -405,8 +403,8 @@ def slim(value: Any) -> Any:
     return value
 
 
-def retire(reports: Path = ROOT / "reports") -> list[str]:
-    """Remove the report folders neither the manifest nor KEPT names: superseded by a newer
+def retire(reports: Path = ROOT / "reports", keep: dict[str, str] = KEPT) -> list[str]:
+    """Remove the report folders neither the manifest nor `keep` (KEPT) names: superseded by a newer
     run of their experiment, or made by hand. Each run's summary stays, without its DETAIL,
     as reports/history/<folder>.json, so that reports/index.html keeps its trends and the
     docs' tables of older runs still regenerate. The folders kept have their large raw
@@ -418,7 +416,7 @@ def retire(reports: Path = ROOT / "reports") -> list[str]:
     kept = reports / history.RETIRED
     gone = []
     for folder in sorted(p for p in reports.iterdir() if p.is_dir() and p != kept):
-        if folder.name in named or folder.name in KEPT:
+        if folder.name in named or folder.name in keep:
             continue
         if (folder / "summary.json").exists():
             kept.mkdir(exist_ok=True)
