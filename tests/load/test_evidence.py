@@ -137,13 +137,14 @@ def test_a_tuned_profile_or_a_report_leaves_the_tree_clean_and_code_does_not(tmp
 
 
 def test_evidence_starts_the_stack_it_needs_and_stops_it(own_state_dir: Path) -> None:
-    """On a fresh clone nothing is up: calibrate (the first experiment) needs the stack, so
-    evidence starts it, and stops it after since it started it."""
+    """On a fresh clone nothing is up: the soak (`run`, the quickest of the experiments that
+    drive the native stack: make test's minutes count) needs the stack, so evidence starts
+    it, and stops it after since it started it."""
     settings = stack_settings(own_state_dir, variants="fastapi_async")
     out = own_state_dir.parent / "evidence"
-    manifest = evidence.run(["calibration"], quick=True, out=out, settings=settings)
+    manifest = evidence.run(["soak"], quick=True, out=out, settings=settings)
     (entry,) = json.loads(manifest.read_text())["experiments"]
-    assert entry["name"] == "calibration" and entry["reports"]
+    assert entry["name"] == "soak" and entry["reports"]
     assert lifecycle.status(settings) == []  # stopped: nothing left running
 
 
