@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadlab import ROOT, environment, evidence
+from loadlab import ROOT, environment, evidence, sweep
 from loadlab.cli import build_parser, main
 from loadlab.errors import UsageError
 from loadlab.report import results as results_page
@@ -25,6 +25,26 @@ def test_every_declared_command_is_one_the_cli_takes(e: evidence.Experiment) -> 
         if args is not None:
             parsed = build_parser().parse_args([*args, "--state-dir", "x"])
             assert parsed.command == args[0]
+
+
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
+def test_every_declared_sweep_form_builds_its_plan(quick: bool) -> None:
+    """The sweep's own checks, not only its flags: the quick sweep once asked for 3 s steps,
+    which the sweep refuses (its shortest is 5 s), and `evidence --quick` stopped there."""
+    forms = [e.quick if quick else e.args for e in evidence.EXPERIMENTS]
+    sweeps = [f for f in forms if f is not None and f[0] == "sweep"]
+    assert sweeps
+    for args in sweeps:
+        a = build_parser().parse_args([*args, "--state-dir", "x"])
+        plan = sweep.SweepPlan(
+            scenario=a.scenario,
+            rates=tuple(sweep.parse_rates(a.rates)),
+            step_duration=a.step_duration,
+            warmup=a.warmup,
+            slo=a.slo,
+            users=a.users,
+        )
+        assert plan.step_duration >= sweep.MIN_STEP_SECONDS
 
 
 # Commands that drive the running services as they find them (a running service keeps its
@@ -186,8 +206,15 @@ def _git(*argv: str) -> str:
     return subprocess.run(["git", *argv], capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
 
-def _manifest(folder: Path, commits: dict[str, str]) -> Path:
-    entries = [{"name": name, "git_commit": c, "reports": []} for name, c in commits.items()]
+def _manifest(
+    folder: Path, commits: dict[str, str], commands: dict[str, str] | None = None
+) -> Path:
+    declared = {e.name: "python -m loadlab " + " ".join(e.args) for e in evidence.EXPERIMENTS}
+    entries = [
+        {"name": name, "git_commit": c, "command": (commands or {}).get(name, declared[name])}
+        | {"reports": []}
+        for name, c in commits.items()
+    ]
     (folder / "evidence.json").write_text(json.dumps({"experiments": entries}))
     return folder
 
@@ -221,6 +248,29 @@ def test_status_names_what_changed_since_a_report_and_what_was_never_made(
     assert by_name[evidence.EXPERIMENTS[-1].name].endswith("never made")
     assert lines[-1].startswith("not one set: 3 commit(s)")
     assert f"never made: {evidence.EXPERIMENTS[-1].name}" in lines[-1]
+
+
+def test_status_names_a_report_whose_command_is_no_longer_the_declared_one(
+    tmp_path: Path,
+) -> None:
+    """Its command is what `evidence` gives an experiment: a report made by another one is
+    not the declared experiment's, whatever the code did since."""
+    head = _git("rev-parse", "--short=12", "HEAD")
+    old = "python -m loadlab loadtest --duration 60s"
+    manifest = _manifest(tmp_path, {e.name: head for e in evidence.EXPERIMENTS}, {"headline": old})
+    by_name = {line.split()[0]: line for line in evidence.status(manifest)[:-1]}
+    assert by_name["headline"].endswith(f"its command changed since: made by `{old}`")
+    assert by_name["calibration"].endswith("no code changed since")
+
+
+def test_a_change_to_the_declared_list_alone_leaves_the_reports_current() -> None:
+    """evidence.py declares the commands (compared on their own) and measures nothing."""
+    touched = _git("log", "-1", "--format=%H", "--", "src/loadlab/evidence.py")
+    before = _git("rev-parse", "--short=12", f"{touched}~1") if touched else ""
+    if not before:
+        pytest.skip("this clone holds too little history (a shallow clone)")
+    assert environment.changed_since(before, ["src/loadlab/evidence.py"])
+    assert "src/loadlab/evidence.py" not in (environment.changed_since(before, evidence.CODE) or [])
 
 
 def test_status_on_the_committed_set_exits_1_unless_it_is_one_set() -> None:
