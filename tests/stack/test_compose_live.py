@@ -97,6 +97,7 @@ def test_every_stack_answers_alike_through_its_published_loopback_port(compose: 
     for path in ("/users/7", "/orders/3", "/users/0"):
         answers = {name: httpx.get(f"{compose.url(name)}{path}", timeout=10) for name in STACKS}
         reference = answers["FLASK_SYNC"]
+        assert reference.status_code == (422 if path == "/users/0" else 200), path
         for name, answer in answers.items():
             assert (answer.status_code, answer.json()) == (
                 reference.status_code,
