@@ -41,6 +41,15 @@ class Experiment:
     quick: tuple[str, ...] | None  # the same experiment, small (None: it has none)
     minutes: float  # at full size on this machine (2 cores), about
 
+    @property
+    def command(self) -> str:
+        """Its full-size command as a user types it, and as the manifest records it."""
+        return command_line(self.args)
+
+
+def command_line(args: tuple[str, ...]) -> str:
+    return "python -m loadlab " + " ".join(args)
+
 
 EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment(
@@ -213,11 +222,7 @@ def chosen(only: list[str] | None) -> list[Experiment]:
 def listing(experiments: list[Experiment]) -> list[str]:
     total = sum(e.minutes for e in experiments)
     return [
-        *(
-            f"{e.name:<14} ~{e.minutes:g} min  {e.what}\n{'':<14} python -m loadlab "
-            + " ".join(e.args)
-            for e in experiments
-        ),
+        *(f"{e.name:<14} ~{e.minutes:g} min  {e.what}\n{'':<14} {e.command}" for e in experiments),
         f"{len(experiments)} experiment(s), about {total:g} minutes here",
     ]
 
@@ -313,7 +318,7 @@ def _each(
         made.append(
             {
                 "name": e.name,
-                "command": "python -m loadlab " + " ".join(args),
+                "command": command_line(args),
                 "reports": reports,
                 "git_commit": commit,
                 "minutes": round((time.monotonic() - started) / 60, 1),
@@ -372,8 +377,7 @@ def status(reports: Path = ROOT / "reports") -> list[str]:
         commit = entry["git_commit"][:7]
         commits.setdefault(commit, []).append(e.name)
         changed = environment.changed_since(entry["git_commit"], CODE)
-        declared = "python -m loadlab " + " ".join(e.args)
-        if entry["command"] != declared:
+        if entry["command"] != e.command:
             said = f"its command changed since: made by `{entry['command']}`"
         elif changed is None:
             said = "a commit this clone does not hold"

@@ -209,10 +209,14 @@ def _git(*argv: str) -> str:
 def _manifest(
     folder: Path, commits: dict[str, str], commands: dict[str, str] | None = None
 ) -> Path:
-    declared = {e.name: "python -m loadlab " + " ".join(e.args) for e in evidence.EXPERIMENTS}
+    commands = commands or {}
     entries = [
-        {"name": name, "git_commit": c, "command": (commands or {}).get(name, declared[name])}
-        | {"reports": []}
+        {
+            "name": name,
+            "git_commit": c,
+            "command": commands.get(name, evidence.BY_NAME[name].command),
+            "reports": [],
+        }
         for name, c in commits.items()
     ]
     (folder / "evidence.json").write_text(json.dumps({"experiments": entries}))
