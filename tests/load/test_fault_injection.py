@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ from sqlalchemy.engine import make_url
 from loadlab import ROOT, faults
 from loadlab.settings import StackSettings
 from loadlab.stack import postgres, procs
+from tests import cli
 from tests.conftest import Stack
 
 # Every kind in one measured window, pg-slow last (it holds its locks for SLOW_SECONDS).
@@ -35,10 +35,7 @@ RECOVERY_S = 8.0  # the stated bound: no errors again within this of any fault
 
 
 def loadlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadlab", *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=240,
-    )  # fmt: skip
+    return cli.loadlab(*args, cwd=ROOT, timeout=240)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from loadlab.stack import placement, procs
+from tests.cli import loadlab
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a split needs 2 CPUs")
@@ -104,9 +105,6 @@ def test_an_isolated_calibration_keeps_each_side_on_its_cpus(stack: Stack, tmp_p
     ],
 )
 def test_bad_rounds_exit_2_and_send_nothing(stack: Stack, args: list[str], said: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "loadlab", *args, "--state-dir", str(stack.settings.state_dir)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = loadlab(*args, "--state-dir", str(stack.settings.state_dir), timeout=60)
     assert done.returncode == 2, done.stderr
     assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1

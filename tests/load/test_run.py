@@ -12,6 +12,7 @@ import psycopg2
 import pytest
 from scipy import stats
 
+from tests.cli import loadlab
 from tests.conftest import Stack
 
 
@@ -111,9 +112,7 @@ def test_environment_names_what_ran(report: Path) -> None:
 
 
 def _loadlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadlab", *args], capture_output=True, text=True, timeout=120
-    )
+    return loadlab(*args, timeout=120)
 
 
 @pytest.mark.parametrize(

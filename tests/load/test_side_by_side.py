@@ -6,9 +6,7 @@ against its fix); the copies they start are gone after them."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,16 +15,14 @@ import pytest
 from loadlab import ROOT, side_by_side
 from loadlab.settings import StackSettings
 from loadlab.stack import lifecycle, procs
+from tests import cli
 from tests.conftest import Stack
 
 SHORT = ["--users", "20", "--spawn-rate", "20", "--warmup", "1s", "--duration", "4s"]
 
 
 def loadlab(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadlab", *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=300, env={**os.environ, **env},
-    )  # fmt: skip
+    return cli.loadlab(*args, env=env, cwd=ROOT, timeout=300)
 
 
 def _service_pids(state_dir: Path) -> dict[str, int | None]:

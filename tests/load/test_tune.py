@@ -17,17 +17,12 @@ import pytest
 
 from loadlab.report import writer
 from loadlab.stack import lifecycle, procs, profiles, services
+from tests.cli import loadlab
 from tests.conftest import Stack
 
 
 def _loadlab(*args: str, profiles_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadlab", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "LOADLAB_PROFILES_DIR": str(profiles_dir), **env},
-    )
+    return loadlab(*args, env={"LOADLAB_PROFILES_DIR": str(profiles_dir), **env}, timeout=300)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 from loadlab import ROOT
 from loadlab.micro import findings, harness
 from loadlab.micro import run as micro
+from tests.cli import loadlab
 from tests.conftest import Stack
 
 
@@ -166,12 +167,7 @@ def test_the_findings_page_is_rendered_again_from_its_measurements(
     folder.mkdir()
     document = {**found, "claims": []}
     (folder / "findings.json").write_text(json.dumps(document))
-    done = subprocess.run(
-        [sys.executable, "-m", "loadlab", "report", str(folder)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    done = loadlab("report", str(folder), cwd=ROOT)
     assert done.returncode == 0, done.stderr
     again = json.loads((folder / "findings.json").read_text())
     assert [r["key"] for r in again["claims"]] == [r["key"] for r in found["claims"]]
@@ -193,15 +189,13 @@ def test_the_verdict_rules() -> None:
 
 
 def test_bad_input_is_one_line_and_exit_2(stack: Stack, tmp_path: Path) -> None:
-    base = [sys.executable, "-m", "loadlab", "micro", "--state-dir", str(stack.settings.state_dir)]
+    base = ["micro", "--state-dir", str(stack.settings.state_dir)]
     for args, said in (
         (["--only", "no_such_thing"], "unknown experiment no_such_thing"),
         (["--repeat", "0"], "--repeat 0: at least 1"),
     ):
         out = tmp_path / "findings"
-        done = subprocess.run(
-            [*base, *args, "--out", str(out)], capture_output=True, text=True, cwd=ROOT
-        )
+        done = loadlab(*base, *args, "--out", str(out), cwd=ROOT)
         assert done.returncode == 2, done.stderr
         [line] = done.stderr.strip().splitlines()
         assert line.startswith(f"loadlab: {said}"), line

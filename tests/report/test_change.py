@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from loadlab.analysis import change
+from tests.cli import loadlab
 
 
 def _run(folder: Path, variants: dict[str, Any], **plan: Any) -> Path:
@@ -40,9 +40,7 @@ def _rounds(rows: list[tuple[float, float, float]]) -> dict[str, Any]:
 
 
 def _compare(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadlab", "compare", *args], capture_output=True, text=True
-    )
+    return loadlab("compare", *args)
 
 
 def test_a_report_against_itself_exits_0(tmp_path: Path) -> None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from loadlab import ROOT
 from loadlab.report import history
 from loadlab.report.writer import write_index
+from tests.cli import loadlab
 
 MARK = 'stroke="#c0392b"'  # svg.line_chart's marks
 
@@ -97,9 +96,7 @@ def test_another_machine_or_profile_is_named(tmp_path: Path) -> None:
 
 
 def test_report_without_folders_or_index_is_one_line_and_exit_2() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "loadlab", "report"], capture_output=True, text=True, cwd=ROOT
-    )
+    done = loadlab("report", cwd=ROOT)
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert "--index" in line

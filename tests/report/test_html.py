@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from loadlab.report.svg import COLOURS
+from tests.cli import loadlab
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -72,24 +73,12 @@ def test_chromium_renders_the_charts_without_console_errors(report: Path, tmp_pa
 
 
 def test_report_command_renders_the_page_again(report: Path, tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     copy = tmp_path / "copy"
     shutil.copytree(report, copy)
     (copy / "index.html").unlink()
-    result = subprocess.run(
-        [sys.executable, "-m", "loadlab", "report", str(copy)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = loadlab("report", str(copy), timeout=60)
     assert result.returncode == 0, result.stderr
     assert (copy / "index.html").read_text() == (report / "index.html").read_text()
-    missing = subprocess.run(
-        [sys.executable, "-m", "loadlab", "report", str(tmp_path / "none")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    missing = loadlab("report", str(tmp_path / "none"), timeout=60)
     assert missing.returncode == 2 and "summary.json" in missing.stderr

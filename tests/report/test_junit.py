@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from loadlab import ROOT
 from loadlab.analysis import slo
 from loadlab.report import junit, writer
+from tests.cli import loadlab
 from tests.report.test_change import _figures, _run
 
 
@@ -95,9 +95,7 @@ def test_a_broken_gate_and_a_broken_rule_are_failed_cases_with_their_figures(
 
 
 def _loadlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadlab", *args], capture_output=True, text=True, timeout=120
-    )
+    return loadlab(*args, timeout=120)
 
 
 def test_compare_writes_each_tested_figure_and_fails_the_regression(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ bad-usage cases, each one line and exit code 2, leaving nothing running."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import stat
@@ -18,19 +17,8 @@ import pytest
 
 from loadlab.stack import procs
 from loadlab.verify import SEQUENCE
+from tests.cli import cold, loadlab
 from tests.conftest import Stack, free_port
-
-
-def loadlab(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loadlab", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def port_flags(state_dir: Path) -> list[str]:
@@ -58,11 +46,11 @@ def recorded_pids(state_dir: Path) -> list[int]:
 
 
 def test_up_status_verify_down_with_pgbouncer(tmp_path: Path) -> None:
-    up = loadlab("up", "--pgbouncer", *port_flags(tmp_path))
+    up = cold("up", "--pgbouncer", *port_flags(tmp_path))
     assert up.returncode == 0, up.stderr
     try:
         pids = recorded_pids(tmp_path)
-        status = loadlab("status", "--json", "--state-dir", str(tmp_path))
+        status = cold("status", "--json", "--state-dir", str(tmp_path))
         assert status.returncode == 0
         components = json.loads(status.stdout)["components"]
         assert [c["name"] for c in components] == [
@@ -75,18 +63,18 @@ def test_up_status_verify_down_with_pgbouncer(tmp_path: Path) -> None:
         # The generated passwords live in the password file (mode 600) and nowhere else.
         passwords = _passwords(tmp_path)
         assert len(passwords) == 2
-        shown = status.stdout + loadlab("status", "--state-dir", str(tmp_path)).stdout + up.stdout
+        shown = status.stdout + cold("status", "--state-dir", str(tmp_path)).stdout + up.stdout
         assert not [p for p in passwords if p in shown]
         assert _files_holding(tmp_path, passwords) == [tmp_path / "pgpass"]
-        verify = loadlab("verify", "--state-dir", str(tmp_path))
+        verify = cold("verify", "--state-dir", str(tmp_path))
         assert verify.returncode == 0, verify.stdout + verify.stderr
         n = len(SEQUENCE)
         assert f"{n} of {n} requests identical" in verify.stdout
-        again = loadlab("up", "--state-dir", str(tmp_path))
+        again = cold("up", "--state-dir", str(tmp_path))
         assert again.returncode == 0 and "already up" in again.stdout
         # Concurrent load through PgBouncer in transaction mode: asyncpg's prepared
         # statements and psycopg2's sessions must survive server connections being shared.
-        run = loadlab(
+        run = cold(
             "run", "--state-dir", str(tmp_path), "--out", str(tmp_path / "report"),
             "--users", "20", "--spawn-rate", "20", "--duration", "3s", "--warmup", "1s",
         )  # fmt: skip
@@ -102,7 +90,7 @@ def test_up_status_verify_down_with_pgbouncer(tmp_path: Path) -> None:
             assert v["cpu_ms_per_request"]["pgbouncer"] >= 0
             assert v["database_connections"]["open_max"] >= 1
     finally:
-        down = loadlab("down", "--purge", "--state-dir", str(tmp_path))
+        down = cold("down", "--purge", "--state-dir", str(tmp_path))
     assert down.returncode == 0
     assert not any(
         psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids
