@@ -2,10 +2,11 @@
 an interpreter that has already imported loadlab.
 
 A cold `python -m loadlab` spends about 1.2 s of CPU importing SQLAlchemy, numpy and the
-command's modules before it reads its first flag; make test makes about 300 such calls, most
-of them bad-input cases over in a few milliseconds after that. Forked, each call still gets
-its own argv, environment, working folder, stdin (/dev/null), stdout, stderr, signal handlers
-and exit status, and still runs loadlab/__main__.py from its top: only the imports are shared.
+command's modules before it reads its first flag; a forked one about 0.2 s in all (make test
+here: 85 s less). Forked, each call still gets its own argv, environment, working folder,
+stdin (/dev/null), stdout, stderr, signal handlers and exit status, and still runs
+loadlab/__main__.py from its top: only the imports are shared.
+
 The entry point itself is still started cold where it matters (tests/stack/test_cli.py's
 up/status/verify/down and the interrupt tests, which use subprocess directly).
 

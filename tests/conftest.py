@@ -88,12 +88,12 @@ def fresh(stack: Stack) -> Stack:
 
 @pytest.fixture(scope="session")
 def report(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One short real load (20 users, 2 s warm-up + 8 s, both services) and its report."""
+    """One short real load (20 users, 2 s warm-up + 6 s, both services) and its report."""
     from loadlab import duel
     from loadlab.load.runner import LoadPlan
 
     plan = LoadPlan(
-        scenario="select_update", users=20, spawn_rate=20, duration=8, warmup=2, scale=TEST_SCALE
+        scenario="select_update", users=20, spawn_rate=20, duration=6, warmup=2, scale=TEST_SCALE
     )
     out = tmp_path_factory.mktemp("reports") / "short-run"
     code, index = duel.run(stack.settings, plan, list(DUEL), None, out, live=False)

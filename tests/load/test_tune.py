@@ -50,7 +50,7 @@ def test_tune_keeps_every_trial_saves_the_profile_and_run_uses_it(
     out = tmp_path / "tune"
     tuned = _loadlab(
         "tune", "--state-dir", state_dir, "--variant", "fastapi_async", "--users", "10",
-        "--trial", "2s", "--warmup", "1s", "--budget", "30s", "--out", str(out),
+        "--trial", "2s", "--warmup", "1s", "--budget", "20s", "--out", str(out),
         profiles_dir=folder,
     )  # fmt: skip
     assert tuned.returncode == 0, tuned.stdout + tuned.stderr
