@@ -18,7 +18,7 @@ from loadlab.stack import lifecycle, procs
 from tests import cli
 from tests.conftest import Stack
 
-SHORT = ["--users", "20", "--spawn-rate", "20", "--warmup", "1s", "--duration", "4s"]
+SHORT = ["--users", "20", "--spawn-rate", "20", "--warmup", "1s", "--duration", "3s"]
 
 
 def loadlab(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
